@@ -1,0 +1,23 @@
+"""minfer: transformer inference from scratch, in readable NumPy, with the numbers shown.
+
+The stages, in data-flow order, one module each:
+tokenizer -> embed -> attention -> mlp -> block -> model (prefill / decode) -> sampling -> generate.
+"""
+
+from minfer.config import Config
+from minfer.errors import (ContextOverflowError, InvalidInputError, MinferError, ModelLoadError,
+                           TokenizerError)
+from minfer.generate import Generation, generate
+from minfer.kvcache import KVCache
+from minfer.loading import load_model
+from minfer.model import Model
+from minfer.sampling import SamplingParams
+from minfer.tokenizer import IncrementalDecoder, Tokenizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config", "ContextOverflowError", "Generation", "IncrementalDecoder", "InvalidInputError",
+    "KVCache", "MinferError", "Model", "ModelLoadError", "SamplingParams", "Tokenizer",
+    "TokenizerError", "generate", "load_model",
+]

@@ -1,0 +1,64 @@
+"""Stage 3, attention: causal multi-head self-attention, with or without a KV cache (lesson 03).
+
+Every query attends to the keys at its own position and before. With a KV cache the keys and
+values of earlier tokens are read from the cache instead of being recomputed; the queries are
+only those of the new tokens, so a query's absolute position is offset by the cached length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minfer.kvcache import KVCache
+from minfer.layers import linear, softmax
+from minfer.weights import AttentionWeights
+
+
+def split_heads(x: np.ndarray, n_head: int) -> np.ndarray:
+    """[n_seq, n_embd] -> [n_head, n_seq, d_head]: head h owns columns h*d_head:(h+1)*d_head."""
+    n_seq, n_embd = x.shape
+    return x.reshape(n_seq, n_head, n_embd // n_head).transpose(1, 0, 2)  # [n_head, n_seq, d_head]
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """[n_head, n_seq, d_head] -> [n_seq, n_embd], the inverse of split_heads."""
+    n_head, n_seq, d_head = x.shape
+    return x.transpose(1, 0, 2).reshape(n_seq, n_head * d_head)  # [n_seq, n_embd]
+
+
+def causal_mask(n_q: int, n_k: int) -> np.ndarray:
+    """Additive mask: 0 where query i may see key j, -inf where j is in its future.
+
+    The n_q queries are the *last* n_q of the n_k positions (n_k - n_q of them are cached), so
+    query i sits at absolute position n_k - n_q + i and sees keys j <= that. -> [n_q, n_k]
+    """
+    q_pos = np.arange(n_k - n_q, n_k)[:, None]  # [n_q, 1]
+    k_pos = np.arange(n_k)[None, :]  # [1, n_k]
+    return np.where(k_pos <= q_pos, 0.0, -np.inf).astype(np.float32)  # [n_q, n_k]
+
+
+def causal_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """softmax(q k^T / sqrt(d_head) + mask) v, for every head at once.
+
+    q: [n_head, n_q, d_head], k, v: [n_head, n_k, d_head] with n_k >= n_q -> [n_head, n_q, d_head]
+    """
+    d_head = q.shape[-1]
+    scores = q @ k.transpose(0, 2, 1) / np.float32(np.sqrt(d_head))  # [n_head, n_q, n_k]
+    weights = softmax(scores + causal_mask(q.shape[1], k.shape[1]))  # [n_head, n_q, n_k]
+    return weights @ v  # [n_head, n_q, d_head]
+
+
+def self_attention(x: np.ndarray, w: AttentionWeights, n_head: int,
+                   cache: KVCache | None = None, layer: int = 0) -> np.ndarray:
+    """Multi-head causal self-attention of the new tokens x. x: [n_seq, n_embd] -> [n_seq, n_embd]
+
+    Without a cache, x is the whole sequence. With one, x holds only the new tokens: their keys
+    and values are written into layer `layer` of the cache at `cache.length`, and the queries
+    attend over everything cached so far.
+    """
+    qkv = linear(x, w.c_attn.weight, w.c_attn.bias)  # [n_seq, 3 * n_embd]
+    q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))  # [n_head, n_seq, d_head]
+    if cache is not None:
+        k, v = cache.update(layer, k, v)  # [n_head, n_past + n_seq, d_head]
+    out = causal_attention(q, k, v)  # [n_head, n_seq, d_head]
+    return linear(merge_heads(out), w.c_proj.weight, w.c_proj.bias)  # [n_seq, n_embd]

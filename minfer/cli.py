@@ -1,0 +1,67 @@
+"""The `minfer` command line: `minfer generate PROMPT ...` streams a generation and reports its
+prefill and decode phases. Errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from minfer.errors import MinferError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minfer", description="Transformer inference from scratch.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="generate text after a prompt")
+    gen.add_argument("prompt", help="the text to continue ('' starts from <|endoftext|>)")
+    gen.add_argument("--model", default=None,
+                     help="a Hugging Face-format directory or Hub name (default: minfer's default model)")
+    gen.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
+    gen.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
+    gen.add_argument("--seed", type=int, default=None, metavar="S")
+    gen.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
+    gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    return parser
+
+
+def run_generate(args: argparse.Namespace) -> None:
+    from minfer.generate import generate
+    from minfer.loading import load_model
+    from minfer.sampling import SamplingParams
+
+    params = SamplingParams(temperature=args.temperature, seed=args.seed)  # validate before loading
+    model = load_model(args.model, backend=args.backend)
+    if args.json:
+        g = generate(model, args.prompt, args.max_new_tokens, params=params)
+        print(json.dumps({"model": model.name, "prompt": args.prompt, "text": g.text,
+                          "tokens": g.tokens, "stats": g.stats()}))
+        return
+    decoder = model.tokenizer.decoder() if model.tokenizer is not None else None
+
+    def show(token: int) -> None:
+        piece = decoder.add(token) if decoder is not None else f" {token}"
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    sys.stdout.write(args.prompt)
+    g = generate(model, args.prompt, args.max_new_tokens, params=params, on_token=show)
+    sys.stdout.write((decoder.flush() if decoder is not None else "") + "\n")
+    print(f"[{model.name}] {g.summary()}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            run_generate(args)
+    except MinferError as e:
+        print(f"minfer: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

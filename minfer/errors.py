@@ -1,0 +1,25 @@
+"""The exceptions minfer raises at its boundaries (loading, tokenizing, the cache, the CLI).
+
+Every message names the value that was wrong, what was expected, and what to do about it.
+They all derive from `MinferError`, so a caller (the CLI among them) can catch one type.
+"""
+
+
+class MinferError(Exception):
+    """Base class of every error minfer raises on purpose."""
+
+
+class ModelLoadError(MinferError):
+    """A checkpoint could not be found, downloaded or read, or does not match its config."""
+
+
+class TokenizerError(MinferError):
+    """The tokenizer file is missing or corrupt, or a token id is outside the vocabulary."""
+
+
+class ContextOverflowError(MinferError, ValueError):
+    """A sequence would not fit in the model's context window or in the KV cache."""
+
+
+class InvalidInputError(MinferError, ValueError):
+    """An argument has the wrong type, shape or range (token ids, sampling parameters...)."""

@@ -1,0 +1,137 @@
+"""Stage 6, the model: the whole forward pass, and its two phases, prefill and decode (lesson 02, 04).
+
+- `forward(ids)`: every position's logits, nothing cached (the textbook forward pass).
+- `prefill(ids, cache)`: the whole prompt in one pass (matrix-matrix products, compute-bound);
+  fills the KV cache and returns the last position's logits.
+- `decode(token, cache)`: one new token against the cache (matrix-vector products,
+  memory-bound: every weight is read to produce one token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from minfer.block import block
+from minfer.config import Config
+from minfer.embed import embed, lm_head
+from minfer.errors import ContextOverflowError, InvalidInputError
+from minfer.kvcache import KVCache
+from minfer.layers import layer_norm
+from minfer.tokenizer import Tokenizer
+from minfer.weights import GPT2Weights
+
+BACKENDS = ("numpy",)  # "numba" arrives with the kernels of issue 6
+
+
+def hidden_states(ids: np.ndarray, w: GPT2Weights, cfg: Config,
+                  cache: KVCache | None = None) -> np.ndarray:
+    """Run the blocks over `ids` and return the final-norm hidden states. ids: [n_seq] -> [n_seq, n_embd]
+
+    With a cache, `ids` are the tokens after the `cache.length` already cached; their keys and
+    values are written into it and its length advances by n_seq.
+    """
+    start = 0 if cache is None else cache.length
+    x = embed(ids, w.wte, w.wpe, start)  # [n_seq, n_embd]
+    for layer, bw in enumerate(w.h):
+        x = block(x, bw, cfg.n_head, cfg.layer_norm_eps, cache, layer)  # [n_seq, n_embd]
+    if cache is not None:
+        cache.advance(len(ids))
+    return layer_norm(x, w.ln_f.weight, w.ln_f.bias, cfg.layer_norm_eps)  # [n_seq, n_embd]
+
+
+class Model:
+    """A loaded GPT-2: config, weights, tokenizer (None if the checkpoint has no vocabulary
+    file minfer can use) and the backend that computes it. Made by `minfer.load_model`.
+
+    Example:
+        >>> model = minfer.load_model("path/to/gpt2")
+        >>> cache = model.new_cache()
+        >>> logits = model.prefill(model.tokenizer.encode("Hello"), cache)   # [n_vocab]
+        >>> logits = model.decode(int(logits.argmax()), cache)              # [n_vocab]
+    """
+
+    def __init__(self, config: Config, weights: GPT2Weights, tokenizer: Tokenizer | None = None,
+                 backend: str = "numpy", name: str = ""):
+        if backend not in BACKENDS:
+            raise InvalidInputError(
+                f"backend {backend!r} is not available; choose one of {', '.join(BACKENDS)} "
+                "(the Numba backend is not built yet)"
+            )
+        self.config = config
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.name = name
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Model({self.name!r}, n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+                f"n_ctx={c.n_ctx}, n_vocab={c.n_vocab}, params={self.n_params():,}, "
+                f"backend={self.backend!r})")
+
+    def n_params(self) -> int:
+        """Number of parameters (the tied LM head counted once)."""
+        return sum(a.size for a in self.weights.arrays().values())
+
+    def forward(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Logits of every position, no cache. ids: [n_seq] -> float32 [n_seq, n_vocab]"""
+        ids = self._check_ids(ids, start=0)
+        return lm_head(hidden_states(ids, self.weights, self.config), self.weights.wte)  # [n_seq, n_vocab]
+
+    def new_cache(self, max_seq: int | None = None) -> KVCache:
+        """An empty KV cache for up to `max_seq` positions (default and maximum: n_ctx)."""
+        c = self.config
+        max_seq = c.n_ctx if max_seq is None else max_seq
+        if not isinstance(max_seq, (int, np.integer)) or not 1 <= max_seq <= c.n_ctx:
+            raise InvalidInputError(
+                f"max_seq={max_seq!r} must be an integer in [1, n_ctx={c.n_ctx}]: "
+                "positions past n_ctx have no position embedding"
+            )
+        return KVCache.empty(c.n_layer, c.n_head, int(max_seq), c.d_head)
+
+    def prefill(self, ids: Sequence[int] | np.ndarray, cache: KVCache,
+                all_logits: bool = False) -> np.ndarray:
+        """Process a prompt in one pass, appending its keys and values to `cache`.
+
+        Returns the last position's logits, float32 [n_vocab] (the LM head runs on that row
+        only), or with `all_logits=True` every position's, [n_seq, n_vocab].
+        """
+        ids = self._check_ids(ids, start=cache.length)
+        cache.check_room(len(ids))
+        x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
+        if all_logits:
+            return lm_head(x, self.weights.wte)  # [n_seq, n_vocab]
+        return lm_head(x[-1:], self.weights.wte)[0]  # [n_vocab]
+
+    def decode(self, token_id: int, cache: KVCache) -> np.ndarray:
+        """One token at position `cache.length`: appends it to the cache, returns float32 [n_vocab]."""
+        if not isinstance(token_id, (int, np.integer)):
+            raise InvalidInputError(
+                f"decode takes one token id (an int), got {type(token_id).__name__}; "
+                "use prefill for several tokens"
+            )
+        ids = self._check_ids([token_id], start=cache.length)  # [1]
+        cache.check_room(1)
+        x = hidden_states(ids, self.weights, self.config, cache)  # [1, n_embd]
+        return lm_head(x, self.weights.wte)[0]  # [n_vocab]
+
+    def _check_ids(self, ids, start: int) -> np.ndarray:
+        """Validate token ids at the boundary: 1-D, non-empty, in the vocabulary, in the context."""
+        arr = np.asarray(ids)
+        if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+            raise InvalidInputError(
+                f"expected a non-empty 1-D sequence of token ids, got {type(ids).__name__} "
+                f"with shape {arr.shape} and dtype {arr.dtype}"
+            )
+        n_vocab, n_ctx = self.config.n_vocab, self.config.n_ctx
+        bad = arr[(arr < 0) | (arr >= n_vocab)]
+        if bad.size:
+            raise InvalidInputError(f"token id {int(bad[0])} is outside the vocabulary [0, {n_vocab})")
+        if start + arr.size > n_ctx:
+            raise ContextOverflowError(
+                f"{start} cached + {arr.size} new positions exceed the context window "
+                f"n_ctx={n_ctx}; shorten the prompt or generate fewer tokens"
+            )
+        return arr.astype(np.int64)  # [n_seq]

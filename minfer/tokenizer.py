@@ -1,0 +1,169 @@
+"""Stage 1, tokenize: text <-> token ids with GPT-2's byte-level BPE (lesson 01).
+
+The merge table is tiktoken's `.tiktoken` file: one line per token, `base64(bytes) rank`. We load
+it from disk (never from the network), check its sha256, and hand it to `tiktoken.Encoding`,
+whose Rust core does the byte-pair merging.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import tiktoken
+
+from minfer.errors import TokenizerError
+
+# GPT-2's pre-tokenization: text is first cut into words, numbers, punctuation runs and spaces
+# with this regex, then BPE merges bytes inside each piece only (so "dog." is never one token).
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+END_OF_TEXT = "<|endoftext|>"
+GPT2_EOT_ID = 50256  # the one special token of GPT-2, right after the 50,256 ranks
+GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+GPT2_RANKS_FILE = WEIGHTS_DIR / "gpt2.tiktoken"
+
+
+def read_ranks(path: Path, sha256: str | None = None) -> dict[bytes, int]:
+    """Read a `.tiktoken` file into {token bytes: rank}; check its sha256 when one is given."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise TokenizerError(f"cannot read the tokenizer file {path}: {e.strerror}") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise TokenizerError(
+            f"{path} does not have the expected sha256 {sha256[:12]}...: the file is corrupt "
+            "or a different vocabulary; restore it from the repository (git checkout weights/)"
+        )
+    try:
+        pairs = (line.split() for line in data.splitlines() if line)
+        return {base64.b64decode(token): int(rank) for token, rank in pairs}
+    except ValueError:
+        raise TokenizerError(f"{path} is not a .tiktoken file (lines of 'base64 rank')") from None
+
+
+class Tokenizer:
+    """Byte-level BPE tokenizer backed by tiktoken.
+
+    Example:
+        >>> tok = Tokenizer.gpt2()
+        >>> tok.encode("Hello, my dog is cute")
+        [15496, 11, 616, 3290, 318, 13779]
+        >>> tok.decode([15496, 11])
+        'Hello,'
+    """
+
+    def __init__(self, ranks: dict[bytes, int], special_tokens: dict[str, int], name: str,
+                 pattern: str = GPT2_PATTERN):
+        self.encoding = tiktoken.Encoding(
+            name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens
+        )
+        self.special_tokens = dict(special_tokens)
+        self.eot_id = special_tokens.get(END_OF_TEXT)
+
+    @classmethod
+    def gpt2(cls, path: Path = GPT2_RANKS_FILE) -> Tokenizer:
+        """GPT-2's tokenizer (r50k_base), built offline from `weights/gpt2.tiktoken`."""
+        ranks = read_ranks(path, GPT2_RANKS_SHA256)
+        return cls(ranks, {END_OF_TEXT: GPT2_EOT_ID}, name="gpt2")
+
+    @classmethod
+    def from_file(cls, path: Path, special_tokens: dict[str, int] | None = None,
+                  pattern: str = GPT2_PATTERN) -> Tokenizer:
+        """A tokenizer from any `.tiktoken` file; `<|endoftext|>` defaults to the next free id."""
+        ranks = read_ranks(path)
+        if special_tokens is None:
+            special_tokens = {END_OF_TEXT: len(ranks)}
+        return cls(ranks, special_tokens, name=Path(path).stem, pattern=pattern)
+
+    @property
+    def n_vocab(self) -> int:
+        """Number of token ids, special tokens included."""
+        return self.encoding.n_vocab
+
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        """Text -> token ids. `<|endoftext|>` in the text becomes its special id unless
+        `allow_special=False`, in which case it is encoded as ordinary characters."""
+        if not isinstance(text, str):
+            raise TokenizerError(f"encode takes a str, got {type(text).__name__}")
+        allowed = "all" if allow_special else set()
+        return self.encoding.encode(text, allowed_special=allowed, disallowed_special=())
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Token ids -> text. Bytes that are not valid UTF-8 on their own become U+FFFD."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Token ids -> the raw bytes they stand for (may end inside a UTF-8 character)."""
+        ids = self.check_ids(ids)
+        return self.encoding.decode_bytes(ids)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes of one token, e.g. 15496 -> b'Hello'."""
+        return self.encoding.decode_single_token_bytes(self.check_ids([token_id])[0])
+
+    def check_ids(self, ids: Iterable[int]) -> list[int]:
+        """Return ids as a list of ints, or raise TokenizerError naming the first bad one."""
+        ids = [int(i) for i in ids]
+        for i in ids:
+            if not 0 <= i < self.n_vocab:
+                raise TokenizerError(f"token id {i} is outside this vocabulary [0, {self.n_vocab})")
+        return ids
+
+    def decoder(self) -> IncrementalDecoder:
+        """A fresh streaming decoder (see `IncrementalDecoder`)."""
+        return IncrementalDecoder(self)
+
+
+class IncrementalDecoder:
+    """Turns tokens into text one token at a time, for streaming.
+
+    A token may end in the middle of a UTF-8 character (emoji are often split over two or three
+    byte-level tokens). `add` holds such bytes back until the character is complete, so what it
+    returns is always whole characters, and the concatenation of every `add` plus `flush` equals
+    `Tokenizer.decode` of all the tokens.
+    """
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def add(self, token_id: int) -> str:
+        """Feed one token; return the text that is now complete (possibly '')."""
+        return self._utf8.decode(self.tokenizer.token_bytes(token_id))
+
+    def flush(self) -> str:
+        """End of stream: return what is left (an unfinished character becomes U+FFFD)."""
+        return self._utf8.decode(b"", final=True)
+
+
+def load_tokenizer(model_dir: Path | None, hf_config: dict, n_vocab: int) -> Tokenizer | None:
+    """The tokenizer that belongs to a model directory, or None if it has none.
+
+    A directory may carry its own `tokenizer.tiktoken` (special tokens in config.json's
+    `special_tokens`, default `<|endoftext|>` = eos_token_id); a model with GPT-2's vocabulary
+    size and no file of its own gets GPT-2's tokenizer.
+    """
+    own = Path(model_dir) / "tokenizer.tiktoken" if model_dir is not None else None
+    if own is not None and own.exists():
+        special = hf_config.get("special_tokens")
+        if special is None and hf_config.get("eos_token_id") is not None:
+            special = {END_OF_TEXT: hf_config["eos_token_id"]}
+        tok = Tokenizer.from_file(own, special)
+    elif n_vocab == GPT2_EOT_ID + 1:
+        tok = Tokenizer.gpt2()
+    else:
+        return None
+    if tok.n_vocab > n_vocab:
+        raise TokenizerError(
+            f"the tokenizer has {tok.n_vocab} ids but the model only {n_vocab} embedding rows"
+        )
+    return tok
+
+
+def as_token_list(ids: Sequence[int] | Iterable[int]) -> list[int]:
+    """Normalise a sequence of token ids (list, tuple, 1-D array) to a list of Python ints."""
+    return [int(i) for i in ids]
