@@ -26,26 +26,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_generate(args: argparse.Namespace) -> None:
-    from minfer.generate import generate
+    from minfer.generate import generate, prompt_ids
     from minfer.loading import load_model
     from minfer.sampling import SamplingParams
 
     params = SamplingParams(temperature=args.temperature, seed=args.seed)  # validate before loading
     model = load_model(args.model, backend=args.backend)
+    ids = prompt_ids(model, args.prompt)  # fails before anything is printed
     if args.json:
-        g = generate(model, args.prompt, args.max_new_tokens, params=params)
+        g = generate(model, ids, args.max_new_tokens, params=params)
         print(json.dumps({"model": model.name, "prompt": args.prompt, "text": g.text,
                           "tokens": g.tokens, "stats": g.stats()}))
         return
     decoder = model.tokenizer.decoder() if model.tokenizer is not None else None
+    shown = []  # the prompt is echoed with the first token, so an error prints nothing else
 
     def show(token: int) -> None:
-        piece = decoder.add(token) if decoder is not None else f" {token}"
-        sys.stdout.write(piece)
+        if not shown:
+            sys.stdout.write(args.prompt)
+        shown.append(token)
+        sys.stdout.write(decoder.add(token) if decoder is not None else f" {token}")
         sys.stdout.flush()
 
-    sys.stdout.write(args.prompt)
-    g = generate(model, args.prompt, args.max_new_tokens, params=params, on_token=show)
+    g = generate(model, ids, args.max_new_tokens, params=params, on_token=show)
     sys.stdout.write((decoder.flush() if decoder is not None else "") + "\n")
     print(f"[{model.name}] {g.summary()}", file=sys.stderr)
 

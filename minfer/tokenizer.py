@@ -19,7 +19,10 @@ from minfer.errors import TokenizerError
 
 # GPT-2's pre-tokenization: text is first cut into words, numbers, punctuation runs and spaces
 # with this regex, then BPE merges bytes inside each piece only (so "dog." is never one token).
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# The GPT-2 release wrote it as
+#   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+# this is tiktoken's equivalent form (possessive quantifiers), which runs faster.
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 END_OF_TEXT = "<|endoftext|>"
 GPT2_EOT_ID = 50256  # the one special token of GPT-2, right after the 50,256 ranks
 GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"

@@ -1,0 +1,46 @@
+"""Shared test helpers: the fixture checkpoints and transformers' reference outputs for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import minfer
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MODELS = ["tiny-gpt2", "odd-gpt2-sharded", "tiny-gpt2-fp16", "tiny-gpt2-bf16"]
+# forward logits must match transformers' within this, relative to the largest |logit|
+LOGIT_RTOL = 1e-4
+
+
+def reference(name: str) -> dict[str, np.ndarray]:
+    """transformers' outputs saved by tests/fixtures/make_fixtures.py."""
+    return load_file(str(FIXTURES / f"{name}.reference.safetensors"))
+
+
+def relative_diff(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want| relative to the largest |want|."""
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _minfer_home(tmp_path_factory):
+    """Keep the default model the tests write out of the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MINFER_HOME", str(tmp_path_factory.mktemp("minfer-home")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def default_model() -> minfer.Model:
+    """minfer's default model (random weights, GPT-2 tokenizer)."""
+    return minfer.load_model()
+
+
+@pytest.fixture(params=MODELS)
+def model_and_ref(request):
+    return minfer.load_model(FIXTURES / request.param), reference(request.param)

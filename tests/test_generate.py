@@ -1,0 +1,82 @@
+"""generate(): greedy equals the argmax of the uncached forward pass; stops; seeded sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minfer
+from conftest import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def model():
+    return minfer.load_model(FIXTURES / "odd-gpt2-sharded")  # n_ctx 80, eos 383
+
+
+def greedy_by_forward(model, ids, n):
+    """The slow, obviously right way: rerun the whole sequence for every new token."""
+    ids = list(ids)
+    for _ in range(n):
+        ids.append(int(np.argmax(model.forward(ids)[-1])))
+    return ids[-n:]
+
+
+def test_greedy_equals_uncached_argmax(model):
+    g = minfer.generate(model, [5, 17, 42], 20, stop_tokens=())
+    assert g.tokens == greedy_by_forward(model, [5, 17, 42], 20)
+    assert g.text is None  # this checkpoint has no tokenizer
+
+
+def test_stops_at_a_stop_token(model):
+    first = minfer.generate(model, [5, 17, 42], 1, stop_tokens=()).tokens[0]
+    g = minfer.generate(model, [5, 17, 42], 10, stop_tokens=[first])
+    assert g.tokens == [first] and g.finish_reason == "stop"
+
+
+def test_stops_at_the_context_window(model):
+    g = minfer.generate(model, np.arange(75), 20, stop_tokens=())
+    assert len(g.tokens) == 80 - 75 + 1 and g.finish_reason == "context"
+
+
+def test_stats_are_consistent(model):
+    g = minfer.generate(model, [1, 2, 3, 4], 6, stop_tokens=())
+    s = g.stats()
+    assert s["prompt_tokens"] == 4 and s["new_tokens"] == 6 == len(s["token_latencies_s"])
+    assert 0 < g.prefill_seconds <= g.time_to_first_token
+    assert s["decode_tokens_per_s"] == pytest.approx(5 / sum(g.token_seconds[1:]))
+    assert "finish: length" in g.summary()
+
+
+def test_seeded_sampling_repeats_and_seeds_differ(model):
+    runs = [minfer.generate(model, [1, 2], 30, temperature=1.0, seed=s, stop_tokens=()).tokens for s in (7, 7, 8)]
+    assert runs[0] == runs[1] != runs[2]
+
+
+def test_tiny_temperature_is_greedy_and_finite(model):
+    g = minfer.generate(model, [5, 17, 42], 10, temperature=1e-6, seed=0, stop_tokens=())
+    assert g.tokens == minfer.generate(model, [5, 17, 42], 10, stop_tokens=()).tokens
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_new_tokens=0), "max_new_tokens"),
+    (dict(temperature=-0.5), "temperature"),
+    (dict(temperature=float("nan")), "temperature"),
+    (dict(seed=-3, temperature=1.0), "seed"),
+])
+def test_bad_arguments(model, kwargs, message):
+    with pytest.raises(minfer.InvalidInputError, match=message):
+        minfer.generate(model, [1], **{"max_new_tokens": 4, **kwargs})
+
+
+def test_text_prompt_needs_a_tokenizer(model):
+    with pytest.raises(minfer.InvalidInputError, match="no tokenizer"):
+        minfer.generate(model, "hello", 4)
+
+
+def test_text_generation_with_the_default_model(default_model):
+    g = minfer.generate(default_model, "Hello, my dog is", 12, stop_tokens=())
+    assert g.prompt_tokens == [15496, 11, 616, 3290, 318]
+    assert g.text == default_model.tokenizer.decode(g.tokens)
+    empty = minfer.generate(default_model, "", 3, stop_tokens=())
+    assert empty.prompt_tokens == [50256]  # unconditional generation starts at <|endoftext|>
