@@ -7,6 +7,7 @@ tokenizer -> embed -> attention -> mlp -> block -> model (prefill / decode) -> s
 from minfer.config import Config
 from minfer.errors import (ContextOverflowError, InvalidInputError, MinferError, ModelLoadError,
                            TokenizerError)
+from minfer.evaluate import Perplexity, perplexity
 from minfer.generate import Generation, generate
 from minfer.kvcache import KVCache
 from minfer.loading import load_model
@@ -18,6 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Config", "ContextOverflowError", "Generation", "IncrementalDecoder", "InvalidInputError",
-    "KVCache", "MinferError", "Model", "ModelLoadError", "SamplingParams", "Tokenizer",
-    "TokenizerError", "generate", "load_model",
+    "KVCache", "MinferError", "Model", "ModelLoadError", "Perplexity", "SamplingParams", "Tokenizer",
+    "TokenizerError", "generate", "load_model", "perplexity",
 ]

@@ -22,6 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=None, metavar="S")
     gen.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    ev = commands.add_parser("eval", help="mean loss and perplexity of a model over a text file")
+    ev.add_argument("file", help="a UTF-8 text file")
+    ev.add_argument("--model", default=None)
+    ev.add_argument("--json", action="store_true")
     return parser
 
 
@@ -53,11 +57,32 @@ def run_generate(args: argparse.Namespace) -> None:
     print(f"[{model.name}] {g.summary()}", file=sys.stderr)
 
 
+def run_eval(args: argparse.Namespace) -> None:
+    from minfer.errors import InvalidInputError
+    from minfer.evaluate import perplexity
+    from minfer.loading import load_model
+
+    try:
+        text = open(args.file, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInputError(f"cannot read {args.file} as UTF-8 text: {e}") from None
+    model = load_model(args.model)
+    p = perplexity(model, text)
+    if args.json:
+        print(json.dumps({"model": model.name, "file": args.file, "loss": p.loss,
+                          "perplexity": p.perplexity, "tokens": p.tokens, "chunks": p.chunks}))
+    else:
+        print(f"{args.file}: loss {p.loss:.4f} nats/token, perplexity {p.perplexity:.2f} "
+              f"({p.tokens:,} tokens in {p.chunks} chunks of at most {model.config.n_ctx})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "generate":
             run_generate(args)
+        elif args.command == "eval":
+            run_eval(args)
     except MinferError as e:
         print(f"minfer: error: {e}", file=sys.stderr)
         return 2
