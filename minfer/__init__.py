@@ -8,7 +8,7 @@ from minfer.config import Config
 from minfer.errors import (ContextOverflowError, InvalidInputError, MinferError, ModelLoadError,
                            TokenizerError)
 from minfer.evaluate import Perplexity, perplexity
-from minfer.generate import Generation, generate
+from minfer.generation import Generation, generate
 from minfer.kvcache import KVCache
 from minfer.loading import load_model
 from minfer.model import Model

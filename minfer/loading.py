@@ -48,6 +48,7 @@ def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "nu
         >>> model.forward([1, 2, 3]).shape
         (3, 512)
     """
+    name = "default" if path_or_name is None else str(path_or_name)
     if path_or_name is None:
         from minfer.checkpoint import default_model_dir
         path_or_name = default_model_dir()
@@ -56,7 +57,7 @@ def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "nu
     config = Config.from_hf(hf_config)
     weights = read_weights(model_dir, config)
     tokenizer = load_tokenizer(model_dir, hf_config, config.n_vocab)
-    return Model(config, weights, tokenizer, backend=backend, name=str(path_or_name))
+    return Model(config, weights, tokenizer, backend=backend, name=name)
 
 
 def resolve_model_dir(path_or_name: str | os.PathLike) -> Path:

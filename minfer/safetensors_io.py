@@ -49,7 +49,7 @@ def to_float32(dtype: str, array: np.ndarray) -> np.ndarray:
     if dtype == "F32":
         return array
     if dtype == "BF16":
-        return (array.astype(np.uint32) << 16).view(np.float32)  # like array
+        return (np.asarray(array).astype(np.uint32) << 16).view(np.float32)  # like array, in memory
     if dtype in ("F16", "F64"):
-        return array.astype(np.float32)  # like array
+        return np.asarray(array).astype(np.float32)  # like array; a copy in memory, not a memmap
     raise ModelLoadError(f"a {dtype} tensor cannot be used as a weight (expected F32, F16 or BF16)")

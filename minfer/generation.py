@@ -1,4 +1,4 @@
-"""Stage 8, generate: prefill the prompt, then decode token by token until a stop (lesson 04).
+"""Stage 8, generation: prefill the prompt, then decode token by token until a stop (lesson 04).
 
 The loop body is deliberately short: sample, record the time, check the stops, decode.
 """
