@@ -7,6 +7,7 @@ runs arbitrary code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -53,6 +54,7 @@ def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "nu
         from minfer.checkpoint import default_model_dir
         path_or_name = default_model_dir()
     model_dir = resolve_model_dir(path_or_name)
+    verify_checksums(model_dir)
     hf_config = read_config(model_dir)
     config = Config.from_hf(hf_config)
     weights = read_weights(model_dir, config)
@@ -89,6 +91,30 @@ def download(name: str) -> Path:
             "Without network access, pass a local directory in Hugging Face format instead: "
             "load_model('path/to/dir') or --model path/to/dir"
         ) from None
+
+
+def verify_checksums(model_dir: Path) -> None:
+    """If the directory has a SHA256SUMS file (`sha256sum` format), check every file it lists."""
+    sums = model_dir / "SHA256SUMS"
+    if not sums.exists():
+        return
+    for line in sums.read_text().splitlines():
+        if not line.strip():
+            continue
+        want, name = line.split(maxsplit=1)
+        path = model_dir / name.lstrip("*")
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as e:
+            raise ModelLoadError(f"{path} is listed in SHA256SUMS but cannot be read: {e.strerror}") from None
+        if digest.hexdigest() != want:
+            raise ModelLoadError(
+                f"{path} does not match its sha256 in SHA256SUMS: the file is corrupt or was "
+                "changed; restore it (git checkout weights/) or regenerate it with its recipe"
+            )
 
 
 def read_config(model_dir: Path) -> dict:

@@ -142,3 +142,13 @@ def test_default_model_is_written_once_and_reused(default_model):
     assert (path / "model.safetensors").exists()
     assert default_model.tokenizer is not None and default_model.config.n_vocab == 50257
     assert minfer.load_model(path).config == default_model.config
+
+
+def test_checksums_are_verified_when_listed(tiny_copy):
+    import hashlib
+    digest = hashlib.sha256((tiny_copy / "model.safetensors").read_bytes()).hexdigest()
+    (tiny_copy / "SHA256SUMS").write_text(f"{digest}  model.safetensors\n")
+    assert minfer.load_model(tiny_copy).config.n_layer == 2
+    edit_tensors(tiny_copy, lambda t: t["transformer.ln_f.bias"].__iadd__(1e-3))
+    with pytest.raises(minfer.ModelLoadError, match="does not match its sha256"):
+        minfer.load_model(tiny_copy)
