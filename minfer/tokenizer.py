@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import codecs
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import tiktoken
@@ -166,7 +166,3 @@ def load_tokenizer(model_dir: Path | None, hf_config: dict, n_vocab: int) -> Tok
         )
     return tok
 
-
-def as_token_list(ids: Sequence[int] | Iterable[int]) -> list[int]:
-    """Normalise a sequence of token ids (list, tuple, 1-D array) to a list of Python ints."""
-    return [int(i) for i in ids]

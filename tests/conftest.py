@@ -14,6 +14,19 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MODELS = ["tiny-gpt2", "odd-gpt2-sharded", "tiny-gpt2-fp16", "tiny-gpt2-bf16"]
 # forward logits must match transformers' within this, relative to the largest |logit|
 LOGIT_RTOL = 1e-4
+# text that byte-level BPE must round-trip: accents, CJK, emoji with joiners, whitespace runs
+UNICODE_TEXTS = [
+    "Hello, my dog is cute",
+    "  leading and trailing spaces  ",
+    "tabs\tand\nnewlines\n\n\r\n",
+    "naïve café, Ærøskøbing, Straße",
+    "日本語のテキスト、中文文本, 한국어",
+    "emoji: 🦙🔥👩‍👩‍👧‍👦 🇫🇷 ❤️",
+    "math: ∑ x² ≤ ∞ and code: def f(x): return x**2  # ok",
+    "don't we'll they've I'm 'quoted' 12345 3.14",
+    "<|endoftext|>special in the middle<|endoftext|>",
+    "",
+]
 
 
 def reference(name: str) -> dict[str, np.ndarray]:

@@ -11,23 +11,12 @@ import minfer.tokenizer
 from minfer import bpe
 from minfer.errors import TokenizerError
 from minfer.tokenizer import END_OF_TEXT, Tokenizer, read_ranks
+from conftest import UNICODE_TEXTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSROOM_RANKS = ROOT / "weights" / "classroom" / "tokenizer.tiktoken"
 KJV_HELDOUT = ROOT / "weights" / "classroom" / "heldout.txt"  # committed copy of the held-out split
 
-UNICODE_TEXTS = [
-    "Hello, my dog is cute",
-    "  leading and trailing spaces  ",
-    "tabs\tand\nnewlines\n\n\r\n",
-    "naïve café, Ærøskøbing, Straße",
-    "日本語のテキスト、中文文本, 한국어",
-    "emoji: 🦙🔥👩‍👩‍👧‍👦 🇫🇷 ❤️",
-    "math: ∑ x² ≤ ∞ and code: def f(x): return x**2  # ok",
-    "don't we'll they've I'm 'quoted' 12345 3.14",
-    "<|endoftext|> is plain text to encode_with_merges",
-    "",
-]
 
 
 def learned(ranks: dict[bytes, int]) -> list[bytes]:

@@ -7,19 +7,9 @@ import shutil
 import pytest
 
 import minfer
+from conftest import UNICODE_TEXTS as TEXTS
 from minfer.tokenizer import GPT2_PATTERN, GPT2_RANKS_FILE, Tokenizer
 
-TEXTS = [
-    "Hello, my dog is cute",
-    "  leading and trailing spaces  ",
-    "tabs\tand\nnewlines\n\n\r\n",
-    "naïve café, Ærøskøbing, Straße",
-    "日本語のテキスト、中文文本, 한국어",
-    "emoji: 🦙🔥👩‍👩‍👧‍👦 🇫🇷 ❤️",
-    "math: ∑ x² ≤ ∞ and code: def f(x): return x**2  # ok",
-    "<|endoftext|>special in the middle<|endoftext|>",
-    "",
-]
 
 
 @pytest.fixture(scope="module")
