@@ -110,7 +110,7 @@ def generate(model: Model, prompt: str | Sequence[int], max_new_tokens: int = 64
     prefill_seconds = perf_counter() - t
     tokens, latencies, last, reason = [], [], start, "length"
     while True:
-        token = sample(logits, params, rng)
+        token = sample(logits, params, rng=rng)
         now = perf_counter()
         latencies.append(now - last)
         tokens.append(token)
