@@ -8,7 +8,8 @@ from minfer.config import Config
 from minfer.errors import (ContextOverflowError, InvalidInputError, MinferError, ModelLoadError,
                            TokenizerError)
 from minfer.evaluate import Perplexity, perplexity
-from minfer.generation import Generation, generate
+from minfer.batch import generate_batch
+from minfer.generation import Generation, Stream, generate, stream
 from minfer.kvcache import KVCache
 from minfer.loading import load_model
 from minfer.model import Model
@@ -20,5 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Config", "ContextOverflowError", "Generation", "IncrementalDecoder", "InvalidInputError",
     "KVCache", "MinferError", "Model", "ModelLoadError", "Perplexity", "SamplingParams", "Tokenizer",
-    "TokenizerError", "generate", "load_model", "perplexity",
+    "Stream", "TokenizerError", "generate", "generate_batch", "load_model", "perplexity", "stream",
 ]

@@ -20,7 +20,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a Hugging Face-format directory or Hub name (default: minfer's default model)")
     gen.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
     gen.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
+    gen.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K most likely tokens (0 = off)")
+    gen.add_argument("--top-p", type=float, default=1.0, metavar="P", help="nucleus: smallest set with mass >= P (1 = off)")
+    gen.add_argument("--min-p", type=float, default=0.0, metavar="P", help="drop tokens below P x the top probability (0 = off)")
+    gen.add_argument("--repetition-penalty", type=float, default=1.0, metavar="R", help="> 1 discourages repeats (1 = off)")
+    gen.add_argument("--frequency-penalty", type=float, default=0.0, metavar="F", help="subtract F x count (OpenAI style)")
+    gen.add_argument("--presence-penalty", type=float, default=0.0, metavar="F", help="subtract F once per seen token")
     gen.add_argument("--seed", type=int, default=None, metavar="S")
+    gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                     help="stop before this text (repeatable; e.g. --stop $'\\n\\n')")
     gen.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     ev = commands.add_parser("eval", help="mean loss and perplexity of a model over a text file")
@@ -30,32 +38,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_generate(args: argparse.Namespace) -> None:
-    from minfer.generation import generate, prompt_ids
-    from minfer.loading import load_model
+def sampling_params(args: argparse.Namespace):
     from minfer.sampling import SamplingParams
 
-    params = SamplingParams(temperature=args.temperature, seed=args.seed)  # validate before loading
+    return SamplingParams(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty, frequency_penalty=args.frequency_penalty,
+        presence_penalty=args.presence_penalty, seed=args.seed,
+    )
+
+
+def run_generate(args: argparse.Namespace) -> None:
+    from minfer.generation import generate, prompt_ids, stream
+    from minfer.loading import load_model
+
+    params = sampling_params(args)  # validate before loading
     model = load_model(args.model, backend=args.backend)
     ids = prompt_ids(model, args.prompt)  # fails before anything is printed
     if args.json:
-        g = generate(model, ids, args.max_new_tokens, params=params)
+        g = generate(model, ids, args.max_new_tokens, params=params, stop_strings=args.stop)
         print(json.dumps({"model": model.name, "prompt": args.prompt, "text": g.text,
                           "tokens": g.tokens, "stats": g.stats()}))
         return
-    decoder = model.tokenizer.decoder() if model.tokenizer is not None else None
-    shown = []  # the prompt is echoed with the first token, so an error prints nothing else
-
-    def show(token: int) -> None:
-        if not shown:
-            sys.stdout.write(args.prompt)
-        shown.append(token)
-        sys.stdout.write(decoder.add(token) if decoder is not None else f" {token}")
+    s = stream(model, ids, args.max_new_tokens, params=params, stop_strings=args.stop)
+    pieces = iter(s)
+    first = next(pieces, "")  # the prompt is echoed with the first piece, so an error prints nothing else
+    sys.stdout.write(args.prompt + first)
+    for piece in pieces:
+        sys.stdout.write(piece)
         sys.stdout.flush()
-
-    g = generate(model, ids, args.max_new_tokens, params=params, on_token=show)
-    sys.stdout.write((decoder.flush() if decoder is not None else "") + "\n")
-    print(f"[{model.name}] {g.summary()}", file=sys.stderr)
+    sys.stdout.write("\n")
+    print(f"[{model.name}] {s.generation.summary()}", file=sys.stderr)
 
 
 def run_eval(args: argparse.Namespace) -> None:

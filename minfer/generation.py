@@ -1,19 +1,26 @@
-"""Stage 8, generation: prefill the prompt, then decode token by token until a stop (lesson 04).
+"""Stage 8, generation: prefill the prompt, then decode token by token until a stop (lesson 03).
 
-The loop body is deliberately short: sample, record the time, check the stops, decode.
+`generate` returns the whole result; `stream` yields the text as it is produced. Both run the
+same loop, `_steps`, whose body is deliberately short: sample, record the time, check the stops,
+decode. Generation stops at the first of:
+- "stop": a stop token was drawn (end-of-text by default); it is in `tokens`, not in `text`;
+- "stop_string": the text now contains a stop string; `text` ends just before it;
+- "length": max_new_tokens were generated;
+- "context": the context window (n_ctx) is full.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 
 import numpy as np
 
-from minfer.errors import InvalidInputError
+from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.model import Model
 from minfer.sampling import SamplingParams, sample
+from minfer.tokenizer import Tokenizer
 
 
 @dataclass
@@ -21,10 +28,10 @@ class Generation:
     """The result of `generate`: new tokens, their text, why it stopped, and how long it took."""
 
     prompt_tokens: list[int]  # the prompt as token ids
-    tokens: list[int]  # new tokens only (a stop token, if hit, is the last one)
-    text: str | None  # the new tokens decoded, without the stop token; None without a tokenizer
-    finish_reason: str  # "stop" (a stop token), "length" (max_new_tokens) or "context" (n_ctx full)
-    prefill_seconds: float  # time of the one prefill pass over the prompt
+    tokens: list[int] = field(default_factory=list)  # new tokens only (a stop token is the last one)
+    text: str | None = None  # the new text, without stop token or stop string; None without a tokenizer
+    finish_reason: str = ""  # "stop", "stop_string", "length" or "context" (see the module doc)
+    prefill_seconds: float = float("nan")  # time of the one prefill pass over the prompt
     token_seconds: list[float] = field(default_factory=list)  # per new token; [0] = time to first token
 
     @property
@@ -79,54 +86,159 @@ def prompt_ids(model: Model, prompt: str | Sequence[int]) -> list[int]:
     return [int(i) for i in np.asarray(prompt).reshape(-1)]
 
 
+class TextStopper:
+    """Turns tokens into text for streaming, and finds stop strings that span token boundaries.
+
+    Text is released only once it can no longer be the start of a stop string: with the stop
+    string "\n\n", a trailing "\n" is held back until the next token shows whether a second one
+    follows. `text` is everything released so far.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, stop_strings: Sequence[str] = ()):
+        self.decoder = tokenizer.decoder()
+        self.stop_strings = [s for s in stop_strings if s]
+        self.pending = ""  # decoded, not yet released
+        self.text = ""  # released
+
+    def add(self, token: int) -> tuple[str, bool]:
+        """Feed one token; return (text now safe to show, whether a stop string was completed)."""
+        self.pending += self.decoder.add(token)
+        hits = [i for i in (self.pending.find(s) for s in self.stop_strings) if i >= 0]
+        if hits:
+            return self._release(min(hits)), True
+        return self._release(len(self.pending) - self._held_back()), False
+
+    def flush(self) -> str:
+        """End of generation without a stop string: release everything held back."""
+        self.pending += self.decoder.flush()
+        return self._release(len(self.pending))
+
+    def _held_back(self) -> int:
+        """Length of the longest end of `pending` that is the start of some stop string."""
+        return max((k for s in self.stop_strings for k in range(1, len(s))
+                    if self.pending.endswith(s[:k])), default=0)
+
+    def _release(self, n: int) -> str:
+        piece, self.pending = self.pending[:n], self.pending[n:]
+        self.text += piece
+        return piece
+
+
+def _steps(model: Model, ids: list[int], max_new_tokens: int, params: SamplingParams,
+           stops: frozenset[int], stopper: TextStopper | None, result: Generation,
+           start: float) -> Iterator[tuple[int, str]]:
+    """The generation loop: yields (token, newly released text) and fills `result` as it goes."""
+    rng = np.random.default_rng(params.seed)
+    history = list(ids)  # every token so far, for the repetition penalties
+    cache = model.new_cache(min(model.config.n_ctx, len(ids) + max_new_tokens))
+    t = perf_counter()
+    logits = model.prefill(ids, cache)  # [n_vocab]
+    result.prefill_seconds = perf_counter() - t
+    last = start
+    while True:
+        token = sample(logits, params, history=history, rng=rng)
+        result.token_seconds.append(perf_counter() - last)
+        result.tokens.append(token)
+        history.append(token)
+        if token in stops:
+            result.finish_reason = "stop"
+            break
+        piece, hit = stopper.add(token) if stopper is not None else ("", False)
+        yield token, piece
+        if hit:
+            result.finish_reason = "stop_string"
+            break
+        if len(result.tokens) == max_new_tokens:
+            result.finish_reason = "length"
+            break
+        if cache.length == model.config.n_ctx:
+            result.finish_reason = "context"
+            break
+        last = perf_counter()  # the consumer's time (printing) is not the model's
+        logits = model.decode(token, cache)  # [n_vocab]
+    if stopper is not None:
+        if result.finish_reason != "stop_string":
+            yield -1, stopper.flush()
+        result.text = stopper.text
+
+
+class Stream:
+    """What `stream` returns: iterate it for text pieces; afterwards `.generation` is the result."""
+
+    def __init__(self, steps: Iterator[tuple[int, str]], generation: Generation):
+        self._steps = steps
+        self.generation = generation
+
+    def __iter__(self) -> Iterator[str]:
+        for _, piece in self._steps:
+            if piece:
+                yield piece
+
+
+def _start(model: Model, prompt, max_new_tokens, params, stop_tokens, stop_strings,
+           context: str) -> tuple[Iterator[tuple[int, str]], Generation]:
+    """Validate the arguments, tokenize, and set up the loop (nothing runs until iterated)."""
+    start = perf_counter()
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 1")
+    if context not in ("stop", "error"):
+        raise InvalidInputError(f"context={context!r} must be 'stop' or 'error'")
+    if stop_strings and model.tokenizer is None:
+        raise InvalidInputError("stop strings need a tokenizer; this model has none (use stop_tokens)")
+    if stop_tokens is None:
+        stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
+    ids = prompt_ids(model, prompt)
+    if context == "error" and len(ids) + max_new_tokens > model.config.n_ctx:
+        raise ContextOverflowError(
+            f"{len(ids)} prompt + {max_new_tokens} new tokens exceed the context window "
+            f"n_ctx={model.config.n_ctx}; ask for at most {model.config.n_ctx - len(ids)} new tokens"
+        )
+    stopper = TextStopper(model.tokenizer, stop_strings) if model.tokenizer is not None else None
+    result = Generation(prompt_tokens=ids)
+    stops = frozenset(int(t) for t in stop_tokens)
+    return _steps(model, ids, max_new_tokens, params, stops, stopper, result, start), result
+
+
 def generate(model: Model, prompt: str | Sequence[int], max_new_tokens: int = 64, *,
              temperature: float = 0.0, seed: int | None = None,
-             stop_tokens: Sequence[int] | None = None,
-             on_token: Callable[[int], None] | None = None,
+             stop_tokens: Sequence[int] | None = None, stop_strings: Sequence[str] = (),
+             context: str = "stop", on_token: Callable[[int], None] | None = None,
              params: SamplingParams | None = None) -> Generation:
     """Generate up to `max_new_tokens` tokens after `prompt` (a string or token ids).
 
     Temperature 0 is greedy. Stops at the model's end-of-text token unless `stop_tokens` says
-    otherwise (pass `()` to never stop early). `on_token(id)` is called as each token arrives
-    (the CLI streams with it; its time is not counted). `params` overrides temperature and seed.
+    otherwise (pass `()` to never stop on a token), at any of `stop_strings`, and when the context
+    window is full (`context="error"` instead raises before starting if the request cannot fit).
+    `on_token(id)` is called as each token arrives (its time is not counted). `params` (a
+    `SamplingParams`, for top-k, top-p, penalties...) replaces `temperature` and `seed`.
 
     Example:
-        >>> g = generate(model, "The meaning of life is", 20)
+        >>> g = generate(model, "And the king said", 20)
         >>> g.text, g.finish_reason, g.decode_tokens_per_second
     """
-    start = perf_counter()
     params = params or SamplingParams(temperature=temperature, seed=seed)
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 1")
-    if stop_tokens is None:
-        stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
-    stops = frozenset(int(t) for t in stop_tokens)
-    ids = prompt_ids(model, prompt)
-    rng = np.random.default_rng(params.seed)
-    cache = model.new_cache(min(model.config.n_ctx, len(ids) + max_new_tokens))
-
-    t = perf_counter()
-    logits = model.prefill(ids, cache)  # [n_vocab]
-    prefill_seconds = perf_counter() - t
-    tokens, latencies, last, reason = [], [], start, "length"
-    while True:
-        token = sample(logits, params, rng=rng)
-        now = perf_counter()
-        latencies.append(now - last)
-        tokens.append(token)
-        if on_token is not None:
+    steps, result = _start(model, prompt, max_new_tokens, params, stop_tokens, stop_strings, context)
+    for token, _ in steps:
+        if on_token is not None and token >= 0:
             on_token(token)
-        if token in stops:
-            reason = "stop"
-            break
-        if len(tokens) == max_new_tokens:
-            break
-        if cache.length == model.config.n_ctx:
-            reason = "context"
-            break
-        last = perf_counter()
-        logits = model.decode(token, cache)  # [n_vocab]
+    return result
 
-    text_tokens = tokens[:-1] if reason == "stop" else tokens
-    text = model.tokenizer.decode(text_tokens) if model.tokenizer is not None else None
-    return Generation(ids, tokens, text, reason, prefill_seconds, latencies)
+
+def stream(model: Model, prompt: str | Sequence[int], max_new_tokens: int = 64, *,
+           temperature: float = 0.0, seed: int | None = None,
+           stop_tokens: Sequence[int] | None = None, stop_strings: Sequence[str] = (),
+           context: str = "stop", params: SamplingParams | None = None) -> Stream:
+    """Like `generate`, but yields the new text piece by piece as tokens arrive.
+
+    Pieces are whole characters (a token that ends inside a UTF-8 character waits for the next)
+    and never part of a stop string. After the loop, `.generation` holds the full result.
+
+    Example:
+        >>> s = stream(model, "And the king said", 40)
+        >>> for piece in s:
+        ...     print(piece, end="", flush=True)
+        >>> s.generation.summary()
+    """
+    params = params or SamplingParams(temperature=temperature, seed=seed)
+    steps, result = _start(model, prompt, max_new_tokens, params, stop_tokens, stop_strings, context)
+    return Stream(steps, result)

@@ -80,3 +80,66 @@ def test_text_generation_with_the_default_model(default_model):
     assert g.text == default_model.tokenizer.decode(g.tokens)
     empty = minfer.generate(default_model, "", 3, stop_tokens=())
     assert empty.prompt_tokens == [50256]  # unconditional generation starts at <|endoftext|>
+
+
+# ---- stop strings and streaming (text models) ----
+
+from minfer.generation import TextStopper  # noqa: E402
+
+
+class FakeTokenizer:
+    """Tokens are characters: lets a test cut a stop string at any token boundary it likes."""
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+
+    def decoder(self):
+        pieces = self.pieces
+
+        class D:
+            def add(self, t):
+                return pieces[t]
+
+            def flush(self):
+                return ""
+        return D()
+
+
+@pytest.mark.parametrize("cut", [["ab", "c\n", "\nd"], ["abc", "\n", "\n", "d"], ["abc\n\nd"]])
+def test_stop_string_across_token_boundaries(cut):
+    stopper = TextStopper(FakeTokenizer(cut), ["\n\n"])
+    released, hit = "", False
+    for t in range(len(cut)):
+        piece, hit = stopper.add(t)
+        released += piece
+        if hit:
+            break
+    assert hit and released == stopper.text == "abc"
+
+
+def test_partial_stop_string_is_held_back_then_released():
+    stopper = TextStopper(FakeTokenizer(["x\n", "y"]), ["\n\n"])
+    assert stopper.add(0) == ("x", False)  # the "\n" might start "\n\n"
+    assert stopper.add(1) == ("\ny", False)
+    assert stopper.flush() == "" and stopper.text == "x\ny"
+
+
+def test_generate_stops_before_a_stop_string(default_model):
+    full = minfer.generate(default_model, "And the king said", 40, stop_tokens=())
+    stop = full.text[10:14]
+    g = minfer.generate(default_model, "And the king said", 40, stop_tokens=(), stop_strings=[stop])
+    assert g.finish_reason == "stop_string"
+    assert g.text == full.text[: full.text.find(stop)]
+
+
+def test_stream_yields_the_same_text_as_generate(default_model):
+    want = minfer.generate(default_model, "And the king said", 30, stop_tokens=())
+    s = minfer.stream(default_model, "And the king said", 30, stop_tokens=())
+    pieces = list(s)
+    assert "".join(pieces) == want.text == s.generation.text
+    assert s.generation.tokens == want.tokens and len(pieces) > 1
+
+
+def test_context_error_when_asked_for_more_than_fits(model):
+    with pytest.raises(minfer.ContextOverflowError, match="at most 5 new tokens"):
+        minfer.generate(model, np.arange(75), 20, context="error")

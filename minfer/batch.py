@@ -1,0 +1,162 @@
+"""Batched generation: several prompts at once, one decode step for all of them (lesson 05).
+
+Decode is memory-bound: one token costs a full read of every weight. With a batch of B
+sequences, each decode step multiplies a [B, n_embd] matrix by the weights instead of a vector,
+so the weights are read once for B tokens and the FLOPs per byte grow with B, until the step is
+limited by arithmetic instead of memory.
+
+Prompts may have different lengths. Each sequence is prefilled on its own into its slot of one
+batched KV cache; after that, every decode step takes one token from each unfinished sequence,
+each at its own position. Sequences finish independently and leave the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import perf_counter
+
+import numpy as np
+
+from minfer.attention import merge_heads
+from minfer.embed import lm_head
+from minfer.errors import InvalidInputError
+from minfer.generation import Generation, prompt_ids
+from minfer.kvcache import KVCache
+from minfer.layers import layer_norm, linear, softmax
+from minfer.mlp import mlp
+from minfer.model import Model
+from minfer.sampling import SamplingParams, sample
+from minfer.weights import AttentionWeights
+
+
+@dataclass
+class BatchKVCache:
+    """One KV cache slot per sequence; each sequence has its own length."""
+
+    k: np.ndarray  # [n_layer, n_batch, n_head, max_seq, d_head]
+    v: np.ndarray  # [n_layer, n_batch, n_head, max_seq, d_head]
+    lengths: np.ndarray  # [n_batch] int: positions filled in each slot
+
+    @classmethod
+    def empty(cls, model: Model, n_batch: int, max_seq: int) -> BatchKVCache:
+        c = model.config
+        shape = (c.n_layer, n_batch, c.n_head, max_seq, c.d_head)
+        return cls(np.zeros(shape, np.float32), np.zeros(shape, np.float32),  # shape
+                   np.zeros(n_batch, np.int64))  # [n_batch]
+
+    def slot(self, b: int) -> KVCache:
+        """Sequence b's part as an ordinary KVCache (a view: writes land in this batch cache)."""
+        return KVCache(k=self.k[:, b], v=self.v[:, b], length=int(self.lengths[b]))
+
+
+def prefill_slot(model: Model, ids: Sequence[int], cache: BatchKVCache, b: int) -> np.ndarray:
+    """Prefill one sequence into slot b with the single-sequence code. -> logits [n_vocab]"""
+    slot = cache.slot(b)
+    logits = model.prefill(ids, slot)  # [n_vocab]
+    cache.lengths[b] = slot.length
+    return logits
+
+
+def batch_attention(x: np.ndarray, w: AttentionWeights, n_head: int, cache: BatchKVCache,
+                    layer: int, rows: np.ndarray) -> np.ndarray:
+    """One new token per sequence attends over its own cached keys. x: [n_rows, n_embd] -> same
+
+    `rows` are the cache slots of x's rows. Slots have different lengths, so keys past a slot's
+    own length are masked out; the matrix products still run over the longest one.
+    """
+    n_rows, n_embd = x.shape
+    d_head = n_embd // n_head
+    qkv = linear(x, w.c_attn.weight, w.c_attn.bias)  # [n_rows, 3 * n_embd]
+    q, k, v = (p.reshape(n_rows, n_head, 1, d_head) for p in np.split(qkv, 3, axis=-1))  # [n_rows, n_head, 1, d_head]
+    pos = cache.lengths[rows]  # [n_rows] where each new token goes
+    cache.k[layer, rows, :, pos] = k[:, :, 0]
+    cache.v[layer, rows, :, pos] = v[:, :, 0]
+    n_keys = int(pos.max()) + 1
+    all_rows = n_rows == cache.k.shape[1]  # then a slice (a view) instead of a gather (a copy)
+    keys = cache.k[layer, :, :, :n_keys] if all_rows else cache.k[layer, rows, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
+    values = cache.v[layer, :, :, :n_keys] if all_rows else cache.v[layer, rows, :, :n_keys]  # same
+    scores = q @ keys.transpose(0, 1, 3, 2) / np.float32(np.sqrt(d_head))  # [n_rows, n_head, 1, n_keys]
+    mask = np.where(np.arange(n_keys)[None, :] <= pos[:, None], 0.0, -np.inf).astype(np.float32)  # [n_rows, n_keys]
+    out = softmax(scores + mask[:, None, None, :]) @ values  # [n_rows, n_head, 1, d_head]
+    return linear(merge_heads(out[:, :, 0].transpose(1, 0, 2)), w.c_proj.weight, w.c_proj.bias)  # [n_rows, n_embd]
+
+
+def decode_batch(model: Model, tokens: np.ndarray, cache: BatchKVCache, rows: np.ndarray) -> np.ndarray:
+    """One decode step for several sequences: tokens[i] goes into slot rows[i] at that slot's
+    length. tokens, rows: [n_rows] -> logits [n_rows, n_vocab]"""
+    w, c = model.weights, model.config
+    x = w.wte[tokens] + w.wpe[cache.lengths[rows]]  # [n_rows, n_embd]
+    for layer, bw in enumerate(w.h):
+        h = layer_norm(x, bw.ln_1.weight, bw.ln_1.bias, c.layer_norm_eps)  # [n_rows, n_embd]
+        x = x + batch_attention(h, bw.attn, c.n_head, cache, layer, rows)  # [n_rows, n_embd]
+        x = x + mlp(layer_norm(x, bw.ln_2.weight, bw.ln_2.bias, c.layer_norm_eps), bw.mlp)  # [n_rows, n_embd]
+    cache.lengths[rows] += 1
+    return lm_head(layer_norm(x, w.ln_f.weight, w.ln_f.bias, c.layer_norm_eps), w.wte)  # [n_rows, n_vocab]
+
+
+def finish(g: Generation, history: list[int], token: int, seconds: float, stops: frozenset[int],
+           max_new_tokens: int, context_full: bool) -> None:
+    """Record one new token of one sequence and set its finish_reason if it is done."""
+    g.tokens.append(token)
+    g.token_seconds.append(seconds)
+    history.append(token)
+    if token in stops:
+        g.finish_reason = "stop"
+    elif len(g.tokens) == max_new_tokens:
+        g.finish_reason = "length"
+    elif context_full:
+        g.finish_reason = "context"
+
+
+def generate_batch(model: Model, prompts: Sequence[str | Sequence[int]], max_new_tokens: int = 64, *,
+                   temperature: float = 0.0, seed: int | None = None,
+                   stop_tokens: Sequence[int] | None = None,
+                   params: SamplingParams | None = None) -> list[Generation]:
+    """Generate after every prompt at once; returns one Generation per prompt, in order.
+
+    Each sequence samples with its own random generator seeded by `seed`, so with the same
+    parameters it gets the tokens `generate` would give it alone. Timings are per step of the
+    whole batch (a sequence's per-token latency is the batch step's).
+
+    Example:
+        >>> gens = generate_batch(model, ["And the king said", "In the beginning"], 20)
+        >>> [g.text for g in gens]
+    """
+    start = perf_counter()
+    params = params or SamplingParams(temperature=temperature, seed=seed)
+    if not prompts:
+        raise InvalidInputError("generate_batch needs at least one prompt")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 1")
+    if stop_tokens is None:
+        stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
+    stops = frozenset(int(t) for t in stop_tokens)
+    ids = [prompt_ids(model, p) for p in prompts]
+    n_ctx = model.config.n_ctx
+    cache = BatchKVCache.empty(model, len(ids), min(n_ctx, max(map(len, ids)) + max_new_tokens))
+    results = [Generation(prompt_tokens=x) for x in ids]
+    rngs = [np.random.default_rng(params.seed) for _ in ids]
+    histories = [list(x) for x in ids]
+    logits = []  # n_rows x [n_vocab], one per unfinished sequence
+    for b, x in enumerate(ids):
+        t = perf_counter()
+        logits.append(prefill_slot(model, x, cache, b))
+        results[b].prefill_seconds = perf_counter() - t
+    rows = np.arange(len(ids))  # slots still generating
+    last = start
+    while True:
+        tokens = [sample(lg, params, history=histories[b], rng=rngs[b]) for lg, b in zip(logits, rows)]
+        step = perf_counter() - last
+        for token, b in zip(tokens, rows):
+            finish(results[b], histories[b], token, step, stops, max_new_tokens, cache.lengths[b] == n_ctx)
+        going = [i for i, b in enumerate(rows) if not results[b].finish_reason]
+        if not going:
+            break
+        rows = rows[going]  # [n_rows]
+        last = perf_counter()
+        logits = decode_batch(model, np.array(tokens)[going], cache, rows)  # [n_rows, n_vocab]
+    for g in results:
+        text_tokens = g.tokens[:-1] if g.finish_reason == "stop" else g.tokens
+        g.text = model.tokenizer.decode(text_tokens) if model.tokenizer is not None else None
+    return results
