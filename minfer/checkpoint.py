@@ -1,26 +1,29 @@
-"""Writing checkpoints in Hugging Face GPT-2 format, and minfer's default model.
+"""Where minfer's own checkpoints live, and writing checkpoints in Hugging Face GPT-2 format.
 
-Until the trained classroom model ships, the default model is a small GPT-2 with random weights
-and GPT-2's tokenizer, written on first use into minfer's cache directory. Its output is noise;
-it exists so that the whole pipeline (load, prefill, decode, report) runs offline.
+The default model is the classroom model shipped in `weights/classroom/`: a small GPT-2 trained
+on the King James Bible with its own tokenizer (see its README.md and `weights/recipes/`).
+`random_gpt2_dir()` writes a small GPT-2 with random weights and GPT-2's own 50,257-token
+vocabulary: its text is noise, but it has GPT-2's tokenizer, for tests and demonstrations.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
 from minfer.config import Config
-from minfer.tokenizer import GPT2_EOT_ID
+from minfer.tokenizer import GPT2_EOT_ID, WEIGHTS_DIR
 from minfer.weights import GPT2Weights, random_weights
 
-DEFAULT_CONFIG = Config(n_layer=2, n_head=4, n_embd=64, n_ctx=256, n_vocab=GPT2_EOT_ID + 1,
-                        eos_token_id=GPT2_EOT_ID)
-DEFAULT_SEED = 1234
+CLASSROOM_DIR = WEIGHTS_DIR / "classroom"
+RANDOM_GPT2_CONFIG = Config(n_layer=2, n_head=4, n_embd=64, n_ctx=256, n_vocab=GPT2_EOT_ID + 1,
+                            eos_token_id=GPT2_EOT_ID)
+RANDOM_GPT2_SEED = 1234
 
 
 def cache_dir() -> Path:
@@ -42,10 +45,17 @@ def save_checkpoint(path: str | os.PathLike, config: Config, weights: GPT2Weight
 
 
 def default_model_dir() -> Path:
-    """The default model's directory, written on first use (random weights, see module doc)."""
-    path = cache_dir() / f"random-gpt2-{DEFAULT_SEED}"
+    """The default model's directory: the classroom model shipped in weights/classroom."""
+    return CLASSROOM_DIR
+
+
+def random_gpt2_dir() -> Path:
+    """A small random-weight GPT-2 with GPT-2's vocabulary, written once into the cache dir."""
+    path = cache_dir() / f"random-gpt2-{RANDOM_GPT2_SEED}"
     if not (path / "model.safetensors").exists():
         tmp = path.with_suffix(".tmp")
-        save_checkpoint(tmp, DEFAULT_CONFIG, random_weights(DEFAULT_CONFIG, DEFAULT_SEED), np.float16)
+        weights = random_weights(RANDOM_GPT2_CONFIG, RANDOM_GPT2_SEED)
+        save_checkpoint(tmp, RANDOM_GPT2_CONFIG, weights, np.float16)
+        shutil.rmtree(path, ignore_errors=True)
         tmp.replace(path)
     return path

@@ -1,4 +1,5 @@
-"""Write the classroom model's card (README.md) and SHA256SUMS from what training recorded.
+"""Write the classroom model's card (README.md, also docs/classroom-model.md) and SHA256SUMS
+from what training recorded.
 
     python weights/recipes/model_card.py
 
@@ -122,6 +123,11 @@ The text of the King James Version is in the public domain (outside the United K
 the Crown's letters patent apply); the weights and tokenizer are released with minfer under MIT.
 """
     (OUT / "README.md").write_text(card)
+    # the docs site shows the same card; its figure is copied next to it
+    docs = ROOT / "docs"
+    (docs / "img").mkdir(exist_ok=True)
+    shutil.copy(OUT / "loss.png", docs / "img" / "classroom-loss.png")
+    (docs / "classroom-model.md").write_text(card.replace("](loss.png)", "](img/classroom-loss.png)"))
     print(card)
 
 
