@@ -21,7 +21,8 @@ tiktoken's Rust core does, so the two can be compared token for token.
 
 Example:
     >>> ranks = train_bpe("aaabdaaabac", vocab_size=261, n_special=1)
-    >>> [token for token, rank in ranks.items() if rank >= 256]
+    >>> merged = [token for token, rank in ranks.items() if rank >= 256]
+    >>> merged
     [b'aa', b'ab', b'aaab', b'ac']
     >>> encode_with_merges("aaabdaaabac", ranks)
     [258, 100, 258, 259]

@@ -41,7 +41,7 @@ def relative_diff(got: np.ndarray, want: np.ndarray) -> float:
 
 @pytest.fixture(autouse=True, scope="session")
 def _minfer_home(tmp_path_factory):
-    """Keep the default model the tests write out of the user's cache."""
+    """Keep the checkpoints the tests write out of the user's cache."""
     mp = pytest.MonkeyPatch()
     mp.setenv("MINFER_HOME", str(tmp_path_factory.mktemp("minfer-home")))
     yield
@@ -50,8 +50,15 @@ def _minfer_home(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def default_model() -> minfer.Model:
-    """minfer's default model (random weights, GPT-2 tokenizer)."""
+    """minfer's default model: the classroom model in weights/classroom."""
     return minfer.load_model()
+
+
+@pytest.fixture(scope="session")
+def gpt2_vocab_model() -> minfer.Model:
+    """A small random-weight GPT-2 with GPT-2's own tokenizer (50,257 tokens)."""
+    from minfer.checkpoint import random_gpt2_dir
+    return minfer.load_model(random_gpt2_dir())
 
 
 @pytest.fixture(params=MODELS)

@@ -14,19 +14,21 @@ from minfer.cli import main
 
 
 def test_generate_streams_the_same_text_as_the_api(capsys, default_model):
-    assert main(["generate", "Hello, my dog is", "--max-new-tokens", "12"]) == 0
+    assert main(["generate", "And the king said", "--max-new-tokens", "12"]) == 0
     out, err = capsys.readouterr()
-    want = minfer.generate(default_model, "Hello, my dog is", 12)
-    assert out == "Hello, my dog is" + want.text + "\n"
-    assert "prefill 5 tok" in err and "decode" in err and "TTFT" in err
+    want = minfer.generate(default_model, "And the king said", 12)
+    assert out == "And the king said" + want.text + "\n"
+    n_prompt = len(default_model.tokenizer.encode("And the king said"))
+    assert f"prefill {n_prompt} tok" in err and "decode" in err and "TTFT" in err
 
 
 def test_json_output(capsys):
     assert main(["generate", "Once upon a time", "--max-new-tokens", "5", "--json",
                  "--temperature", "0.7", "--seed", "3"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert len(data["tokens"]) == 5 and isinstance(data["text"], str)
-    assert data["stats"]["prompt_tokens"] == 4 and data["stats"]["new_tokens"] == 5
+    assert 1 <= len(data["tokens"]) <= 5 and isinstance(data["text"], str)
+    assert data["stats"]["new_tokens"] == len(data["tokens"])
+    assert data["tokens"] == minfer.generate(minfer.load_model(), "Once upon a time", 5, temperature=0.7, seed=3).tokens
 
 
 @pytest.mark.parametrize("args, message", [

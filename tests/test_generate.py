@@ -74,11 +74,11 @@ def test_text_prompt_needs_a_tokenizer(model):
         minfer.generate(model, "hello", 4)
 
 
-def test_text_generation_with_the_default_model(default_model):
-    g = minfer.generate(default_model, "Hello, my dog is", 12, stop_tokens=())
+def test_text_generation_with_gpt2s_tokenizer(gpt2_vocab_model):
+    g = minfer.generate(gpt2_vocab_model, "Hello, my dog is", 12, stop_tokens=())
     assert g.prompt_tokens == [15496, 11, 616, 3290, 318]
-    assert g.text == default_model.tokenizer.decode(g.tokens)
-    empty = minfer.generate(default_model, "", 3, stop_tokens=())
+    assert g.text == gpt2_vocab_model.tokenizer.decode(g.tokens)
+    empty = minfer.generate(gpt2_vocab_model, "", 3, stop_tokens=())
     assert empty.prompt_tokens == [50256]  # unconditional generation starts at <|endoftext|>
 
 

@@ -136,12 +136,12 @@ def test_hub_name_without_network_says_to_pass_a_directory(monkeypatch):
     assert "openai-community/gpt2" in str(err.value)
 
 
-def test_default_model_is_written_once_and_reused(default_model):
-    from minfer.checkpoint import default_model_dir
-    path = default_model_dir()
-    assert (path / "model.safetensors").exists()
-    assert default_model.tokenizer is not None and default_model.config.n_vocab == 50257
-    assert minfer.load_model(path).config == default_model.config
+def test_random_gpt2_is_written_once_and_reused(gpt2_vocab_model):
+    from minfer.checkpoint import random_gpt2_dir
+    path = random_gpt2_dir()
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert gpt2_vocab_model.tokenizer.n_vocab == gpt2_vocab_model.config.n_vocab == 50257
+    assert random_gpt2_dir() == path and (path / "model.safetensors").stat().st_mtime_ns == stamp
 
 
 def test_checksums_are_verified_when_listed(tiny_copy):
