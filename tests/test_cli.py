@@ -51,3 +51,24 @@ def test_console_script_runs(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("The")
     assert "finish: length" in proc.stderr
+
+
+def test_sampling_flags_and_stop_string(capsys, default_model):
+    args = ["generate", "And the king said", "--max-new-tokens", "30", "--temperature", "0.9", "--top-k", "40",
+            "--top-p", "0.9", "--min-p", "0.02", "--repetition-penalty", "1.2", "--frequency-penalty", "0.1",
+            "--presence-penalty", "0.1", "--seed", "4", "--stop", ",", "--json"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    params = minfer.SamplingParams(temperature=0.9, top_k=40, top_p=0.9, min_p=0.02, repetition_penalty=1.2,
+                                   frequency_penalty=0.1, presence_penalty=0.1, seed=4)
+    want = minfer.generate(default_model, "And the king said", 30, params=params, stop_strings=[","])
+    assert data["tokens"] == want.tokens and data["text"] == want.text and "," not in data["text"]
+    assert data["stats"]["finish_reason"] == want.finish_reason
+
+
+@pytest.mark.parametrize("flag, value, name", [("--top-p", "1.5", "top_p"), ("--top-k", "-1", "top_k"),
+                                               ("--min-p", "1", "min_p"), ("--repetition-penalty", "0", "repetition_penalty")])
+def test_bad_sampling_flag_is_one_line(capsys, flag, value, name):
+    assert main(["generate", "Hi", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minfer: error:") and name in err and err.count("\n") == 1
