@@ -21,7 +21,7 @@ import numpy as np
 from minfer.attention import merge_heads
 from minfer.embed import lm_head
 from minfer.errors import InvalidInputError
-from minfer.generation import Generation, prompt_ids
+from minfer.generation import Generation, check_max_new_tokens, prompt_ids, stop_token_set
 from minfer.kvcache import KVCache
 from minfer.layers import layer_norm, linear, softmax
 from minfer.mlp import mlp
@@ -127,11 +127,8 @@ def generate_batch(model: Model, prompts: Sequence[str | Sequence[int]], max_new
     params = params or SamplingParams(temperature=temperature, seed=seed)
     if not prompts:
         raise InvalidInputError("generate_batch needs at least one prompt")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 1")
-    if stop_tokens is None:
-        stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
-    stops = frozenset(int(t) for t in stop_tokens)
+    check_max_new_tokens(max_new_tokens)
+    stops = stop_token_set(model, stop_tokens)
     ids = [prompt_ids(model, p) for p in prompts]
     n_ctx = model.config.n_ctx
     cache = BatchKVCache.empty(model, len(ids), min(n_ctx, max(map(len, ids)) + max_new_tokens))

@@ -175,18 +175,29 @@ class Stream:
                 yield piece
 
 
+def check_max_new_tokens(max_new_tokens) -> None:
+    """Raise InvalidInputError unless max_new_tokens is an integer >= 1."""
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 1")
+
+
+def stop_token_set(model: Model, stop_tokens: Sequence[int] | None) -> frozenset[int]:
+    """The stop tokens as a set; None means the model's end-of-text token (if it has one)."""
+    if stop_tokens is None:
+        stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
+    return frozenset(int(t) for t in stop_tokens)
+
+
 def _start(model: Model, prompt, max_new_tokens, params, stop_tokens, stop_strings,
            context: str) -> tuple[Iterator[tuple[int, str]], Generation]:
     """Validate the arguments, tokenize, and set up the loop (nothing runs until iterated)."""
     start = perf_counter()
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 1")
+    check_max_new_tokens(max_new_tokens)
     if context not in ("stop", "error"):
         raise InvalidInputError(f"context={context!r} must be 'stop' or 'error'")
     if stop_strings and model.tokenizer is None:
         raise InvalidInputError("stop strings need a tokenizer; this model has none (use stop_tokens)")
-    if stop_tokens is None:
-        stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
+    stops = stop_token_set(model, stop_tokens)
     ids = prompt_ids(model, prompt)
     if context == "error" and len(ids) + max_new_tokens > model.config.n_ctx:
         raise ContextOverflowError(
@@ -195,7 +206,6 @@ def _start(model: Model, prompt, max_new_tokens, params, stop_tokens, stop_strin
         )
     stopper = TextStopper(model.tokenizer, stop_strings) if model.tokenizer is not None else None
     result = Generation(prompt_tokens=ids)
-    stops = frozenset(int(t) for t in stop_tokens)
     return _steps(model, ids, max_new_tokens, params, stops, stopper, result, start), result
 
 
