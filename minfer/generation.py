@@ -11,6 +11,7 @@ decode. Generation stops at the first of:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -50,7 +51,8 @@ class Generation:
         return len(decode) / sum(decode) if decode else float("nan")
 
     def stats(self) -> dict:
-        """Timing and counts as a JSON-ready dict."""
+        """Timing and counts as a JSON-ready dict (a rate with nothing to measure is None)."""
+        decode_rate = self.decode_tokens_per_second
         return {
             "prompt_tokens": len(self.prompt_tokens),
             "new_tokens": len(self.tokens),
@@ -58,7 +60,7 @@ class Generation:
             "time_to_first_token_s": self.time_to_first_token,
             "prefill_s": self.prefill_seconds,
             "prefill_tokens_per_s": self.prefill_tokens_per_second,
-            "decode_tokens_per_s": self.decode_tokens_per_second,
+            "decode_tokens_per_s": None if math.isnan(decode_rate) else decode_rate,
             "token_latencies_s": list(self.token_seconds),
         }
 

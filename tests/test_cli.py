@@ -72,3 +72,10 @@ def test_bad_sampling_flag_is_one_line(capsys, flag, value, name):
     assert main(["generate", "Hi", flag, value]) == 2
     err = capsys.readouterr().err
     assert err.startswith("minfer: error:") and name in err and err.count("\n") == 1
+
+
+def test_json_is_strict_json_with_a_single_token(capsys):
+    assert main(["generate", "And", "--max-new-tokens", "1", "--json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert data["stats"]["decode_tokens_per_s"] is None and data["stats"]["new_tokens"] == 1
