@@ -95,7 +95,7 @@ def decode_batch(model: Model, tokens: np.ndarray, cache: BatchKVCache, rows: np
     return lm_head(layer_norm(x, w.ln_f.weight, w.ln_f.bias, c.layer_norm_eps), w.wte)  # [n_rows, n_vocab]
 
 
-def finish(g: Generation, history: list[int], token: int, seconds: float, stops: frozenset[int],
+def record_token(g: Generation, history: list[int], token: int, seconds: float, stops: frozenset[int],
            max_new_tokens: int, context_full: bool) -> None:
     """Record one new token of one sequence and set its finish_reason if it is done."""
     g.tokens.append(token)
@@ -146,7 +146,7 @@ def generate_batch(model: Model, prompts: Sequence[str | Sequence[int]], max_new
         tokens = [sample(lg, params, history=histories[b], rng=rngs[b]) for lg, b in zip(logits, rows)]
         step = perf_counter() - last
         for token, b in zip(tokens, rows):
-            finish(results[b], histories[b], token, step, stops, max_new_tokens, cache.lengths[b] == n_ctx)
+            record_token(results[b], histories[b], token, step, stops, max_new_tokens, cache.lengths[b] == n_ctx)
         going = [i for i, b in enumerate(rows) if not results[b].finish_reason]
         if not going:
             break

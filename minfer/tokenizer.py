@@ -105,8 +105,11 @@ class Tokenizer:
         return self.encoding.decode_bytes(ids)
 
     def token_bytes(self, token_id: int) -> bytes:
-        """The bytes of one token, e.g. 15496 -> b'Hello'."""
-        return self.encoding.decode_single_token_bytes(self.check_ids([token_id])[0])
+        """The bytes of one token, e.g. 15496 -> b'Hello'. (Streaming calls this once per token.)"""
+        token_id = int(token_id)
+        if not 0 <= token_id < self.n_vocab:
+            raise TokenizerError(f"token id {token_id} is outside this vocabulary [0, {self.n_vocab})")
+        return self.encoding.decode_single_token_bytes(token_id)
 
     def check_ids(self, ids: Iterable[int]) -> list[int]:
         """Return ids as a list of ints, or raise TokenizerError naming the first bad one."""

@@ -126,8 +126,7 @@ def random_weights(cfg: Config, seed: int = 0, std: float = 0.02) -> GPT2Weights
     def make(name: str, shape: tuple[int, ...]) -> np.ndarray:
         if len(shape) == 2:
             return rng.normal(0.0, std, size=shape).astype(np.float32)  # shape
-        fill = 1.0 if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") \
-            or name == "ln_f.weight" else 0.0
+        fill = 1.0 if name.endswith(".weight") else 0.0  # 1-D: layer-norm gains, or biases
         return np.full(shape, fill, dtype=np.float32)  # shape
 
     shapes = expected_shapes(cfg)
