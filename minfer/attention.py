@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minfer.cost import Cost
 from minfer.kvcache import KVCache
 from minfer.layers import linear, softmax
 from minfer.weights import AttentionWeights
@@ -46,6 +47,25 @@ def causal_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     scores = q @ k.transpose(0, 2, 1) / np.float32(np.sqrt(d_head))  # [n_head, n_q, n_k]
     weights = softmax(scores + causal_mask(q.shape[1], k.shape[1]))  # [n_head, n_q, n_k]
     return weights @ v  # [n_head, n_q, d_head]
+
+
+def attention_cost(n_q: int, n_k: int, n_head: int, d_head: int, n_kv_head: int | None = None,
+                   kv_size: int = 4, act_size: int = 4, cached: bool = True) -> Cost:
+    """Per head, query and key: 4 d_head + 7 FLOPs (q.k is 2 d_head, scale 1, mask 1, softmax 5:
+    max, subtract, exp, sum, divide; weights @ v is 2 d_head). The whole n_q x n_k rectangle is
+    counted, as the reference computes it; a causal kernel could skip the masked half in prefill.
+
+    Bytes: q read and the output written once; the n_k keys and values read once (from the KV
+    cache when `cached`, else they are activations). The scores are not counted: a fused kernel
+    keeps them on chip. During decode n_q = 1, so every step reads the whole cache for 4 d_head
+    FLOPs per key: attention is even more memory-bound than the weight matmuls.
+    """
+    n_kv_head = n_head if n_kv_head is None else n_kv_head
+    kv = 2 * n_kv_head * n_k * d_head
+    return Cost(flops=n_head * n_q * n_k * (4 * d_head + 7),
+                kv_read=kv * kv_size if cached else 0,
+                act_read=n_head * n_q * d_head * act_size + (0 if cached else kv * act_size),
+                act_write=n_head * n_q * d_head * act_size)
 
 
 def self_attention(x: np.ndarray, w: AttentionWeights, n_head: int,

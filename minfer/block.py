@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minfer.attention import self_attention
+from minfer.cost import Cost
 from minfer.kvcache import KVCache
 from minfer.layers import layer_norm
 from minfer.mlp import mlp
@@ -17,3 +18,10 @@ def block(x: np.ndarray, w: BlockWeights, n_head: int, eps: float,
     h = layer_norm(x, w.ln_1.weight, w.ln_1.bias, eps)  # [n_seq, n_embd]
     x = x + self_attention(h, w.attn, n_head, cache, layer)  # [n_seq, n_embd]
     return x + mlp(layer_norm(x, w.ln_2.weight, w.ln_2.bias, eps), w.mlp)  # [n_seq, n_embd]
+
+
+def residual_cost(n_rows: int, n_embd: int, act_size: int = 4) -> Cost:
+    """One residual add, `x + f(x)`: one FLOP per number, reads two arrays, writes one.
+    A block has two (after attention, after the MLP)."""
+    n = n_rows * n_embd
+    return Cost(flops=n, act_read=2 * n * act_size, act_write=n * act_size)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minfer.cost import Cost
 from minfer.errors import ContextOverflowError
 
 
@@ -63,3 +64,10 @@ class KVCache:
     def reset(self) -> None:
         """Forget every position (the buffers stay allocated)."""
         self.length = 0
+
+
+def kv_write_cost(n_new: int, n_head: int, d_head: int, kv_size: int = 4, act_size: int = 4) -> Cost:
+    """`KVCache.update`: the new tokens' keys and values (2 n_head n_new d_head numbers) are read
+    from the activations and written into the cache. No FLOPs: it is a copy."""
+    n = 2 * n_head * n_new * d_head
+    return Cost(act_read=n * act_size, kv_write=n * kv_size)

@@ -1,11 +1,15 @@
 """The small numeric building blocks every stage uses: linear, layer norm, GELU, softmax.
 
 Each is a pure NumPy function on float32 arrays. Later, each gets a Numba twin that must equal it.
+Beside each op sits its count: `<op>_cost(...)`, the FLOPs and bytes it moves (conventions in
+`minfer.cost`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from minfer.cost import Cost
 
 _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 
@@ -13,6 +17,20 @@ _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x @ weight + bias.  x: [n_seq, n_in], weight: [n_in, n_out], bias: [n_out] -> [n_seq, n_out]"""
     return x @ weight + bias  # [n_seq, n_out]
+
+
+def linear_cost(n_rows: int, n_in: int, n_out: int, weight_size: int = 4, act_size: int = 4,
+                bias: bool = True) -> Cost:
+    """One multiply-add per weight per row (2 n_rows n_in n_out FLOPs) plus the bias add.
+
+    The weights (and bias) are read once whatever n_rows is: a matrix product streams the matrix
+    once for all its rows. That is why a batch of rows costs little more memory traffic than one
+    row, and why decode (one row) is memory-bound. `weight_size`, `act_size`: bytes per number.
+    """
+    n_bias = n_out if bias else 0
+    return Cost(flops=2 * n_rows * n_in * n_out + n_rows * n_bias,
+                weight_bytes=(n_in * n_out + n_bias) * weight_size,
+                act_read=n_rows * n_in * act_size, act_write=n_rows * n_out * act_size)
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -26,9 +44,23 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
     return (x - mean) / np.sqrt(var + np.float32(eps)) * weight + bias  # [n_seq, n_embd]
 
 
+def layer_norm_cost(n_rows: int, n_embd: int, weight_size: int = 4, act_size: int = 4) -> Cost:
+    """7 FLOPs per number (sum for the mean, centre, square, sum for the variance, divide by the
+    standard deviation, scale, shift) and 4 per row (two divisions by n_embd, + eps, sqrt).
+    Reads x, weight and bias; writes y."""
+    return Cost(flops=7 * n_rows * n_embd + 4 * n_rows, weight_bytes=2 * n_embd * weight_size,
+                act_read=n_rows * n_embd * act_size, act_write=n_rows * n_embd * act_size)
+
+
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU in the tanh approximation GPT-2 was trained with (HF's "gelu_new"). Any shape."""
     return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3)))  # like x
+
+
+def gelu_cost(n: int, act_size: int = 4) -> Cost:
+    """9 FLOPs per number: x**3 (2), * 0.044715, + x, * sqrt(2/pi), tanh, + 1, 0.5 * x, and the
+    final product. Reads and writes n numbers."""
+    return Cost(flops=9 * n, act_read=n * act_size, act_write=n * act_size)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
