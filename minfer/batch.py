@@ -19,6 +19,7 @@ from time import perf_counter
 import numpy as np
 
 from minfer.attention import merge_heads
+from minfer.config import Config
 from minfer.embed import lm_head
 from minfer.errors import InvalidInputError
 from minfer.generation import Generation, check_max_new_tokens, prompt_ids, stop_token_set
@@ -27,7 +28,7 @@ from minfer.layers import layer_norm, linear, softmax
 from minfer.mlp import mlp
 from minfer.model import Model
 from minfer.sampling import SamplingParams, sample
-from minfer.weights import AttentionWeights
+from minfer.weights import AttentionWeights, BlockWeights
 
 
 @dataclass
@@ -58,6 +59,29 @@ def prefill_slot(model: Model, ids: Sequence[int], cache: BatchKVCache, b: int) 
     return logits
 
 
+def write_kv_rows(cache: BatchKVCache, layer: int, rows: np.ndarray, k: np.ndarray,
+                  v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Write one new key and value per row at that slot's length; return every row's keys and
+    values up to the longest. k, v: [n_rows, n_head, d_head] -> 2 x [n_rows, n_head, n_keys, d_head]"""
+    pos = cache.lengths[rows]  # [n_rows] where each new token goes
+    cache.k[layer, rows, :, pos] = k
+    cache.v[layer, rows, :, pos] = v
+    n_keys = int(pos.max()) + 1
+    if len(rows) == cache.k.shape[1]:  # every slot: a slice (a view) instead of a gather (a copy)
+        return cache.k[layer, :, :, :n_keys], cache.v[layer, :, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
+    return cache.k[layer, rows, :, :n_keys], cache.v[layer, rows, :, :n_keys]  # same
+
+
+def masked_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Each row's one query attends over its own keys 0..pos[row]; later keys belong to longer
+    sequences and are masked out. q: [n_rows, n_head, 1, d_head], keys, values:
+    [n_rows, n_head, n_keys, d_head], pos: [n_rows] -> [n_rows, n_head, 1, d_head]"""
+    n_keys, d_head = keys.shape[2], q.shape[-1]
+    scores = q @ keys.transpose(0, 1, 3, 2) / np.float32(np.sqrt(d_head))  # [n_rows, n_head, 1, n_keys]
+    mask = np.where(np.arange(n_keys)[None, :] <= pos[:, None], 0.0, -np.inf).astype(np.float32)  # [n_rows, n_keys]
+    return softmax(scores + mask[:, None, None, :]) @ values  # [n_rows, n_head, 1, d_head]
+
+
 def batch_attention(x: np.ndarray, w: AttentionWeights, n_head: int, cache: BatchKVCache,
                     layer: int, rows: np.ndarray) -> np.ndarray:
     """One new token per sequence attends over its own cached keys. x: [n_rows, n_embd] -> same
@@ -69,28 +93,32 @@ def batch_attention(x: np.ndarray, w: AttentionWeights, n_head: int, cache: Batc
     d_head = n_embd // n_head
     qkv = linear(x, w.c_attn.weight, w.c_attn.bias)  # [n_rows, 3 * n_embd]
     q, k, v = (p.reshape(n_rows, n_head, 1, d_head) for p in np.split(qkv, 3, axis=-1))  # [n_rows, n_head, 1, d_head]
-    pos = cache.lengths[rows]  # [n_rows] where each new token goes
-    cache.k[layer, rows, :, pos] = k[:, :, 0]
-    cache.v[layer, rows, :, pos] = v[:, :, 0]
-    n_keys = int(pos.max()) + 1
-    all_rows = n_rows == cache.k.shape[1]  # then a slice (a view) instead of a gather (a copy)
-    keys = cache.k[layer, :, :, :n_keys] if all_rows else cache.k[layer, rows, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
-    values = cache.v[layer, :, :, :n_keys] if all_rows else cache.v[layer, rows, :, :n_keys]  # same
-    scores = q @ keys.transpose(0, 1, 3, 2) / np.float32(np.sqrt(d_head))  # [n_rows, n_head, 1, n_keys]
-    mask = np.where(np.arange(n_keys)[None, :] <= pos[:, None], 0.0, -np.inf).astype(np.float32)  # [n_rows, n_keys]
-    out = softmax(scores + mask[:, None, None, :]) @ values  # [n_rows, n_head, 1, d_head]
+    pos = cache.lengths[rows]  # [n_rows] positions of the new tokens (lengths move after the last layer)
+    keys, values = write_kv_rows(cache, layer, rows, k[:, :, 0], v[:, :, 0])  # [n_rows, n_head, n_keys, d_head]
+    out = masked_attention(q, keys, values, pos)  # [n_rows, n_head, 1, d_head]
     return linear(merge_heads(out[:, :, 0].transpose(1, 0, 2)), w.c_proj.weight, w.c_proj.bias)  # [n_rows, n_embd]
+
+
+def batch_block(x: np.ndarray, w: BlockWeights, cfg: Config, cache: BatchKVCache, layer: int,
+                rows: np.ndarray) -> np.ndarray:
+    """`minfer.block.block` for one new token per row, each at its own position. x: [n_rows, n_embd] -> same"""
+    h = layer_norm(x, w.ln_1.weight, w.ln_1.bias, cfg.layer_norm_eps)  # [n_rows, n_embd]
+    x = x + batch_attention(h, w.attn, cfg.n_head, cache, layer, rows)  # [n_rows, n_embd]
+    return x + mlp(layer_norm(x, w.ln_2.weight, w.ln_2.bias, cfg.layer_norm_eps), w.mlp)  # [n_rows, n_embd]
+
+
+def embed_rows(tokens: np.ndarray, positions: np.ndarray, wte: np.ndarray, wpe: np.ndarray) -> np.ndarray:
+    """`minfer.embed.embed` with each token at its own position. tokens, positions: [n_rows] -> [n_rows, n_embd]"""
+    return wte[tokens] + wpe[positions]  # [n_rows, n_embd]
 
 
 def decode_batch(model: Model, tokens: np.ndarray, cache: BatchKVCache, rows: np.ndarray) -> np.ndarray:
     """One decode step for several sequences: tokens[i] goes into slot rows[i] at that slot's
     length. tokens, rows: [n_rows] -> logits [n_rows, n_vocab]"""
     w, c = model.weights, model.config
-    x = w.wte[tokens] + w.wpe[cache.lengths[rows]]  # [n_rows, n_embd]
+    x = embed_rows(tokens, cache.lengths[rows], w.wte, w.wpe)  # [n_rows, n_embd]
     for layer, bw in enumerate(w.h):
-        h = layer_norm(x, bw.ln_1.weight, bw.ln_1.bias, c.layer_norm_eps)  # [n_rows, n_embd]
-        x = x + batch_attention(h, bw.attn, c.n_head, cache, layer, rows)  # [n_rows, n_embd]
-        x = x + mlp(layer_norm(x, bw.ln_2.weight, bw.ln_2.bias, c.layer_norm_eps), bw.mlp)  # [n_rows, n_embd]
+        x = batch_block(x, bw, c, cache, layer, rows)  # [n_rows, n_embd]
     cache.lengths[rows] += 1
     return lm_head(layer_norm(x, w.ln_f.weight, w.ln_f.bias, c.layer_norm_eps), w.wte)  # [n_rows, n_vocab]
 

@@ -1,0 +1,346 @@
+"""The profiler: measured time beside counted FLOPs and bytes, per phase and per op (lesson 06).
+
+    with minfer.Profiler() as prof:
+        minfer.generate(model, "And the king said", 32)
+    prof.report()          # a table: each phase against this machine's ceilings; the top ops
+    prof.to_dict()         # the same as JSON-ready data
+
+It wraps, it does not clutter: while the `with` block runs, `Model.forward`, `prefill`, `decode`
+and `minfer.batch.decode_batch` are replaced by timing wrappers, and (unless `ops=False`) so are
+the op functions that minfer's modules call (`linear`, `layer_norm`, `gelu`, `causal_attention`,
+`KVCache.update`, ...). On exit everything is put back. The model code never knows.
+
+Counts do not come from the wrappers: each model call is recorded with its shapes, and
+`minfer.counts.step_costs` turns them into FLOPs and bytes when you ask. The wrappers only
+measure time, each op's *exclusive* time (its own, minus the wrapped ops it calls): the time of
+a block not spent in any op is its residual adds and reshapes, reported as the op "residual".
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from time import perf_counter
+
+from minfer import attention, batch, block, embed, generation, layers, mlp, model as model_module
+from minfer.cost import Cost
+from minfer.counts import Arch, step_costs
+from minfer.errors import InvalidInputError
+from minfer.kvcache import KVCache
+from minfer.model import Model
+
+PHASE_ORDER = ("prefill", "decode", "forward")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recorded model call: enough shapes to count it, and how long it took."""
+
+    phase: str  # "prefill", "decode" or "forward"
+    arch: Arch
+    n_new: int  # new tokens per sequence
+    n_past: int  # positions cached before the call (the longest sequence's, in a batch)
+    n_batch: int
+    lm_rows: int  # rows the LM head ran on
+    cached: bool
+    kv_positions: int  # cache positions in use after the call, summed over the batch
+    seconds: float
+
+    def costs(self) -> list:
+        return step_costs(self.arch, self.n_new, self.n_past, self.n_batch, self.lm_rows, self.cached)
+
+
+class Profiler:
+    """Records every model call made inside `with Profiler() as prof:`.
+
+    `ops=True` (default) also times each op, which costs a few microseconds per op call;
+    `ops=False` times whole calls only, for runs where that overhead matters.
+    """
+
+    _active: Profiler | None = None  # one profiler at a time: the wrappers are global
+
+    def __init__(self, ops: bool = True):
+        self.ops = ops
+        self.steps: list[Step] = []
+        self.op_seconds: dict[tuple[str, int | None, str], float] = defaultdict(float)
+        self.sampling_seconds = 0.0  # time in minfer.sampling.sample, between model calls
+        self.sampling_calls = 0
+        self.models: list[Model] = []
+        self._names: dict[int, tuple[int | None, str]] = {}  # id(weight array) -> (layer, op)
+        self._restore: list[tuple[object, str, object]] = []
+        self._phase: str | None = None
+        self._stack: list[float] = []  # per open op: time spent in the wrapped ops it called
+        self._layer: int | None = None
+        self._counted: tuple[int, dict] | None = None
+
+    # --- context manager: install and remove the wrappers ------------------------------------
+    def __enter__(self) -> Profiler:
+        if Profiler._active is not None:
+            raise InvalidInputError("a Profiler is already recording; profilers cannot be nested")
+        Profiler._active = self
+        for target, name, wrap in self._targets():
+            self._patch(target, name, wrap(getattr(target, name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for target, name, original in reversed(self._restore):
+            setattr(target, name, original)
+        self._restore.clear()
+        Profiler._active = None
+
+    def _patch(self, target, name: str, wrapper) -> None:
+        """Replace target.name, and every minfer module's own reference to the same function."""
+        original = getattr(target, name)
+        holders = [target] + [m for m in _MODULES if m is not target and getattr(m, name, None) is original]
+        for holder in holders:
+            self._restore.append((holder, name, getattr(holder, name)))
+            setattr(holder, name, wrapper)
+
+    def _targets(self) -> list:
+        phases = [(Model, "forward", self._phase_wrapper("forward", _no_cache, _forward_shape)),
+                  (Model, "prefill", self._phase_wrapper("prefill", _cache_before, _cache_shape)),
+                  (Model, "decode", self._phase_wrapper("decode", _cache_before, _cache_shape)),
+                  (batch, "decode_batch", self._phase_wrapper("decode", _batch_before, _batch_shape)),
+                  (generation, "sample", self._sampling_wrapper)]
+        if not self.ops:
+            return phases
+        named, fixed = self._named_op, self._fixed_op
+        return phases + [
+            (layers, "linear", named), (layers, "layer_norm", named), (block, "block", named),
+            (attention, "self_attention", named), (mlp, "mlp", named), (batch, "batch_block", named),
+            (batch, "batch_attention", named),
+            (layers, "gelu", fixed("mlp.gelu")), (attention, "causal_attention", fixed("attn.attention")),
+            (batch, "masked_attention", fixed("attn.attention")), (embed, "embed", fixed("embed", top=True)),
+            (batch, "embed_rows", fixed("embed", top=True)), (embed, "lm_head", fixed("lm_head", top=True)),
+            (KVCache, "update", self._layer_arg_op("attn.kv_write")),
+            (batch, "write_kv_rows", self._layer_arg_op("attn.kv_write", index=1)),
+        ]
+
+    # --- wrappers -------------------------------------------------------------------------------
+    def _phase_wrapper(self, phase: str, state_of, shape_of):
+        """Time a whole model call and record its shapes: `state_of(args, kwargs)` reads the cache
+        before the call, `shape_of(args, result, before)` the shapes after it."""
+        def wrap(fn):
+            @functools.wraps(fn)
+            def timed(*args, **kwargs):
+                if self._phase is not None:  # a model call inside another: already being timed
+                    return fn(*args, **kwargs)
+                model, before = args[0], state_of(args, kwargs)
+                self._learn(model)
+                self._phase, self._stack = phase, [0.0]
+                t0 = perf_counter()
+                try:
+                    result = fn(*args, **kwargs)
+                finally:
+                    seconds = perf_counter() - t0
+                    self._phase = None
+                self._record(phase, model, shape_of(args, result, before), seconds)
+                return result
+            return timed
+        return wrap
+
+    def _record(self, phase: str, model: Model, shape: tuple, seconds: float) -> None:
+        n_new, n_past, n_batch, lm_rows, cached, kv_positions, kv_size = shape
+        arch = Arch.from_model(model, kv_size)
+        self.steps.append(Step(phase, arch, n_new, n_past, n_batch, lm_rows, cached, kv_positions, seconds))
+        if self.ops:  # time in the call outside every op: argument checks, cache bookkeeping
+            self.op_seconds[(phase, None, "other")] += seconds - self._stack[0]
+
+    def _sampling_wrapper(self, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            t0 = perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.sampling_seconds += perf_counter() - t0
+                self.sampling_calls += 1
+        return timed
+
+    def _op_wrapper(self, fn, key):
+        """Time fn's exclusive seconds under (phase, layer, op) = key(args)."""
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            if self._phase is None:
+                return fn(*args, **kwargs)
+            layer, op = key(args)
+            stack = self._stack
+            stack.append(0.0)
+            t0 = perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                elapsed = perf_counter() - t0
+                inner = stack.pop()
+                stack[-1] += elapsed
+                self.op_seconds[(self._phase, layer, op)] += elapsed - inner
+        return timed
+
+    def _named_op(self, fn):
+        """Ops named by the weights they are given (args[1]): linear, layer_norm, block, ..."""
+        def key(args):
+            layer, op = self._names.get(id(args[1]), (self._layer, fn.__name__))
+            if layer is not None:
+                self._layer = layer
+            return layer, op
+        return self._op_wrapper(fn, key)
+
+    def _fixed_op(self, op: str, top: bool = False):
+        """Ops with one name, in the current layer (or outside the blocks when `top`)."""
+        return lambda fn: self._op_wrapper(fn, lambda args: (None if top else self._layer, op))
+
+    def _layer_arg_op(self, op: str, index: int = 1):
+        """Ops that are told their layer: KVCache.update(self, layer, ...), write_kv_rows(cache, layer, ...)."""
+        return lambda fn: self._op_wrapper(fn, lambda args: (int(args[index]), op))
+
+    def _learn(self, model: Model) -> None:
+        """Map each weight array of a newly seen model to the op that uses it."""
+        if any(m is model for m in self.models):
+            return
+        self.models.append(model)
+        w = model.weights
+        for layer, bw in enumerate(w.h):
+            named = {"ln_1": bw.ln_1.weight, "ln_2": bw.ln_2.weight, "attn.c_attn": bw.attn.c_attn.weight,
+                     "attn.c_proj": bw.attn.c_proj.weight, "mlp.c_fc": bw.mlp.c_fc.weight,
+                     "mlp.c_proj": bw.mlp.c_proj.weight, "residual": bw}
+            self._names |= {id(a): (layer, op) for op, a in named.items()}
+            self._names |= {id(bw.attn): (layer, "residual"), id(bw.mlp): (layer, "residual")}
+        self._names[id(w.ln_f.weight)] = (None, "ln_f")
+
+    # --- results ----------------------------------------------------------------------------------
+    def _counts(self) -> dict:
+        """{(phase, layer, op): Cost} summed over the recorded steps (cached until the next step)."""
+        if self._counted is None or self._counted[0] != len(self.steps):
+            sums: dict = {}
+            for step in self.steps:
+                for oc in step.costs():
+                    key = (step.phase, oc.layer, oc.op)
+                    sums[key] = sums.get(key, Cost()) + oc.cost
+            self._counted = (len(self.steps), sums)
+        return self._counted[1]
+
+    def phases(self) -> dict[str, dict]:
+        """Per phase: calls, tokens, FLOPs, bytes (split by kind), seconds and the rates."""
+        out = {}
+        for phase in PHASE_ORDER:
+            steps = [s for s in self.steps if s.phase == phase]
+            if not steps and phase == "forward":
+                continue
+            cost = sum((c for (p, _, _), c in self._counts().items() if p == phase), Cost())
+            seconds = sum(s.seconds for s in steps)
+            out[phase] = {"calls": len(steps), "tokens": sum(s.n_new * s.n_batch for s in steps),
+                          "flops": cost.flops, **cost.to_dict(), "seconds": seconds,
+                          **_rates(cost.flops, cost.bytes, seconds)}
+        return out
+
+    def op_rows(self) -> list[dict]:
+        """One row per (phase, layer, op): counted cost, and measured seconds (None if not timed)."""
+        counts, keys = self._counts(), list(self._counts())
+        keys += [k for k in self.op_seconds if k not in counts]
+        rows = []
+        for phase, layer, op in keys:
+            cost = counts.get((phase, layer, op), Cost())
+            seconds = self.op_seconds.get((phase, layer, op)) if self.ops else None
+            rows.append({"phase": phase, "layer": layer, "op": op, "calls": self._calls(phase),
+                         **cost.to_dict(), "seconds": seconds, **_rates(cost.flops, cost.bytes, seconds)})
+        return rows
+
+    def _calls(self, phase: str) -> int:
+        return sum(1 for s in self.steps if s.phase == phase)
+
+    def step_rows(self) -> list[dict]:
+        """One row per model call, in order: the timeline."""
+        rows = []
+        for s in self.steps:
+            cost = sum((oc.cost for oc in s.costs()), Cost())
+            rows.append({"phase": s.phase, "tokens": s.n_new * s.n_batch, "batch": s.n_batch,
+                         "context": s.n_past + s.n_new, "kv_bytes": s.kv_positions * s.arch.kv_bytes_per_token(),
+                         "flops": cost.flops, "bytes": cost.bytes, "seconds": s.seconds})
+        return rows
+
+    def to_dict(self, ceilings=None) -> dict:
+        """JSON-ready: {"model", "mode", "phases", "ops", "steps", "sampling"}, plus "ceilings"
+        and each phase's share of them when `ceilings` (from `minfer.calibrate`) is given."""
+        m = self.models[0] if self.models else None
+        phases = self.phases()
+        data = {"model": None if m is None else {"name": m.name, "n_params": m.n_params(),
+                                                 "weight_bytes": m.weights.nbytes(), "backend": m.backend},
+                "mode": "ops" if self.ops else "phases", "phases": phases, "ops": self.op_rows(),
+                "steps": self.step_rows(),
+                "sampling": {"calls": self.sampling_calls, "seconds": self.sampling_seconds}}
+        if ceilings is not None:
+            data["ceilings"] = ceilings.to_dict()
+            for p in phases.values():
+                p |= shares(p, ceilings)
+        return data
+
+    def report(self, ceilings=None, top: int = 8, file=None, width: int = 118) -> str:
+        """Print (to `file`, default stdout) and return the phase table and the top ops by time.
+
+        `ceilings` defaults to the ones `minfer calibrate` cached, if any."""
+        from minfer.report import render_report  # rich is imported only when a report is asked for
+
+        if ceilings is None:
+            from minfer.calibrate import load_ceilings
+
+            ceilings = load_ceilings()
+        text = render_report(self.to_dict(ceilings), top, width)
+        print(text, file=file or sys.stdout, end="")
+        return text
+
+
+def shares(phase: dict, ceilings) -> dict:
+    """A phase's achieved rates as fractions of the machine's peak FLOP/s and bandwidth."""
+    if not phase["seconds"]:
+        return {"share_of_peak": None, "share_of_bandwidth": None}
+    return {"share_of_peak": phase["gflops"] / ceilings.peak_gflops,
+            "share_of_bandwidth": phase["gbs"] / ceilings.bandwidth_gbs}
+
+
+def _rates(flops: int, nbytes: int, seconds: float | None) -> dict:
+    """Arithmetic intensity and achieved GFLOP/s and GB/s (None when nothing was timed)."""
+    timed = bool(seconds)
+    return {"flop_per_byte": flops / nbytes if nbytes else None,
+            "gflops": flops / seconds / 1e9 if timed else None,
+            "gbs": nbytes / seconds / 1e9 if timed else None}
+
+
+# --- reading the shapes of a call from its arguments ----------------------------------------------
+def _cache_before(args, kwargs):
+    """prefill(ids, cache, ...) / decode(token, cache): the cache and its length before the call."""
+    cache = args[2] if len(args) > 2 else kwargs["cache"]
+    return cache, cache.length
+
+
+def _cache_shape(args, result, before):
+    """The cache's growth says how many tokens were new; the logits, how many rows the LM head ran on."""
+    cache, n_past = before
+    lm_rows = result.shape[0] if result.ndim == 2 else 1
+    return cache.length - n_past, n_past, 1, lm_rows, True, cache.length, cache.k.dtype.itemsize
+
+
+def _no_cache(args, kwargs):
+    return None
+
+
+def _forward_shape(args, result, before):
+    n = result.shape[0]  # forward: every position, no cache
+    return n, 0, 1, n, False, 0, 4
+
+
+def _batch_before(args, kwargs):
+    """decode_batch(model, tokens, cache, rows): the cache and the longest row's length."""
+    cache, rows = args[2], args[3]
+    return cache, int(cache.lengths[rows].max())
+
+
+def _batch_shape(args, result, before):
+    cache, n_past = before
+    n_rows = len(args[3])
+    return 1, n_past, n_rows, n_rows, True, int(cache.lengths.sum()), cache.k.dtype.itemsize
+
+
+_MODULES = [attention, batch, block, embed, generation, layers, mlp, model_module]

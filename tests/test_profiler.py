@@ -1,0 +1,134 @@
+"""The profiler: counts that match minfer.counts for every backend, exclusive op times that add
+up to the phase time, the wrappers removed afterwards, and the JSON shape (lesson 06)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+import minfer
+from minfer import layers
+from minfer.counts import Arch, step_costs, total
+from minfer.errors import InvalidInputError
+from minfer.kvcache import KVCache
+from minfer.model import BACKENDS, Model
+from minfer.profiler import Profiler
+
+PHASE_KEYS = {"calls", "tokens", "flops", "bytes", "bytes_read", "bytes_written", "weight_bytes",
+              "kv_read", "kv_write", "act_read", "act_write", "seconds", "flop_per_byte", "gflops", "gbs"}
+OP_KEYS = {"phase", "layer", "op", "calls", "flops", "bytes", "bytes_read", "bytes_written", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return minfer.load_model()
+
+
+def profile_generation(model, ops=True, n=6):
+    with Profiler(ops=ops) as prof:
+        g = minfer.generate(model, "And the king said", n)
+    return prof, g
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_counts_equal_the_analytical_counts_whatever_the_backend(backend):
+    model = minfer.load_model(backend=backend)
+    prof, g = profile_generation(model)
+    arch, n_prompt = Arch.from_model(model), len(g.prompt_tokens)
+    phases = prof.phases()
+    assert phases["prefill"]["flops"] == total(step_costs(arch, n_prompt, 0)).flops
+    decode = sum((total(step_costs(arch, 1, n_prompt + i)) for i in range(len(g.tokens) - 1)),
+                 start=total([]))
+    assert phases["decode"]["flops"] == decode.flops
+    assert phases["decode"]["bytes"] == decode.bytes
+    assert phases["decode"]["tokens"] == len(g.tokens) - 1 == phases["decode"]["calls"]
+
+
+def test_every_timed_op_is_a_counted_op_and_every_counted_op_is_timed(model):
+    prof, _ = profile_generation(model)
+    counted = {(r["phase"], r["layer"], r["op"]) for r in prof.op_rows() if r["bytes"]}
+    timed = {k for k, s in prof.op_seconds.items() if k[2] != "other"}
+    assert timed == counted
+
+
+def test_exclusive_op_times_add_up_to_the_phase_time(model):
+    prof, _ = profile_generation(model)
+    for phase, p in prof.phases().items():
+        ops = sum(r["seconds"] for r in prof.op_rows() if r["phase"] == phase)
+        assert ops == pytest.approx(p["seconds"], rel=1e-9)
+        assert all(r["seconds"] >= 0 for r in prof.op_rows() if r["op"] != "other")
+
+
+def test_profiling_changes_no_result_and_unwraps_on_exit(model):
+    ids = model.tokenizer.encode("In the beginning")
+    want = model.forward(ids)
+    originals = (layers.linear, minfer.attention.linear, Model.decode, KVCache.update)
+    with Profiler():
+        got = model.forward(ids)
+    np.testing.assert_array_equal(got, want)
+    assert (layers.linear, minfer.attention.linear, Model.decode, KVCache.update) == originals
+    with pytest.raises(InvalidInputError), Profiler():
+        model.decode(-1, model.new_cache())  # a failed call records nothing and still unwraps
+    assert Model.decode is originals[2]
+
+
+def test_a_failed_call_is_not_recorded(model):
+    with Profiler() as prof:
+        with pytest.raises(InvalidInputError):
+            model.prefill([model.config.n_vocab], model.new_cache())
+    assert prof.steps == []
+
+
+def test_profilers_do_not_nest():
+    with Profiler(), pytest.raises(InvalidInputError, match="nested"):
+        with Profiler():
+            pass
+
+
+def test_forward_is_its_own_phase(model):
+    with Profiler() as prof:
+        model.forward(list(range(10)))
+    p = prof.phases()["forward"]
+    assert p["tokens"] == 10 and p["kv_read"] == p["kv_write"] == 0
+    assert p["flops"] == total(step_costs(Arch.from_model(model), 10, 0, lm_rows=10, cached=False)).flops
+
+
+def test_batched_decode_is_counted_per_batch_step(model):
+    with Profiler() as prof:
+        gens = minfer.generate_batch(model, ["And the king said", "In"], 4)
+    decode_steps = [s for s in prof.steps if s.phase == "decode"]
+    assert [s.n_batch for s in decode_steps] == [2, 2, 2]
+    assert prof.phases()["decode"]["tokens"] == sum(len(g.tokens) - 1 for g in gens)
+    assert prof.phases()["prefill"]["calls"] == 2
+
+
+def test_phase_only_mode_counts_the_same_without_op_times(model):
+    with_ops, _ = profile_generation(model, ops=True)
+    phases_only, _ = profile_generation(model, ops=False)
+    for phase in ("prefill", "decode"):
+        assert phases_only.phases()[phase]["flops"] == with_ops.phases()[phase]["flops"]
+    assert all(r["seconds"] is None for r in phases_only.op_rows())
+
+
+def test_to_dict_is_json_with_the_documented_schema(model):
+    prof, g = profile_generation(model)
+    ceilings = type("C", (), {"peak_gflops": 100.0, "bandwidth_gbs": 20.0,
+                              "to_dict": lambda self: {"peak_gflops": 100.0, "bandwidth_gbs": 20.0}})()
+    data = json.loads(json.dumps(prof.to_dict(ceilings)))
+    assert set(data) >= {"model", "mode", "phases", "ops", "steps", "sampling", "ceilings"}
+    assert PHASE_KEYS <= set(data["phases"]["prefill"]) and PHASE_KEYS <= set(data["phases"]["decode"])
+    assert all(OP_KEYS <= set(r) for r in data["ops"])
+    decode = data["phases"]["decode"]
+    assert decode["share_of_bandwidth"] == pytest.approx(decode["gbs"] / 20.0)
+    assert [s["phase"] for s in data["steps"]] == ["prefill"] + ["decode"] * (len(g.tokens) - 1)
+    assert [s["context"] for s in data["steps"]][-1] == len(g.prompt_tokens) + len(g.tokens) - 1
+
+
+def test_report_shows_each_phase_and_the_top_ops(model):
+    prof, _ = profile_generation(model)
+    text = prof.report(file=io.StringIO())
+    assert "prefill" in text and "decode" in text and "lm_head" in text
+    assert "decode bytes per token: weights" in text
