@@ -1,0 +1,98 @@
+"""The roofline ceilings: the stream kernel against its NumPy twin, the cache file, and the
+measurements at toy sizes. No test asserts a speed: this machine is shared and its speeds swing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from minfer import calibrate as cal
+from minfer.calibrate import Ceilings
+from minfer.errors import InvalidInputError
+
+
+def make_ceilings(**changes) -> Ceilings:
+    """Ceilings with made-up numbers (nothing measured), fields overridable."""
+    values = dict(peak_gflops=150.0, bandwidth_gbs=60.0, matmul_n=3072, stream_bytes=1 << 30,
+                  threads=2, cpu="AMD EPYC", measured_at="2025-01-01T00:00:00+00:00",
+                  env={"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": None})
+    return Ceilings(**(values | changes))
+
+
+def test_to_dict_from_dict_round_trip_through_json():
+    c = make_ceilings()
+    assert Ceilings.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+def test_save_then_load_gives_the_same_ceilings(tmp_path):
+    c = make_ceilings()
+    path = cal.save_ceilings(c, tmp_path / "new" / "dir" / "ceilings.json")  # parents made
+    assert path.exists()
+    assert cal.load_ceilings(path) == c
+
+
+def test_load_of_a_missing_file_is_none(tmp_path):
+    assert cal.load_ceilings(tmp_path / "absent.json") is None
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"peak_gflops": 1.0}',
+                                  json.dumps(make_ceilings().to_dict() | {"threads": "two"})])
+def test_load_of_a_corrupt_file_says_to_recalibrate(tmp_path, text):
+    path = tmp_path / "ceilings.json"
+    path.write_text(text)
+    with pytest.raises(InvalidInputError, match="minfer calibrate"):
+        cal.load_ceilings(path)
+
+
+def test_from_dict_names_the_missing_key():
+    d = make_ceilings().to_dict()
+    del d["bandwidth_gbs"]
+    with pytest.raises(InvalidInputError, match="bandwidth_gbs"):
+        Ceilings.from_dict(d)
+
+
+def test_ridge_point_is_peak_flops_over_bandwidth_bytes():
+    # 150e9 FLOP/s / 60e9 bytes/s = 2.5 FLOP per byte
+    assert make_ceilings(peak_gflops=150.0, bandwidth_gbs=60.0).ridge_point == pytest.approx(2.5)
+    assert make_ceilings(peak_gflops=90.0, bandwidth_gbs=45.0).ridge_point == pytest.approx(2.0)
+
+
+def test_ceilings_path_is_in_the_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINFER_HOME", str(tmp_path))
+    assert cal.ceilings_path() == tmp_path / "ceilings.json"
+
+
+def test_ceilings_uses_the_cache_and_measures_only_if_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINFER_HOME", str(tmp_path))
+    assert cal.ceilings(measure_if_missing=False) is None
+    monkeypatch.setattr(cal, "calibrate", lambda quick: make_ceilings(matmul_n=1536))
+    assert cal.ceilings().matmul_n == 1536  # measured (here: faked) and saved
+    monkeypatch.setattr(cal, "calibrate", lambda quick: pytest.fail("should read the cache"))
+    assert cal.ceilings() == make_ceilings(matmul_n=1536)
+
+
+@pytest.mark.parametrize("n", [1, 7, 1001, 10_007])
+def test_stream_sum_equals_its_numpy_twin(n):
+    x = np.random.default_rng(n).random(n).astype(np.float32)  # [n], in [0, 1): no cancellation
+    assert cal.stream_sum(x) == pytest.approx(cal.stream_sum_numpy(x), rel=1e-4)
+
+
+def test_measure_matmul_gflops_at_a_toy_size_is_a_positive_number():
+    gflops = cal.measure_matmul_gflops(n=64, repeats=2)
+    assert gflops > 0 and math.isfinite(gflops)
+
+
+def test_measure_bandwidth_gbs_at_a_toy_size_is_a_positive_number():
+    gbs = cal.measure_bandwidth_gbs(n_bytes=(1 << 16) + 4, repeats=2)
+    assert gbs > 0 and math.isfinite(gbs)
+
+
+@pytest.mark.parametrize("call", [lambda: cal.measure_matmul_gflops(n=0),
+                                  lambda: cal.measure_matmul_gflops(n=8, repeats=0),
+                                  lambda: cal.measure_bandwidth_gbs(n_bytes=3)])
+def test_measures_refuse_sizes_that_time_nothing(call):
+    with pytest.raises(InvalidInputError, match="at least"):
+        call()
