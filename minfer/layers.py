@@ -54,7 +54,8 @@ def layer_norm_cost(n_rows: int, n_embd: int, weight_size: int = 4, act_size: in
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU in the tanh approximation GPT-2 was trained with (HF's "gelu_new"). Any shape."""
-    return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3)))  # like x
+    cube = x * x * x  # like x; not x**3: NumPy's float power is 4x slower here (the profiler showed it)
+    return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * cube)))  # like x
 
 
 def gelu_cost(n: int, act_size: int = 4) -> Cost:
