@@ -2,6 +2,7 @@
 
 The stages, in data-flow order, one module each:
 tokenizer -> embed -> attention -> mlp -> block -> model (prefill / decode) -> sampling -> generate.
+Beside them, the instrumentation: counts -> profiler -> calibrate -> plots -> whatif.
 """
 
 from minfer.config import Config
@@ -13,6 +14,7 @@ from minfer.generation import Generation, Stream, generate, stream
 from minfer.kvcache import KVCache
 from minfer.loading import load_model
 from minfer.model import Model
+from minfer.profiler import Profiler
 from minfer.sampling import SamplingParams
 from minfer.tokenizer import IncrementalDecoder, Tokenizer
 
@@ -20,6 +22,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Config", "ContextOverflowError", "Generation", "IncrementalDecoder", "InvalidInputError",
-    "KVCache", "MinferError", "Model", "ModelLoadError", "Perplexity", "SamplingParams", "Tokenizer",
+    "KVCache", "MinferError", "Model", "ModelLoadError", "Perplexity", "Profiler", "SamplingParams", "Tokenizer",
     "Stream", "TokenizerError", "generate", "generate_batch", "load_model", "perplexity", "stream",
 ]

@@ -31,6 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop before this text (repeatable; e.g. --stop $'\\n\\n')")
     gen.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    prof = commands.add_parser("profile", help="generate under the profiler: FLOPs, bytes and time per phase and op")
+    prof.add_argument("prompt", help="the text to continue")
+    prof.add_argument("--model", default=None, help="as for generate (default: minfer's default model)")
+    prof.add_argument("--max-new-tokens", type=int, default=32, metavar="N")
+    prof.add_argument("--batch", type=int, default=1, metavar="B", help="generate B copies of the prompt at once")
+    prof.add_argument("--sweep", default=None, metavar="B1,B2,...",
+                      help="also time decode at these batch sizes (e.g. 1,2,4,8,16): points on the roofline")
+    prof.add_argument("--phases-only", action="store_true", help="time whole calls only (no per-op overhead)")
+    prof.add_argument("--plot", default=None, metavar="FILE",
+                      help="write the roofline to FILE (.png or .svg) and the timeline to FILE-timeline.*")
+    prof.add_argument("--top", type=int, default=8, metavar="N", help="ops per phase in the report")
+    prof.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
+    prof.add_argument("--json", action="store_true", help="print the profile and the ceilings as JSON")
+    cal = commands.add_parser("calibrate", help="measure this machine's matmul peak and memory bandwidth")
+    cal.add_argument("--quick", action="store_true", help="smaller, faster measurement (about 1 s)")
+    cal.add_argument("--json", action="store_true")
     ev = commands.add_parser("eval", help="mean loss and perplexity of a model over a text file")
     ev.add_argument("file", help="a UTF-8 text file")
     ev.add_argument("--model", default=None)
@@ -90,6 +106,81 @@ def run_eval(args: argparse.Namespace) -> None:
               f"({p.tokens:,} tokens in {p.chunks} chunks of at most {model.config.n_ctx})")
 
 
+def batch_sizes(text: str | None) -> list[int]:
+    """"1,2,4" -> [1, 2, 4], or a one-line error."""
+    from minfer.errors import InvalidInputError
+
+    try:
+        sizes = [int(b) for b in text.split(",")] if text else []
+    except ValueError:
+        raise InvalidInputError(f"--sweep takes batch sizes separated by commas, like 1,2,4,8; got {text!r}") from None
+    if any(b < 1 for b in sizes):
+        raise InvalidInputError(f"--sweep batch sizes must be at least 1; got {text!r}")
+    return sizes
+
+
+def run_profile(args: argparse.Namespace) -> None:
+    from minfer.calibrate import ceilings
+    from minfer.errors import InvalidInputError
+    from minfer.generation import prompt_ids
+    from minfer.loading import load_model
+    from minfer.profiler import decode_sweep, profile_generation
+
+    if args.batch < 1:
+        raise InvalidInputError(f"--batch must be at least 1, got {args.batch}")
+    sizes = batch_sizes(args.sweep)
+    if args.plot and not args.plot.lower().endswith((".png", ".svg")):
+        raise InvalidInputError(f"--plot must end in .png or .svg, got {args.plot!r}")
+    model = load_model(args.model, backend=args.backend)
+    ids = prompt_ids(model, args.prompt)
+    roof = ceilings(measure_if_missing=True, quick=True)
+    prof, gens = profile_generation(model, ids, args.max_new_tokens, args.batch, ops=not args.phases_only)
+    sweep = decode_sweep(model, ids, args.max_new_tokens, sizes) if sizes else None
+    data = prof.to_dict(roof) | {"sweep": sweep, "text": gens[0].text}
+    paths = write_plots(data, roof, args.plot, sweep) if args.plot else []
+    if args.json:
+        print(json.dumps(data))
+        return
+    print(f"{args.prompt}{gens[0].text}\n")
+    prof.report(roof, top=args.top)
+    for row in sweep or []:
+        print(f"sweep: batch {row['batch']:>3}: decode {row['tokens_per_s']:,.0f} tok/s, "
+              f"{row['flops'] / row['bytes']:.2f} FLOP/B, {row['bytes'] / row['seconds'] / 1e9:.1f} GB/s")
+    for path in paths:
+        print(f"wrote {path}")
+
+
+def write_plots(data: dict, roof, path: str, sweep: list[dict] | None) -> list:
+    """The roofline to `path`, the timeline beside it (roofline.png -> roofline-timeline.png)."""
+    from pathlib import Path
+
+    from minfer.plots import roofline, save_figure, timeline
+
+    from minfer.errors import InvalidInputError
+
+    p = Path(path)
+    try:
+        return [save_figure(roofline(data, roof, sweep=sweep), p),
+                save_figure(timeline(data), p.with_name(f"{p.stem}-timeline{p.suffix}"))]
+    except OSError as e:
+        raise InvalidInputError(f"cannot write the plot {path}: {e.strerror or e}") from None
+
+
+def run_calibrate(args: argparse.Namespace) -> None:
+    from minfer.calibrate import calibrate, save_ceilings
+
+    c = calibrate(quick=args.quick)
+    path = save_ceilings(c)
+    if args.json:
+        print(json.dumps(c.to_dict() | {"path": str(path)}))
+        return
+    print(f"float32 matmul peak:   {c.peak_gflops:,.1f} GFLOP/s (NumPy @ on {c.matmul_n}x{c.matmul_n}, best run)")
+    print(f"memory read bandwidth: {c.bandwidth_gbs:,.1f} GB/s (Numba parallel sum over "
+          f"{c.stream_bytes / 2**20:,.0f} MiB, best run, {c.threads} threads)")
+    print(f"ridge point:           {c.ridge_point:.1f} FLOP/byte: below it a phase is memory-bound")
+    print(f"saved to {path} ({c.cpu}, {c.measured_at})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -97,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             run_generate(args)
         elif args.command == "eval":
             run_eval(args)
+        elif args.command == "profile":
+            run_profile(args)
+        elif args.command == "calibrate":
+            run_calibrate(args)
     except MinferError as e:
         print(f"minfer: error: {e}", file=sys.stderr)
         return 2
