@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal = commands.add_parser("calibrate", help="measure this machine's matmul peak and memory bandwidth")
     cal.add_argument("--quick", action="store_true", help="smaller, faster measurement (about 1 s)")
     cal.add_argument("--json", action="store_true")
+    from minfer.whatif import add_whatif_arguments
+
+    add_whatif_arguments(commands.add_parser(
+        "whatif", help="roofline bounds of a model on other hardware: TTFT, tok/s, tok/s per W, $ per M tokens"))
     ev = commands.add_parser("eval", help="mean loss and perplexity of a model over a text file")
     ev.add_argument("file", help="a UTF-8 text file")
     ev.add_argument("--model", default=None)
@@ -192,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             run_profile(args)
         elif args.command == "calibrate":
             run_calibrate(args)
+        elif args.command == "whatif":
+            from minfer.whatif import run_whatif
+
+            run_whatif(args)
     except MinferError as e:
         print(f"minfer: error: {e}", file=sys.stderr)
         return 2
