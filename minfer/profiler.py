@@ -292,6 +292,38 @@ class Profiler:
         return text
 
 
+def profile_generation(model: Model, prompt, max_new_tokens: int = 32, batch: int = 1,
+                       ops: bool = True, warmup: bool = True) -> tuple[Profiler, list]:
+    """Generate greedily under a Profiler (after an unprofiled warm-up, so one-time costs do not
+    count) and return it with the Generations. Stop tokens are off, so every run is as long as
+    asked (the context window still ends it)."""
+    from minfer.batch import generate_batch
+    from minfer.generation import generate
+
+    def run():
+        if batch == 1:
+            return [generate(model, prompt, max_new_tokens, stop_tokens=())]
+        return generate_batch(model, [prompt] * batch, max_new_tokens, stop_tokens=())
+
+    if warmup:
+        generate(model, prompt, 2, stop_tokens=())
+    with Profiler(ops=ops) as prof:
+        gens = run()
+    return prof, gens
+
+
+def decode_sweep(model: Model, prompt, max_new_tokens: int, sizes: list[int]) -> list[dict]:
+    """Decode at each batch size in `sizes` (phase timing only): one roofline point per size.
+    -> [{"batch", "tokens", "flops", "bytes", "seconds", "tokens_per_s"}]"""
+    rows = []
+    for b in sizes:
+        prof, _ = profile_generation(model, prompt, max_new_tokens, b, ops=False, warmup=False)
+        d = prof.phases()["decode"]
+        rows.append({"batch": b, **{k: d[k] for k in ("tokens", "flops", "bytes", "seconds")},
+                     "tokens_per_s": d["tokens"] / d["seconds"] if d["seconds"] else None})
+    return rows
+
+
 def shares(phase: dict, ceilings) -> dict:
     """A phase's achieved rates as fractions of the machine's peak FLOP/s and bandwidth."""
     if not phase["seconds"]:
