@@ -5,13 +5,15 @@
 For each batch size B: B prompts of `--context` tokens are prefilled into one batched KV cache,
 then `--steps` decode steps are timed (best of `--repeats`). Prints a table and one JSON line.
 
-FLOP/byte is counted from the shapes of one decode step (float32, 4 bytes a number):
+FLOPs and bytes are counted by `minfer.counts.decode_cost`, summed over the timed steps (the
+cache grows by one position per step). Its big terms, for B sequences attending over T keys
+(float32, 4 bytes a number; the library also counts biases, norms and activations):
   FLOPs  = 2 B (n_layer 12 n_embd^2 + n_embd n_vocab)        weight matmuls and the LM head
          + 4 B n_layer T n_embd                              scores and weights @ values over T keys
   bytes  = 4 (n_layer 12 n_embd^2 + n_vocab n_embd)          every weight matrix read once per step
          + 4 * 2 B n_layer T n_embd                          every cached key and value read
 Batching multiplies the weight FLOPs by B but not the weight bytes: FLOP/byte grows with B until
-the KV-cache reads (which also grow with B) dominate. Biases, norms and activations are left out.
+the KV-cache reads (which also grow with B) dominate; the "KV %" column is their share of the bytes.
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ import numpy as np
 import minfer
 from minfer.batch import BatchKVCache, decode_batch, prefill_slot
 from minfer.config import Config
+from minfer.cost import Cost
+from minfer.counts import Arch, decode_cost
 from minfer.model import Model
 from minfer.weights import random_weights
 
 
-def step_counts(c: Config, batch: int, n_keys: int) -> tuple[float, float]:
-    """(FLOPs, bytes) of one decode step for `batch` sequences each attending over n_keys keys."""
-    weights = c.n_layer * 12 * c.n_embd**2 + c.n_vocab * c.n_embd
-    flops = 2 * batch * weights + 4 * batch * c.n_layer * n_keys * c.n_embd
-    bytes_ = 4 * weights + 4 * 2 * batch * c.n_layer * n_keys * c.n_embd
-    return flops, bytes_
+def step_counts(model: Model, batch: int, context: int, steps: int) -> Cost:
+    """FLOPs and bytes of `steps` decode steps for `batch` sequences after `context` cached
+    positions each (minfer.counts: the same count as the profiler's)."""
+    arch = Arch.from_model(model)
+    return sum((decode_cost(arch, n_past=context + i, n_batch=batch) for i in range(steps)), Cost())
 
 
 def measure(model: Model, batch: int, context: int, steps: int, repeats: int) -> dict:
@@ -50,10 +53,10 @@ def measure(model: Model, batch: int, context: int, steps: int, repeats: int) ->
         for _ in range(steps):
             tokens = decode_batch(model, tokens, cache, rows).argmax(axis=-1)  # [batch]
         best = min(best, perf_counter() - t)
-    flops, bytes_ = step_counts(model.config, batch, context + steps // 2)
+    cost = step_counts(model, batch, context, steps)  # all the timed steps
     return {"batch": batch, "decode_tokens_per_s": batch * steps / best, "step_ms": 1e3 * best / steps,
-            "flop_per_byte": flops / bytes_, "gflop_per_s": flops * steps / best / 1e9,
-            "gb_per_s": bytes_ * steps / best / 1e9}
+            "flop_per_byte": cost.flop_per_byte, "gflop_per_s": cost.flops / best / 1e9,
+            "gb_per_s": cost.bytes / best / 1e9, "kv_share": (cost.kv_read + cost.kv_write) / cost.bytes}
 
 
 def main() -> None:
@@ -72,10 +75,10 @@ def main() -> None:
         model = minfer.load_model(a.model)
     rows = [measure(model, int(b), a.context, a.steps, a.repeats) for b in a.batch.split(",")]
     print(f"model {model.name}: {model.n_params():,} parameters, context {a.context} tokens")
-    print(f"{'batch':>5} {'tok/s':>9} {'ms/step':>8} {'FLOP/byte':>10} {'GFLOP/s':>8} {'GB/s':>6}")
+    print(f"{'batch':>5} {'tok/s':>9} {'ms/step':>8} {'FLOP/byte':>10} {'GFLOP/s':>8} {'GB/s':>6} {'KV %':>5}")
     for r in rows:
         print(f"{r['batch']:>5} {r['decode_tokens_per_s']:>9.0f} {r['step_ms']:>8.2f} "
-              f"{r['flop_per_byte']:>10.2f} {r['gflop_per_s']:>8.1f} {r['gb_per_s']:>6.1f}")
+              f"{r['flop_per_byte']:>10.2f} {r['gflop_per_s']:>8.1f} {r['gb_per_s']:>6.1f} {r['kv_share']:>5.0%}")
     print(json.dumps({"model": model.name, "context": a.context, "rows": rows}))
 
 
