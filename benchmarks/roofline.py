@@ -1,6 +1,6 @@
 """One profiled generation against this machine's ceilings, and what profiling costs.
 
-    python benchmarks/profile.py [--model DIR | --gpt2-124m] [--prompt-tokens 256] [--new-tokens 32]
+    python benchmarks/roofline.py [--model DIR | --gpt2-124m] [--prompt-tokens 256] [--new-tokens 32]
                                  [--repeats 5] [--sweep 1,4,16] [--plot FILE] [--json-out FILE]
 
 In one run (this machine is shared and noisy: ratios measured side by side, not absolute figures):
