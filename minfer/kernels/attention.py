@@ -1,0 +1,150 @@
+"""Fused causal attention: scores, softmax and the weighted sum of values in one pass per query,
+never writing a [n_q, n_k] score matrix to memory (twin: minfer.attention.causal_attention).
+
+Decode (`decode_attention`): one query per head against the `length` cached keys. Its scores
+fit in a [length] row, passed in as scratch, so the kernel allocates nothing.
+
+Prefill (`prefill_attention`): n_q queries at once. The reference builds every head's
+[n_q, n_k] score matrix: for a 1024-token prompt that is 12 heads x 4 MiB, far more than the
+cache, so it is written to memory and read back three times (max, exp, sum). Here the queries
+and keys are cut into blocks; a query block meets one key block at a time, whose keys and values
+stay in cache while every query of the block uses them. Key blocks wholly in the causal future
+of a query block are never visited: the masked half of the work is skipped, not computed.
+
+The softmax is computed online (FlashAttention's trick). A query keeps a running max m, a
+running sum l of exp(s - m) and a running output o = sum exp(s - m) v. When a key block brings a
+larger max m', everything so far was scaled by exp(-m) instead of exp(-m'): multiply l and o by
+exp(m - m') and carry on. After the last block, o / l is exactly softmax(scores) @ v.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from minfer.attention import causal_attention
+from minfer.kernels.elementwise import FAST
+
+# Below this many multiply-adds (n_head x length x d_head) decode attention runs on one thread:
+# waking the thread pool costs a few microseconds (measured in benchmarks/kernels.py).
+PARALLEL_MIN_WORK = 1 << 15
+
+
+# q: [d_head], k, v: [max_seq, d_head], scores: [max_seq] scratch -> out: [d_head]
+@njit(cache=True, fastmath=FAST)
+def _attend(q, k, v, length, scores, out):
+    """One query against keys [0, length): out = softmax(k q / sqrt(d_head)) @ v."""
+    d_head = q.shape[0]
+    scale = np.float32(1.0 / math.sqrt(d_head))
+    top = np.float32(-np.inf)
+    for t in range(length):
+        s = np.float32(0.0)
+        for d in range(d_head):
+            s += q[d] * k[t, d]
+        scores[t] = s * scale
+        top = max(top, scores[t])
+    for d in range(d_head):
+        out[d] = np.float32(0.0)
+    total = np.float32(0.0)
+    for t in range(length):
+        p = np.float32(math.exp(scores[t] - top))
+        total += p
+        for d in range(d_head):
+            out[d] += p * v[t, d]
+    for d in range(d_head):
+        out[d] /= total
+
+
+@njit(cache=True)
+def _decode_attention_serial(q, k_cache, v_cache, length, out, scores):  # as decode_attention
+    for h in range(q.shape[0]):
+        _attend(q[h], k_cache[h], v_cache[h], length, scores[h], out[h])
+
+
+@njit(parallel=True, cache=True)
+def _decode_attention_parallel(q, k_cache, v_cache, length, out, scores):  # as decode_attention
+    for h in prange(q.shape[0]):  # heads are independent: one per iteration, split between threads
+        _attend(q[h], k_cache[h], v_cache[h], length, scores[h], out[h])
+
+
+# q: [n_head, d_head] f32, k_cache, v_cache: [n_head, max_seq, d_head], length: keys to attend to,
+# scores: [n_head, >= length] f32 scratch -> out: [n_head, d_head]
+@njit(cache=True)
+def decode_attention(q, k_cache, v_cache, length, out, scores):
+    """Attention of the one new token: the cache already holds its key and value at length - 1.
+    Parallel over heads once the cache is long enough to pay for waking the threads."""
+    if q.shape[0] * length * q.shape[1] < PARALLEL_MIN_WORK:
+        _decode_attention_serial(q, k_cache, v_cache, length, out, scores)
+    else:
+        _decode_attention_parallel(q, k_cache, v_cache, length, out, scores)
+
+
+def decode_attention_numpy(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, length: int) -> np.ndarray:
+    """decode_attention's twin: the reference causal_attention with one query. -> [n_head, d_head]"""
+    return causal_attention(q[:, None, :], k_cache[:, :length], v_cache[:, :length])[:, 0]
+
+
+@njit(cache=True, fastmath=FAST)
+def _query_block(q, k, v, h, q0, q1, out, scratch):  # -> out[h, q0:q1]; scratch: [3, block]
+    """Queries q0..q1-1 of head h against every key they may see, one key block at a time.
+
+    scratch[0]: one query's scores against the current key block; scratch[1], scratch[2]: each
+    query's running max and running sum of exp(score - max). out[h, i] is the running output.
+    """
+    n_q, d_head = q.shape[1], q.shape[2]
+    block = scratch.shape[1]
+    past = k.shape[1] - n_q  # cached positions before the first query
+    scale = np.float32(1.0 / math.sqrt(d_head))
+    row, top, total = scratch[0], scratch[1], scratch[2]  # [block] each
+    for i in range(q1 - q0):
+        top[i], total[i] = -np.inf, np.float32(0.0)
+        out[h, q0 + i] = 0
+    for k0 in range(0, past + q1, block):  # key blocks up to the last query's own position
+        for i in range(q1 - q0):  # this key block stays in cache while every query uses it
+            k1 = min(k0 + block, past + q0 + i + 1)  # the keys of this block query i may see
+            if k1 <= k0:
+                continue  # the whole block is in query i's future
+            qi, oi = q[h, q0 + i], out[h, q0 + i]  # [d_head]
+            new_top = top[i]
+            for j in range(k0, k1):
+                kj = k[h, j]  # [d_head]
+                s = np.float32(0.0)
+                for d in range(d_head):
+                    s += qi[d] * kj[d]
+                row[j - k0] = s * scale
+                new_top = max(new_top, row[j - k0])
+            fix = np.float32(math.exp(top[i] - new_top))  # rescales the sums made under the old max
+            acc = total[i] * fix
+            for d in range(d_head):
+                oi[d] *= fix
+            for j in range(k0, k1):
+                p, vj = np.float32(math.exp(row[j - k0] - new_top)), v[h, j]
+                acc += p
+                for d in range(d_head):
+                    oi[d] += p * vj[d]
+            top[i], total[i] = new_top, acc
+    for i in range(q1 - q0):
+        out[h, q0 + i] /= total[i]
+
+
+# q: [n_head, n_q, d_head] f32, k, v: [n_head, n_k, d_head] with n_k >= n_q, block: tile side
+# -> out: [n_head, n_q, d_head]
+@njit(parallel=True, cache=True)
+def prefill_attention(q, k, v, out, block):
+    """Causal attention of the last n_q of n_k positions (the first n_k - n_q are cached), tiled
+    in [block, block] query x key blocks with an online softmax (see the module docstring).
+
+    The work is split in (head, query block) pairs. A later query block sees more keys, so the
+    pairs are ordered light, heavy, light, heavy (query blocks 0, last, 1, last - 1, ...): the
+    contiguous share of them Numba gives each thread then holds about as much work as any other.
+    Scratch: 3 x block floats per pair, the only allocation (n_pairs x 3 x block per call).
+    """
+    n_head, n_q = q.shape[0], q.shape[1]
+    n_blocks = (n_q + block - 1) // block
+    scratch = np.empty((n_head * n_blocks, 3, block), np.float32)
+    for pair in prange(n_head * n_blocks):
+        h, z = pair % n_head, pair // n_head
+        qb = z // 2 if z % 2 == 0 else n_blocks - 1 - z // 2  # 0, last, 1, last - 1, ...
+        _query_block(q, k, v, h, qb * block, min((qb + 1) * block, n_q), out, scratch[pair])
