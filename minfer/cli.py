@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=None, metavar="S")
     gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
                      help="stop before this text (repeatable; e.g. --stop $'\\n\\n')")
-    gen.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
+    gen.add_argument("--backend", choices=["numpy", "numba"], default="numpy",
+                     help="numpy: the readable reference; numba: compiled kernels")
+    gen.add_argument("--quantize", choices=["int8"], default=None,
+                     help="int8 weights with a scale per column (needs --backend numba)")
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     prof = commands.add_parser("profile", help="generate under the profiler: FLOPs, bytes and time per phase and op")
     prof.add_argument("prompt", help="the text to continue")
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write the roofline to FILE (.png or .svg) and the timeline to FILE-timeline.*")
     prof.add_argument("--top", type=int, default=8, metavar="N", help="ops per phase in the report")
     prof.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
+    prof.add_argument("--quantize", choices=["int8"], default=None, help="int8 weights (needs --backend numba)")
     prof.add_argument("--json", action="store_true", help="print the profile and the ceilings as JSON")
     cal = commands.add_parser("calibrate", help="measure this machine's matmul peak and memory bandwidth")
     cal.add_argument("--quick", action="store_true", help="smaller, faster measurement (about 1 s)")
@@ -73,7 +77,7 @@ def run_generate(args: argparse.Namespace) -> None:
     from minfer.loading import load_model
 
     params = sampling_params(args)  # validate before loading
-    model = load_model(args.model, backend=args.backend)
+    model = load_model(args.model, backend=args.backend, quantize=args.quantize)
     ids = prompt_ids(model, args.prompt)  # fails before anything is printed
     if args.json:
         g = generate(model, ids, args.max_new_tokens, params=params, stop_strings=args.stop)
@@ -135,7 +139,7 @@ def run_profile(args: argparse.Namespace) -> None:
     sizes = batch_sizes(args.sweep)
     if args.plot and not args.plot.lower().endswith((".png", ".svg")):
         raise InvalidInputError(f"--plot must end in .png or .svg, got {args.plot!r}")
-    model = load_model(args.model, backend=args.backend)
+    model = load_model(args.model, backend=args.backend, quantize=args.quantize)
     ids = prompt_ids(model, args.prompt)
     roof = ceilings(measure_if_missing=True, quick=True)
     prof, gens = profile_generation(model, ids, args.max_new_tokens, args.batch, ops=not args.phases_only)

@@ -55,8 +55,9 @@ class Arch:
 
     @classmethod
     def from_model(cls, model, kv_size: int = 4) -> Arch:
-        """The Arch of a loaded `Model`, with the bytes per weight it really stores."""
-        return cls.from_config(model.config, model.name, model.weights.wte.dtype.itemsize, kv_size)
+        """The Arch of a loaded `Model`, with the bytes per weight it really computes from
+        (1 for int8; the per-column scales, under 0.5% of the bytes, are not counted)."""
+        return cls.from_config(model.config, model.name, DTYPE_SIZES[model.weight_dtype], kv_size)
 
     def with_dtype(self, weights: str, kv: str | None = None) -> Arch:
         """The same shape stored as another dtype ("bfloat16", "int8", ...); kv defaults to weights'."""

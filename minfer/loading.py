@@ -36,13 +36,18 @@ _HUB_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json"
 _NOT_PARAMETERS = (".attn.bias", ".attn.masked_bias")
 
 
-def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "numpy") -> Model:
+def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "numpy",
+               quantize: str | None = None) -> Model:
     """Load a GPT-2 checkpoint.
 
     `path_or_name` is a local Hugging Face-format directory, a short name from `HUB_NAMES`
     ("gpt2", "gpt2-medium", ...) or a Hub repository id ("owner/name"), downloaded once into
     the Hugging Face cache. None loads minfer's default model. Weights stored as float32,
     float16 or bfloat16 are computed in float32.
+
+    `backend`: "numpy" (the readable reference) or "numba" (compiled kernels, `minfer.fast`).
+    `quantize="int8"` (Numba backend only) stores the matrices as int8 with a float32 scale per
+    output column: a quarter of the bytes for decode to read.
 
     Example:
         >>> model = load_model("tests/fixtures/tiny-gpt2")
@@ -59,7 +64,7 @@ def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "nu
     config = Config.from_hf(hf_config)
     weights = read_weights(model_dir, config)
     tokenizer = load_tokenizer(model_dir, hf_config, config.n_vocab)
-    return Model(config, weights, tokenizer, backend=backend, name=name)
+    return Model(config, weights, tokenizer, backend=backend, name=name, quantize=quantize)
 
 
 def resolve_model_dir(path_or_name: str | os.PathLike) -> Path:

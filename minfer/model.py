@@ -22,7 +22,7 @@ from minfer.layers import layer_norm
 from minfer.tokenizer import Tokenizer
 from minfer.weights import GPT2Weights
 
-BACKENDS = ("numpy",)  # "numba" arrives with the kernels of issue 6
+BACKENDS = ("numpy", "numba")  # the readable reference, and compiled kernels (minfer.fast)
 
 
 def hidden_states(ids: np.ndarray, w: GPT2Weights, cfg: Config,
@@ -53,23 +53,36 @@ class Model:
     """
 
     def __init__(self, config: Config, weights: GPT2Weights, tokenizer: Tokenizer | None = None,
-                 backend: str = "numpy", name: str = ""):
+                 backend: str = "numpy", name: str = "", quantize: str | None = None):
         if backend not in BACKENDS:
+            raise InvalidInputError(f"backend {backend!r} is not available; choose one of {', '.join(BACKENDS)}")
+        if quantize is not None and backend != "numba":
             raise InvalidInputError(
-                f"backend {backend!r} is not available; choose one of {', '.join(BACKENDS)} "
-                "(the Numba backend is not built yet)"
+                f"quantize={quantize!r} runs on the Numba backend: pass backend='numba' "
+                "(the NumPy reference computes with the float32 weights)"
             )
         self.config = config
-        self.weights = weights
+        self.weights = weights  # float32, as loaded: the reference (and prefill's) weights
         self.tokenizer = tokenizer
         self.backend = backend
         self.name = name
+        self.quantize = quantize
+        self.fast = None  # the Numba backend's stacked weights and run state
+        if backend == "numba":
+            from minfer.fast import FastModel
+
+            self.fast = FastModel(config, weights, quantize)
+
+    @property
+    def weight_dtype(self) -> str:
+        """How the matrices are stored for computing: "float32", or "int8" when quantized."""
+        return self.quantize or str(self.weights.wte.dtype)
 
     def __repr__(self) -> str:
         c = self.config
         return (f"Model({self.name!r}, n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
                 f"n_ctx={c.n_ctx}, n_vocab={c.n_vocab}, params={self.n_params():,}, "
-                f"backend={self.backend!r})")
+                f"backend={self.backend!r}, weights={self.weight_dtype!r})")
 
     def n_params(self) -> int:
         """Number of parameters (the tied LM head counted once)."""
@@ -78,6 +91,8 @@ class Model:
     def forward(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Logits of every position, no cache. ids: [n_seq] -> float32 [n_seq, n_vocab]"""
         ids = self._check_ids(ids, start=0)
+        if self.fast is not None:  # a throwaway cache: the Numba prefill attends through one
+            return self.fast.prefill(ids, self.new_cache(len(ids)), all_logits=True)  # [n_seq, n_vocab]
         return lm_head(hidden_states(ids, self.weights, self.config), self.weights.wte)  # [n_seq, n_vocab]
 
     def new_cache(self, max_seq: int | None = None) -> KVCache:
@@ -100,6 +115,8 @@ class Model:
         """
         ids = self._check_ids(ids, start=cache.length)
         cache.check_room(len(ids))
+        if self.fast is not None:
+            return self.fast.prefill(ids, cache, all_logits)  # [n_vocab] or [n_seq, n_vocab]
         x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
         if all_logits:
             return lm_head(x, self.weights.wte)  # [n_seq, n_vocab]
@@ -114,6 +131,8 @@ class Model:
             )
         ids = self._check_ids([token_id], start=cache.length)  # [1]
         cache.check_room(1)
+        if self.fast is not None:
+            return self.fast.decode(int(ids[0]), cache)  # [n_vocab]
         x = hidden_states(ids, self.weights, self.config, cache)  # [1, n_embd]
         return lm_head(x, self.weights.wte)[0]  # [n_vocab]
 

@@ -267,7 +267,8 @@ class Profiler:
         m = self.models[0] if self.models else None
         phases = self.phases()
         data = {"model": None if m is None else {"name": m.name, "n_params": m.n_params(),
-                                                 "weight_bytes": m.weights.nbytes(), "backend": m.backend},
+                                                 "weight_bytes": Arch.from_model(m).weight_bytes(),
+                                                 "weight_dtype": m.weight_dtype, "backend": m.backend},
                 "mode": "ops" if self.ops else "phases", "phases": phases, "ops": self.op_rows(),
                 "steps": self.step_rows(),
                 "sampling": {"calls": self.sampling_calls, "seconds": self.sampling_seconds}}

@@ -95,7 +95,8 @@ def render_report(data: dict, top: int = 8, width: int = 118) -> str:
     console = Console(file=out, width=width, force_terminal=False, color_system=None)
     model = data.get("model") or {}
     console.print(f"model {model.get('name', '?')}: {model.get('n_params', 0):,} parameters, "
-                  f"{fmt(model.get('weight_bytes', 0) / 1e6)} MB of weights, backend {model.get('backend', '?')}")
+                  f"{fmt(model.get('weight_bytes', 0) / 1e6)} MB of {model.get('weight_dtype', '')} weights, "
+                  f"backend {model.get('backend', '?')}")
     console.print(phase_table(data))
     for line in (bytes_line(data), ceilings_line(data)):
         if line:

@@ -61,6 +61,9 @@ def gpt2_vocab_model() -> minfer.Model:
     return minfer.load_model(random_gpt2_dir())
 
 
-@pytest.fixture(params=MODELS)
+@pytest.fixture(params=[(m, b) for b in minfer.model.BACKENDS for m in MODELS],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def model_and_ref(request):
-    return minfer.load_model(FIXTURES / request.param), reference(request.param)
+    """Each fixture checkpoint on each backend, with transformers' outputs for it."""
+    name, backend = request.param
+    return minfer.load_model(FIXTURES / name, backend=backend), reference(name)

@@ -34,7 +34,7 @@ def test_json_output(capsys):
 @pytest.mark.parametrize("args, message", [
     (["--model", "/nonexistent/dir"], "no model directory"),
     (["--temperature", "-1"], "temperature"),
-    (["--backend", "numba"], "numba"),
+    (["--quantize", "int8"], "backend='numba'"),
     (["--max-new-tokens", "0"], "max_new_tokens"),
     (["--model", "tests/fixtures/tiny-gpt2"], "no tokenizer"),
 ])

@@ -1,0 +1,232 @@
+"""The Numba backend: the same GPT-2 as `minfer.model`, with decode compiled whole (lesson 09).
+
+Why a second path? Decode is memory-bound: a token should cost about the time it takes to read
+the weights once. The NumPy reference spends more than that on Python: dozens of small NumPy
+calls per layer, each with microseconds of dispatch and a fresh output array. Here:
+
+- `decode_step` is one `@njit` function for a whole token, all layers (llama2.c's `forward`): no
+  Python between ops, no allocation, every buffer in a preallocated `RunState`;
+- its matrix-vector products are Numba kernels (`minfer.kernels`) that stream each weight once;
+  with `quantize="int8"` they read 1-byte weights and a scale per output column, and
+  dequantize on the fly: a quarter of the bytes, so (memory-bound) up to 4x faster;
+- prefill stays a Python loop over layers, since its time is in matrix-matrix products: BLAS
+  (NumPy `@`) does those best, and the Python overhead is paid once per prompt, not per token.
+
+Every kernel has a NumPy twin it is tested against; the whole backend is tested against the
+NumPy model (and through it against transformers) by the same fidelity tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from minfer import kernels as K
+from minfer.config import Config
+from minfer.errors import InvalidInputError
+from minfer.kvcache import KVCache
+from minfer.weights import GPT2Weights
+
+QUANTIZE = (None, "int8")
+
+
+def drop_stale_compiled_code() -> None:
+    """Numba's cache=True keys a compiled function on its own file only: after a change to a
+    kernel in minfer/kernels/, a cached `decode_step` would still run the old kernel's code.
+    So: stamp the kernels' source, and when it changes, delete this module's cached
+    compilations (they are rebuilt on the next call). Only the default cache place, the
+    `__pycache__` beside this file, is handled."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((here / "kernels").glob("*.py")))).hexdigest()
+    stamp = here / "__pycache__" / "fast.kernels.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        for compiled in stamp.parent.glob("fast.*.nb[ic]"):
+            compiled.unlink(missing_ok=True)
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:  # a read-only install: Numba then caches elsewhere or not at all
+        pass
+
+
+drop_stale_compiled_code()
+
+# Per-layer weights stacked on a leading n_layer axis, so one compiled function can walk the
+# layers. A matrix's `*_scale` is [n_layer, n_out] for int8 weights, or [n_layer, 0] for float32.
+StackedWeights = namedtuple("StackedWeights", [
+    "wte",  # [n_vocab, n_embd] float32 or int8 (then wte_scale: [n_vocab], one per row)
+    "wte_scale", "wpe",  # [n_ctx, n_embd]
+    "ln_1_w", "ln_1_b",  # [n_layer, n_embd]
+    "attn_w", "attn_scale", "attn_b",  # [n_layer, n_embd, 3 n_embd], ..., [n_layer, 3 n_embd]
+    "proj_w", "proj_scale", "proj_b",  # [n_layer, n_embd, n_embd]
+    "ln_2_w", "ln_2_b",
+    "fc_w", "fc_scale", "fc_b",  # [n_layer, n_embd, 4 n_embd]
+    "out_w", "out_scale", "out_b",  # [n_layer, 4 n_embd, n_embd]: the MLP's c_proj
+    "ln_f_w", "ln_f_b",  # [n_embd]
+])
+
+# Buffers for one decode step, allocated once per model and reused for every token.
+RunState = namedtuple("RunState", [
+    "x",  # [1, n_embd] the residual stream
+    "h",  # [1, n_embd] a normed copy, then each sublayer's output
+    "qkv",  # [1, 3 n_embd]
+    "q",  # [n_head, d_head]
+    "att",  # [1, n_embd] attention output, heads side by side
+    "fc",  # [1, 4 n_embd]
+    "scores",  # [n_head, n_ctx] attention scratch
+    "logits",  # [1, n_vocab]
+])
+
+
+def stack_weights(w: GPT2Weights, quantize: str | None = None) -> StackedWeights:
+    """Copy the per-block weights into stacked arrays (int8 with per-column scales if asked)."""
+    def stack(get):  # [n_layer, ...]
+        return np.ascontiguousarray(np.stack([get(b) for b in w.h]), dtype=np.float32)
+
+    def matrix(get):  # -> (weights, scales, biases)
+        weight, bias = stack(lambda b: get(b).weight), stack(lambda b: get(b).bias)
+        if quantize is None:
+            return weight, np.zeros((len(w.h), 0), np.float32), bias
+        q, scale = K.quantize_int8(weight, axis=1)  # one scale per output column of each layer
+        return q, scale.reshape(len(w.h), -1), bias
+
+    if quantize is None:
+        wte, wte_scale = np.ascontiguousarray(w.wte, np.float32), np.zeros(0, np.float32)
+    else:
+        wte, wte_scale = K.quantize_int8(np.asarray(w.wte, np.float32), axis=1)  # one scale per row
+    return StackedWeights(
+        wte, wte_scale.reshape(-1), np.ascontiguousarray(w.wpe, np.float32),
+        stack(lambda b: b.ln_1.weight), stack(lambda b: b.ln_1.bias),
+        *matrix(lambda b: b.attn.c_attn), *matrix(lambda b: b.attn.c_proj),
+        stack(lambda b: b.ln_2.weight), stack(lambda b: b.ln_2.bias),
+        *matrix(lambda b: b.mlp.c_fc), *matrix(lambda b: b.mlp.c_proj),
+        np.ascontiguousarray(w.ln_f.weight, np.float32), np.ascontiguousarray(w.ln_f.bias, np.float32))
+
+
+def new_run_state(c: Config) -> RunState:
+    d = c.n_embd
+    zeros = lambda *shape: np.zeros(shape, np.float32)  # noqa: E731
+    return RunState(zeros(1, d), zeros(1, d), zeros(1, 3 * d), zeros(c.n_head, c.d_head), zeros(1, d),
+                    zeros(1, 4 * d), zeros(c.n_head, c.n_ctx), zeros(1, c.n_vocab))
+
+
+@njit(cache=True)
+def linear_any(x, w, scale, b, out):  # x: [n, n_in], w: [n_in, n_out] f32 or int8 -> out: [n, n_out]
+    """Float32 weights (no scales) or int8 weights with a scale per output column."""
+    if scale.shape[0] == 0:
+        K.linear(x, w, b, out)
+    else:
+        K.linear_int8(x, w, scale, b, out)
+
+
+@njit(cache=True)
+def decode_step(token, pos, w, k_cache, v_cache, s, n_head, eps):
+    """One token through every layer. k_cache, v_cache: [n_layer, n_head, max_seq, d_head],
+    written at `pos`; the logits land in s.logits [1, n_vocab]."""
+    d = s.x.shape[1]
+    d_head = d // n_head
+    embed_token(token, pos, w.wte, w.wte_scale, w.wpe, s.x)
+    for layer in range(w.ln_1_w.shape[0]):
+        K.layer_norm(s.x, w.ln_1_w[layer], w.ln_1_b[layer], eps, s.h)
+        linear_any(s.h, w.attn_w[layer], w.attn_scale[layer], w.attn_b[layer], s.qkv)
+        for head in range(n_head):  # q to its buffer; k and v straight into the cache at pos
+            for i in range(d_head):
+                s.q[head, i] = s.qkv[0, head * d_head + i]
+                k_cache[layer, head, pos, i] = s.qkv[0, d + head * d_head + i]
+                v_cache[layer, head, pos, i] = s.qkv[0, 2 * d + head * d_head + i]
+        K.decode_attention(s.q, k_cache[layer], v_cache[layer], pos + 1, s.att.reshape(n_head, d_head),
+                           s.scores)
+        linear_any(s.att, w.proj_w[layer], w.proj_scale[layer], w.proj_b[layer], s.h)
+        K.add(s.x, s.h, s.x)
+        K.layer_norm(s.x, w.ln_2_w[layer], w.ln_2_b[layer], eps, s.h)
+        linear_any(s.h, w.fc_w[layer], w.fc_scale[layer], w.fc_b[layer], s.fc)
+        K.gelu(s.fc, s.fc)
+        linear_any(s.fc, w.out_w[layer], w.out_scale[layer], w.out_b[layer], s.h)
+        K.add(s.x, s.h, s.x)
+    K.layer_norm(s.x, w.ln_f_w, w.ln_f_b, eps, s.h)
+    if w.wte_scale.shape[0] == 0:
+        K.lm_head(s.h, w.wte, s.logits)
+    else:
+        K.lm_head_int8(s.h, w.wte, w.wte_scale, s.logits)
+
+
+@njit(cache=True)
+def embed_token(token, pos, wte, wte_scale, wpe, out):  # -> out: [1, n_embd]
+    """Token row (dequantized if int8) plus position row."""
+    scale = np.float32(1.0) if wte_scale.shape[0] == 0 else wte_scale[token]
+    for i in range(out.shape[1]):
+        out[0, i] = wte[token, i] * scale + wpe[pos, i]
+
+
+class FastModel:
+    """The Numba backend's state for one model: stacked (maybe int8) weights and a run state."""
+
+    def __init__(self, config: Config, weights: GPT2Weights, quantize: str | None = None):
+        if quantize not in QUANTIZE:
+            raise InvalidInputError(f"quantize={quantize!r} is not supported; choose None or 'int8'")
+        self.config, self.quantize = config, quantize
+        self.w = stack_weights(weights, quantize)
+        self.state = new_run_state(config)
+
+    def decode(self, token: int, cache: KVCache) -> np.ndarray:
+        """One token at cache.length -> float32 [n_vocab] (a copy: the buffer is reused)."""
+        c = self.config
+        decode_step(token, cache.length, self.w, cache.k, cache.v, self.state, c.n_head,
+                    np.float32(c.layer_norm_eps))
+        cache.advance(1)
+        return self.state.logits[0].copy()  # [n_vocab]
+
+    def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
+        """The prompt in one pass: BLAS matmuls, Numba norms, GELU and tiled causal attention."""
+        c, w = self.config, self.w
+        x = self.embed(ids, cache.length)  # [n_seq, n_embd]
+        for layer in range(c.n_layer):
+            h = norm(x, w.ln_1_w[layer], w.ln_1_b[layer], c.layer_norm_eps)  # [n_seq, n_embd]
+            x = x + self.attention(self.matmul(h, layer, "attn"), cache, layer)  # [n_seq, n_embd]
+            h = norm(x, w.ln_2_w[layer], w.ln_2_b[layer], c.layer_norm_eps)  # [n_seq, n_embd]
+            fc = self.matmul(h, layer, "fc")  # [n_seq, 4 n_embd]
+            K.gelu(fc, fc)
+            x = x + self.matmul(fc, layer, "out")  # [n_seq, n_embd]
+        cache.advance(len(ids))
+        x = norm(x if all_logits else x[-1:], w.ln_f_w, w.ln_f_b, c.layer_norm_eps)  # [n_rows, n_embd]
+        logits = x @ self.dequantized("wte").T  # [n_rows, n_vocab]
+        return logits if all_logits else logits[0]
+
+    def attention(self, qkv: np.ndarray, cache: KVCache, layer: int) -> np.ndarray:
+        """Write the new keys and values into the cache, attend causally. qkv: [n_seq, 3 n_embd] -> [n_seq, n_embd]"""
+        n_seq, c = qkv.shape[0], self.config
+        q, k, v = (np.ascontiguousarray(p.reshape(n_seq, c.n_head, c.d_head).transpose(1, 0, 2))
+                   for p in np.split(qkv, 3, axis=1))  # [n_head, n_seq, d_head]
+        keys, values = cache.update(layer, k, v)  # [n_head, n_past + n_seq, d_head]
+        out = np.empty_like(q)  # [n_head, n_seq, d_head]
+        K.prefill_attention(q, np.ascontiguousarray(keys), np.ascontiguousarray(values), out, 64)
+        return self.matmul(out.transpose(1, 0, 2).reshape(n_seq, c.n_embd), layer, "proj")
+
+    def matmul(self, x: np.ndarray, layer: int, name: str) -> np.ndarray:
+        """x @ W + b for a stacked matrix, by BLAS (int8 weights dequantized first: prefill
+        reuses each weight for every row, so one dequantization is paid for many rows)."""
+        w, b = self.dequantized(name, layer), getattr(self.w, f"{name}_b")[layer]
+        return x @ w + b  # [n_seq, n_out]
+
+    def dequantized(self, name: str, layer: int | None = None) -> np.ndarray:
+        """A weight matrix as float32 (itself, if it is not quantized)."""
+        if name == "wte":
+            return self.w.wte if self.quantize is None else self.w.wte * self.w.wte_scale[:, None]
+        w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
+        return w if self.quantize is None else w * scale[None, :]  # [n_in, n_out]
+
+    def embed(self, ids: np.ndarray, start: int) -> np.ndarray:
+        wte = self.w.wte[ids] if self.quantize is None else self.w.wte[ids] * self.w.wte_scale[ids, None]
+        return wte + self.w.wpe[start : start + len(ids)]  # [n_seq, n_embd]
+
+
+def norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """The Numba layer norm with a fresh output (prefill's arrays change size with the prompt)."""
+    out = np.empty_like(x)  # [n_seq, n_embd]
+    K.layer_norm(np.ascontiguousarray(x), weight, bias, np.float32(eps), out)
+    return out
