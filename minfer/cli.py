@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     cal = commands.add_parser("calibrate", help="measure this machine's matmul peak and memory bandwidth")
     cal.add_argument("--quick", action="store_true", help="smaller, faster measurement (about 1 s)")
     cal.add_argument("--json", action="store_true")
+    bench = commands.add_parser("bench", help="prefill and decode speed of minfer's backends, side by side")
+    bench.add_argument("--model", default=None, help="as for generate (default: minfer's default model)")
+    bench.add_argument("--variants", default="numpy,numba,numba-int8", metavar="V1,V2",
+                       help="from numpy, numba, numba-int8 (ratios are to the first)")
+    bench.add_argument("--prompt-tokens", type=int, default=128, metavar="N")
+    bench.add_argument("--new-tokens", type=int, default=32, metavar="N")
+    bench.add_argument("--rounds", type=int, default=3, metavar="R", help="interleaved rounds; medians over them")
+    bench.add_argument("--json", action="store_true")
     from minfer.whatif import add_whatif_arguments
 
     add_whatif_arguments(commands.add_parser(
@@ -174,6 +182,25 @@ def write_plots(data: dict, roof, path: str, sweep: list[dict] | None) -> list:
         raise InvalidInputError(f"cannot write the plot {path}: {e.strerror or e}") from None
 
 
+def run_bench(args: argparse.Namespace) -> None:
+    from minfer.bench import bench, table
+    from minfer.calibrate import ceilings
+    from minfer.errors import InvalidInputError
+
+    if min(args.prompt_tokens, args.new_tokens, args.rounds) < 1:
+        raise InvalidInputError("--prompt-tokens, --new-tokens and --rounds must be at least 1")
+    roof = ceilings(measure_if_missing=True, quick=True)
+    rows = bench(args.model, args.variants.split(","), args.prompt_tokens, args.new_tokens, args.rounds, roof)
+    if args.json:
+        print(json.dumps({"rows": rows, "ceilings": roof.to_dict(), "prompt_tokens": args.prompt_tokens,
+                          "new_tokens": args.new_tokens, "rounds": args.rounds}))
+        return
+    print(table(rows))
+    print(f"medians of {args.rounds} interleaved rounds; prompt {args.prompt_tokens} tokens, "
+          f"{args.new_tokens} decode steps; ceilings {roof.peak_gflops:.0f} GFLOP/s, {roof.bandwidth_gbs:.1f} GB/s "
+          f"(minfer calibrate, {roof.measured_at[:16]})")
+
+
 def run_calibrate(args: argparse.Namespace) -> None:
     from minfer.calibrate import calibrate, save_ceilings
 
@@ -200,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             run_profile(args)
         elif args.command == "calibrate":
             run_calibrate(args)
+        elif args.command == "bench":
+            run_bench(args)
         elif args.command == "whatif":
             from minfer.whatif import run_whatif
 

@@ -32,6 +32,7 @@ from minfer.kvcache import KVCache
 from minfer.weights import GPT2Weights
 
 QUANTIZE = (None, "int8")
+FEW_ROWS = 8  # up to this many rows, the streaming kernels beat BLAS (benchmarks/kernels.py)
 
 
 def drop_stale_compiled_code() -> None:
@@ -172,6 +173,7 @@ class FastModel:
         self.config, self.quantize = config, quantize
         self.w = stack_weights(weights, quantize)
         self.state = new_run_state(config)
+        start_threads()
 
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
         """One token at cache.length -> float32 [n_vocab] (a copy: the buffer is reused)."""
@@ -194,8 +196,19 @@ class FastModel:
             x = x + self.matmul(fc, layer, "out")  # [n_seq, n_embd]
         cache.advance(len(ids))
         x = norm(x if all_logits else x[-1:], w.ln_f_w, w.ln_f_b, c.layer_norm_eps)  # [n_rows, n_embd]
-        logits = x @ self.dequantized("wte").T  # [n_rows, n_vocab]
+        logits = self.lm_head(x)  # [n_rows, n_vocab]
         return logits if all_logits else logits[0]
+
+    def lm_head(self, x: np.ndarray) -> np.ndarray:
+        """Logits of a few rows by the streaming kernel, of many by BLAS. x: [n_rows, n_embd] -> [n_rows, n_vocab]"""
+        if len(x) > FEW_ROWS:
+            return x @ self.dequantized("wte").T  # [n_rows, n_vocab]
+        out = np.empty((len(x), self.config.n_vocab), np.float32)  # [n_rows, n_vocab]
+        if self.quantize is None:
+            K.lm_head(x, self.w.wte, out)
+        else:
+            K.lm_head_int8(x, self.w.wte, self.w.wte_scale, out)
+        return out
 
     def attention(self, qkv: np.ndarray, cache: KVCache, layer: int) -> np.ndarray:
         """Write the new keys and values into the cache, attend causally. qkv: [n_seq, 3 n_embd] -> [n_seq, n_embd]"""
@@ -208,10 +221,17 @@ class FastModel:
         return self.matmul(out.transpose(1, 0, 2).reshape(n_seq, c.n_embd), layer, "proj")
 
     def matmul(self, x: np.ndarray, layer: int, name: str) -> np.ndarray:
-        """x @ W + b for a stacked matrix, by BLAS (int8 weights dequantized first: prefill
-        reuses each weight for every row, so one dequantization is paid for many rows)."""
-        w, b = self.dequantized(name, layer), getattr(self.w, f"{name}_b")[layer]
-        return x @ w + b  # [n_seq, n_out]
+        """x @ W + b for a stacked matrix. Many rows: BLAS, the fastest matrix-matrix product
+        (int8 weights dequantized first, paid once for all rows). A few rows: the streaming
+        kernel, which reads W once and starts no BLAS threads (they spin for ~100 ms after a
+        call and would slow the decode kernels that follow a short prompt)."""
+        b = getattr(self.w, f"{name}_b")[layer]  # [n_out]
+        if len(x) > FEW_ROWS:
+            return x @ self.dequantized(name, layer) + b  # [n_seq, n_out]
+        w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
+        out = np.empty((len(x), w.shape[1]), np.float32)  # [n_seq, n_out]
+        linear_any(np.ascontiguousarray(x), w, scale, b, out)
+        return out
 
     def dequantized(self, name: str, layer: int | None = None) -> np.ndarray:
         """A weight matrix as float32 (itself, if it is not quantized)."""
@@ -223,6 +243,14 @@ class FastModel:
     def embed(self, ids: np.ndarray, start: int) -> np.ndarray:
         wte = self.w.wte[ids] if self.quantize is None else self.w.wte[ids] * self.w.wte_scale[ids, None]
         return wte + self.w.wpe[start : start + len(ids)]  # [n_seq, n_embd]
+
+
+def start_threads() -> None:
+    """Start Numba's thread pool by calling a parallel kernel from Python. A function loaded from
+    the cache (cache=True) that calls a parallel kernel does not start the pool itself, and
+    crashes if nothing has started it yet (seen with Numba 0.6x in a fresh process)."""
+    x = np.ones((1, 1), np.float32)  # [1, 1]
+    K.linear(x, x, np.zeros(1, np.float32), np.empty((1, 1), np.float32))
 
 
 def norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:

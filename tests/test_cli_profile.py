@@ -59,3 +59,23 @@ def test_calibrate_quick_measures_and_caches(capsys, tmp_path, monkeypatch):
     assert data["path"] == str(ceilings_path())
     cached = load_ceilings()
     assert cached.peak_gflops == data["peak_gflops"] > 0 and cached.bandwidth_gbs > 0
+
+
+def test_bench_compares_variants_as_json(capsys, cached_ceilings):
+    assert main(["bench", "--variants", "numpy,numba-int8", "--prompt-tokens", "8", "--new-tokens", "3",
+                 "--rounds", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["variant"] for r in data["rows"]] == ["numpy", "numba-int8"]
+    assert [r["weights"] for r in data["rows"]] == ["float32", "int8"]
+    assert all(r["decode_tokens_per_s"] > 0 and r["ttft_ms"] > 0 for r in data["rows"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variants", "numpy,cuda"], "unknown variant 'cuda'"),
+    (["--prompt-tokens", "250", "--new-tokens", "10"], "exceed n_ctx=256"),
+    (["--rounds", "0"], "at least 1"),
+])
+def test_bench_errors_are_one_line(capsys, cached_ceilings, args, message):
+    assert main(["bench", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
