@@ -80,11 +80,22 @@ def sampling_params(args: argparse.Namespace):
     )
 
 
+def note_compiling(backend: str) -> None:
+    """Say so on stderr when the Numba kernels are about to be compiled (first run only)."""
+    if backend == "numba":
+        from minfer.fast import is_compiled
+
+        if not is_compiled():
+            print("minfer: compiling the Numba kernels (first run only, about half a minute); "
+                  "later runs load them from the cache", file=sys.stderr)
+
+
 def run_generate(args: argparse.Namespace) -> None:
     from minfer.generation import generate, prompt_ids, stream
     from minfer.loading import load_model
 
     params = sampling_params(args)  # validate before loading
+    note_compiling(args.backend)
     model = load_model(args.model, backend=args.backend, quantize=args.quantize)
     ids = prompt_ids(model, args.prompt)  # fails before anything is printed
     if args.json:

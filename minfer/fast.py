@@ -57,6 +57,12 @@ def drop_stale_compiled_code() -> None:
 
 drop_stale_compiled_code()
 
+
+def is_compiled() -> bool:
+    """Whether Numba's cache holds a compiled decode step (if not, the first call compiles for
+    tens of seconds)."""
+    return any((Path(__file__).parent / "__pycache__").glob("fast.decode_step-*.nbi"))
+
 # Per-layer weights stacked on a leading n_layer axis, so one compiled function can walk the
 # layers. A matrix's `*_scale` is [n_layer, n_out] for int8 weights, or [n_layer, 0] for float32.
 StackedWeights = namedtuple("StackedWeights", [
