@@ -103,6 +103,9 @@ def render_report(data: dict, top: int = 8, width: int = 118) -> str:
             console.print(line)
     if data["mode"] == "ops":
         console.print(op_table(data, top))
+        if model.get("backend") == "numba":
+            console.print("backend numba: a step runs in compiled kernels the profiler cannot see into, "
+                          "so its time shows as 'other' (the counts above are the same as numpy's)")
         console.print("op 'residual' is the residual adds plus reshapes between ops; 'other' is the "
                       "call's own work (checks, cache bookkeeping). Per-op timing costs a few us per op: "
                       "Profiler(ops=False) times phases only.")
