@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--new-tokens", type=int, default=32, metavar="N")
     bench.add_argument("--rounds", type=int, default=3, metavar="R", help="interleaved rounds; medians over them")
     bench.add_argument("--json", action="store_true")
+    from minfer.exercises import add_exercises_parser
     from minfer.whatif import add_whatif_arguments
+
+    add_exercises_parser(commands)
 
     add_whatif_arguments(commands.add_parser(
         "whatif", help="roofline bounds of a model on other hardware: TTFT, tok/s, tok/s per W, $ per M tokens"))
@@ -240,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             run_calibrate(args)
         elif args.command == "bench":
             run_bench(args)
+        elif args.command == "exercises":
+            from minfer.exercises import run_exercises
+
+            return run_exercises(args)
         elif args.command == "whatif":
             from minfer.whatif import run_whatif
 

@@ -1,0 +1,175 @@
+"""The graded exercises: every reference solution passes, every untouched stub fails, planted
+mistakes get the hint that names them, and `minfer exercises` list/start/check/solution work."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from minfer.errors import InvalidInputError
+from minfer.exercises import EXERCISES, add_exercises_parser, grade, run_exercises
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="minfer")
+    add_exercises_parser(parser.add_subparsers(dest="command", required=True))
+    return run_exercises(parser.parse_args(argv))
+
+
+def test_registry_has_five_exercises_with_stub_solution_and_task():
+    assert list(EXERCISES) == ["01", "02", "03", "04", "05"]
+    for e in EXERCISES.values():
+        assert e.stub.is_file() and e.solution.is_file() and e.stub.name == e.solution.name
+        assert len(e.task) > 200 and f"check {e.id}" in e.task  # the task, and how to grade it
+        assert e.checks
+
+
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_reference_solution_passes_every_check(exercise_id):
+    results = grade(exercise_id, EXERCISES[exercise_id].solution)
+    assert [r for r in results if not r.passed] == []
+    assert len(results) >= 2
+
+
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_untouched_stub_fails_every_check_with_not_written_yet(exercise_id):
+    results = grade(exercise_id, EXERCISES[exercise_id].stub)
+    assert not any(r.passed for r in results)
+    assert all("not written yet" in r.hint for r in results)
+
+
+def planted(tmp_path: Path, exercise_id: str, *edits: tuple[str, str]) -> Path:
+    """The reference solution with `old` replaced by `new` for each edit: a planted mistake."""
+    source = EXERCISES[exercise_id].solution.read_text()
+    for old, new in edits:
+        assert old in source, old
+        source = source.replace(old, new)
+    path = tmp_path / f"planted_{exercise_id}.py"
+    path.write_text(source)
+    return path
+
+
+def hints(exercise_id: str, path: Path) -> list[str]:
+    return [r.hint for r in grade(exercise_id, path) if not r.passed]
+
+
+MISTAKES = {
+    "attention without the mask": (
+        "01", [("scores = np.where(future, -np.inf, scores)", "scores = scores")],
+        "causal mask is missing"),
+    "mask aligned to the first positions": ("01", [("np.arange(n_k - n_q, n_k)", "np.arange(n_q)")], "LAST n_q"),
+    "scores not scaled": ("01", [("/ math.sqrt(d_head)", "")], "divide q k^T by sqrt(d_head)"),
+    "unstable softmax": ("01", [("np.exp(x - x.max(axis=-1, keepdims=True))", "np.exp(x)")],
+                         "subtract the row max"),
+    "softmax over every number": ("01", [("e.sum(axis=-1, keepdims=True)", "e.sum()")], "over the whole array"),
+    "softmax not normalised": ("01", [("return e / e.sum(axis=-1, keepdims=True)", "return e")], "do not sum to 1"),
+    "wrong output shape": ("01", [("return softmax(scores) @ v", "return (softmax(scores) @ v).transpose(0, 2, 1)")],
+                           "expected shape [1, 4, 8], got [1, 8, 4]"),
+    "unbiased variance": ("02", [("((x - mean) ** 2).mean(axis=-1, keepdims=True)",
+                                  "x.var(axis=-1, ddof=1, keepdims=True)")], "divide by n_embd, not n_embd - 1"),
+    "eps outside the sqrt": ("02", [("np.sqrt(var + eps)", "(np.sqrt(var) + eps)")], "inside the sqrt"),
+    "eps ignored": ("02", [("np.sqrt(var + eps)", "np.sqrt(var + 1e-5)")], "the eps argument is ignored"),
+    "kv cache written at length + 1": ("03", [("[:, length:end]", "[:, length + 1:end + 1]")], "wrote at length + 1?"),
+    "kv cache not written in place": (
+        "03", [("    end = length", "    k_cache, v_cache = k_cache.copy(), v_cache.copy()\n    end = length")],
+        "in place"),
+    "kv cache: only the values written": (
+        "03", [("    end = length", "    k_cache = k_cache.copy()\n    end = length")], "only the values were written"),
+    "kv cache wrong length returned": ("03", [("return end", "return end - 1")], "return the new length"),
+    "cached attention over length + 1": ("03", [("k_cache[:, :length], v_cache[:, :length]",
+                                                 "k_cache[:, :length + 1], v_cache[:, :length + 1]"),
+                                                ("np.arange(length)[None, :]", "np.arange(length + 1)[None, :]"),
+                                                ("np.arange(length - n_new, length)",
+                                                 "np.arange(length + 1 - n_new, length + 1)")],
+                                         "attended over length + 1 positions"),
+    "top-k drops ties": ("04", [("logits >= kth", "np.isin(np.arange(len(logits)), np.argsort(logits)[-k:])")],
+                         "tied with the k-th largest"),
+    "top-k removes to 0": ("04", [("np.where(logits >= kth, logits, -np.inf)", "np.where(logits >= kth, logits, 0.0)")],
+                           "set them to -inf"),
+    "top-p one token too few": ("04", [("np.cumsum(probs[order]) <= 1 - p",
+                                        "np.cumsum(probs[order]) - probs[order] < 1 - p")], "one token too few"),
+    "top-p writes into its input": ("04", [("return np.where(remove, -np.inf, logits)",
+                                            "logits[remove] = -np.inf\n    return logits")], "modified its input"),
+    "flops without the LM head": ("05", [("matmuls + attention) + lm_head", "matmuls + attention)")],
+                                  "LM head is missing"),
+    "a multiply-add as one FLOP": ("05", [("return n_layer * (matmuls + attention) + lm_head",
+                                           "return (n_layer * (matmuls + attention) + lm_head) // 2")],
+                                   "a multiply-add is 2 FLOPs"),
+    "bytes without the KV cache": ("05", [("(weights + kv_cache) * size", "weights * size")],
+                                   "KV cache read is missing"),
+    "numbers, not bytes": ("05", [("n_past + 1, 4", "n_past + 1, 1")], "4 bytes a number"),
+    "an exception": ("05", [('"""FLOPs of one GPT-2 decode step after n_past cached tokens (main terms)."""',
+                             'raise ValueError("oops")')], "raised ValueError: oops"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_planted_mistake_gets_its_hint(tmp_path, mistake):
+    exercise_id, edits, expected = MISTAKES[mistake]
+    failed = hints(exercise_id, planted(tmp_path, exercise_id, *edits))
+    assert failed, f"{mistake}: every check passed"
+    assert any(expected in h for h in failed), failed
+
+
+def test_missing_function_and_broken_file_are_clear_errors(tmp_path):
+    path = tmp_path / "ex01_attention.py"
+    path.write_text("import numpy as np\n\ndef softmax(x):\n    return x\n")
+    with pytest.raises(InvalidInputError, match="does not define causal_attention"):
+        grade("01", path)
+    path.write_text("def softmax(x)\n    return x\n")
+    with pytest.raises(InvalidInputError, match="does not import: SyntaxError"):
+        grade("01", path)
+    with pytest.raises(InvalidInputError, match="minfer exercises start 02"):
+        grade("02", tmp_path / "nothing.py")
+
+
+def test_cli_list_prints_the_five_exercises(capsys):
+    assert run(["exercises", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line[:2] for line in lines[:5]] == ["01", "02", "03", "04", "05"]
+    assert "causal_attention" in lines[0] and "lesson 06" in lines[4]
+
+
+def test_cli_start_copies_the_stub_and_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run(["exercises", "start", "01"]) == 0
+    copied = tmp_path / "ex01_attention.py"
+    assert copied.read_text() == EXERCISES["01"].stub.read_text()
+    copied.write_text("# my work")
+    with pytest.raises(InvalidInputError, match="already exists.*--force"):
+        run(["exercises", "start", "01"])
+    assert copied.read_text() == "# my work"
+    assert run(["exercises", "start", "1", "--force"]) == 0
+    assert copied.read_text() == EXERCISES["01"].stub.read_text()
+    assert run(["exercises", "start", "03", "--dir", "work"]) == 0
+    assert (tmp_path / "work" / "ex03_kv_cache.py").is_file()
+
+
+def test_cli_check_exits_0_on_a_solution_and_1_on_a_stub(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ex02_layer_norm.py").write_text(EXERCISES["02"].solution.read_text())
+    assert run(["exercises", "check", "02"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("PASS layer_norm") and out[-1] == "exercise 02: all 2 checks pass"
+    run(["exercises", "start", "04"])
+    capsys.readouterr()
+    assert run(["exercises", "check", "04"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("FAIL top_k_filter") and "not written yet" in out[0]
+    assert out[-1] == "exercise 04: 0 of 4 checks pass"
+    assert run(["exercises", "check", "05", str(EXERCISES["05"].solution)]) == 0
+
+
+def test_cli_solution_prints_the_path(capsys):
+    assert run(["exercises", "solution", "03"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == EXERCISES["03"].solution
+
+
+def test_cli_unknown_id_and_missing_file_raise_invalid_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInputError, match="no exercise '9'.*01, 02, 03, 04, 05"):
+        run(["exercises", "check", "9"])
+    with pytest.raises(InvalidInputError, match="no file .*ex01_attention.py.*exercises start 01"):
+        run(["exercises", "check", "01"])
