@@ -29,6 +29,7 @@ from minfer.config import Config
 from minfer.generation import generate
 from minfer.model import Model
 from minfer.profiler import Profiler, decode_sweep, profile_generation
+from minfer.report import sweep_line
 from minfer.tokenizer import Tokenizer
 from minfer.weights import random_weights
 
@@ -89,8 +90,7 @@ def main() -> None:
     print()
     prof.report(roof)
     for row in sweep or []:
-        print(f"sweep: batch {row['batch']:>3}: decode {row['tokens_per_s']:,.0f} tok/s, "
-              f"{row['flops'] / row['bytes']:.2f} FLOP/B, {row['bytes'] / row['seconds'] / 1e9:.1f} GB/s")
+        print(sweep_line(row))
     data = prof.to_dict(roof) | {"sweep": sweep, "overhead": cost, "prompt_tokens": n_prompt}
     if a.plot:
         from minfer.cli import write_plots

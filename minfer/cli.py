@@ -155,6 +155,7 @@ def run_profile(args: argparse.Namespace) -> None:
     from minfer.generation import prompt_ids
     from minfer.loading import load_model
     from minfer.profiler import decode_sweep, profile_generation
+    from minfer.report import sweep_line
 
     if args.batch < 1:
         raise InvalidInputError(f"--batch must be at least 1, got {args.batch}")
@@ -174,8 +175,7 @@ def run_profile(args: argparse.Namespace) -> None:
     print(f"{args.prompt}{gens[0].text}\n")
     prof.report(roof, top=args.top)
     for row in sweep or []:
-        print(f"sweep: batch {row['batch']:>3}: decode {row['tokens_per_s']:,.0f} tok/s, "
-              f"{row['flops'] / row['bytes']:.2f} FLOP/B, {row['bytes'] / row['seconds'] / 1e9:.1f} GB/s")
+        print(sweep_line(row))
     for path in paths:
         print(f"wrote {path}")
 

@@ -19,9 +19,8 @@ a block not spent in any op is its residual adds and reshapes, reported as the o
 from __future__ import annotations
 
 import functools
-import io
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from time import perf_counter
 
@@ -240,16 +239,14 @@ class Profiler:
         """One row per (phase, layer, op): counted cost, and measured seconds (None if not timed)."""
         counts, keys = self._counts(), list(self._counts())
         keys += [k for k in self.op_seconds if k not in counts]
+        calls = Counter(s.phase for s in self.steps)  # each op runs once per call of its phase
         rows = []
         for phase, layer, op in keys:
             cost = counts.get((phase, layer, op), Cost())
             seconds = self.op_seconds.get((phase, layer, op)) if self.ops else None
-            rows.append({"phase": phase, "layer": layer, "op": op, "calls": self._calls(phase),
+            rows.append({"phase": phase, "layer": layer, "op": op, "calls": calls[phase],
                          **cost.to_dict(), "seconds": seconds, **_rates(cost.flops, cost.bytes, seconds)})
         return rows
-
-    def _calls(self, phase: str) -> int:
-        return sum(1 for s in self.steps if s.phase == phase)
 
     def step_rows(self) -> list[dict]:
         """One row per model call, in order: the timeline."""

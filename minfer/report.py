@@ -5,6 +5,7 @@ be rendered again later."""
 from __future__ import annotations
 
 import io
+import math
 from collections import defaultdict
 
 from rich.console import Console
@@ -17,7 +18,14 @@ def fmt(x: float | None, digits: int = 3) -> str:
         return "-"
     if x == 0 or abs(x) >= 10 ** (digits - 1):
         return f"{x:,.0f}"
-    return f"{x:,.{max(0, digits - 1 - int(f'{abs(x):e}'.split('e')[1]))}f}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
+def sweep_line(row: dict) -> str:
+    """One decode batch-sweep point (`profiler.decode_sweep`) as a line of text."""
+    return (f"sweep: batch {row['batch']:>3}: decode {row['tokens_per_s']:,.0f} tok/s, "
+            f"{row['flops'] / row['bytes']:.2f} FLOP/B, {row['bytes'] / row['seconds'] / 1e9:.1f} GB/s")
 
 
 def pct(x: float | None) -> str:

@@ -64,6 +64,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from minfer.cost import Cost
 from minfer.counts import ARCHS, DTYPE_SIZES, Arch, decode_cost, prefill_cost
+from minfer.report import fmt
 from minfer.errors import InvalidInputError
 from minfer.hardware import CATALOG, THIS_MACHINE, Hardware, get_hardware
 
@@ -397,24 +398,14 @@ def project_many(model_or_arch, hardware_names: list[str] | None = None, **kw) -
 
 # --- the table ----------------------------------------------------------------------------------------
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    """x to `digits` significant digits, thousands separated; "-" for None."""
-    if x is None:
-        return "-"
-    if x == 0 or abs(x) >= 10 ** (digits - 1):
-        return f"{x:,.0f}"
-    decimals = digits - 1 - math.floor(math.log10(abs(x)))
-    return f"{x:,.{decimals}f}"
-
-
 def _ms(seconds: float | None) -> str:
-    return _fmt(None if seconds is None else 1e3 * seconds)
+    return fmt(None if seconds is None else 1e3 * seconds)
 
 
 def _row(p: Projection) -> list[str]:
     return [p.hardware, str(p.chips), f"{_ms(p.prefill_s)} ({p.prefill_limit})", _ms(p.ttft_s),
             _ms(p.tpot_s) + ("" if p.decode_limit is None else f" ({p.decode_limit})"),
-            _fmt(p.tokens_per_s), _fmt(p.tokens_per_s_per_watt), _fmt(p.usd_per_million_tokens)]
+            fmt(p.tokens_per_s), fmt(p.tokens_per_s_per_watt), fmt(p.usd_per_million_tokens)]
 
 
 def _line(cells: list[str], widths: list[int]) -> str:
