@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 
 PAGES = {  # path -> words the title must contain
     "index.html": "minfer",
-    "lessons/07_roofline/index.html": "roofline",
+    "lessons/09_roofline/index.html": "roofline",
 }
 FIGURE_JS = ("return Array.from(document.querySelectorAll('article img'))"
              ".filter(i => i.complete && i.naturalWidth > 0).length"

@@ -1,4 +1,4 @@
-"""Batched generation: several prompts at once, one decode step for all of them (lesson 05).
+"""Batched generation: several prompts at once, one decode step for all of them (lesson 07).
 
 Decode is memory-bound: one token costs a full read of every weight. With a batch of B
 sequences, each decode step multiplies a [B, n_embd] matrix by the weights instead of a vector,

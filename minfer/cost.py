@@ -1,4 +1,4 @@
-"""What one op costs: FLOPs, and bytes moved split by where they come from (lesson 06).
+"""What one op costs: FLOPs, and bytes moved split by where they come from (lesson 08).
 
 Every op module writes its count formula beside the op (`layers.linear_cost` next to
 `layers.linear`, `attention.attention_cost` next to `attention.causal_attention`, ...), in terms of

@@ -1,4 +1,4 @@
-"""Counting a whole step: the FLOPs and bytes of every op a forward pass runs (lesson 06).
+"""Counting a whole step: the FLOPs and bytes of every op a forward pass runs (lesson 08).
 
 Each op's formula lives beside the op (`layers.linear_cost`, `attention.attention_cost`, ...);
 this module only lists the ops of one step in the order the model runs them, with their shapes.

@@ -1,4 +1,4 @@
-"""The Numba backend: the same GPT-2 as `minfer.model`, with decode compiled whole (lesson 09).
+"""The Numba backend: the same GPT-2 as `minfer.model`, with decode compiled whole (lesson 10).
 
 Why a second path? Decode is memory-bound: a token should cost about the time it takes to read
 the weights once. The NumPy reference spends more than that on Python: dozens of small NumPy

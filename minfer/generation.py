@@ -1,4 +1,4 @@
-"""Stage 8, generation: prefill the prompt, then decode token by token until a stop (lesson 03).
+"""Stage 8, generation: prefill the prompt, then decode token by token until a stop (lesson 05).
 
 `generate` returns the whole result; `stream` yields the text as it is produced. Both run the
 same loop, `_steps`, whose body is deliberately short: sample, record the time, check the stops,

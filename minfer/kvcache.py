@@ -1,5 +1,5 @@
 """The KV cache: keys and values of every token seen so far, so decode never recomputes them
-(lesson 03).
+(lesson 05).
 
 Preallocated once, written by index at `length`, never grown by concatenation: the memory a
 generation needs is known before it starts, and it is visible (`cache.nbytes`).

@@ -1,4 +1,4 @@
-"""The pictures that explain why prefill is compute-bound and decode memory-bound (lesson 06).
+"""The pictures that explain why prefill is compute-bound and decode memory-bound (lesson 08).
 
 Two figures, both drawn from a profile dict (`Profiler.to_dict()`, or the same JSON on disk):
 

@@ -1,4 +1,4 @@
-"""The profiler: measured time beside counted FLOPs and bytes, per phase and per op (lesson 06).
+"""The profiler: measured time beside counted FLOPs and bytes, per phase and per op (lesson 08).
 
     with minfer.Profiler() as prof:
         minfer.generate(model, "And the king said", 32)

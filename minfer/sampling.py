@@ -1,4 +1,4 @@
-"""Stage 7, sample: logits -> the next token (lesson 04).
+"""Stage 7, sample: logits -> the next token (lesson 06).
 
 The next token is drawn from `distribution(logits, params, history)`, built by one small step
 after another, in the order Hugging Face transformers applies its logits processors in

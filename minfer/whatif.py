@@ -1,4 +1,4 @@
-"""What if this model ran on an H100, a TPU or a Groq chip? Roofline BOUNDS, not measurements (lesson 08).
+"""What if this model ran on an H100, a TPU or a Groq chip? Roofline BOUNDS, not measurements (lesson 12).
 
 `minfer.counts` gives the FLOPs and bytes of every step of a generation; `minfer.hardware` gives
 a chip's two ceilings: its peak FLOP/s and its memory bandwidth. A step can go no faster than

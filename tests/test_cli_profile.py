@@ -1,4 +1,4 @@
-"""`minfer profile` and `minfer calibrate` on the command line (lesson 06)."""
+"""`minfer profile` and `minfer calibrate` on the command line (lesson 08)."""
 
 from __future__ import annotations
 

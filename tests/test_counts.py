@@ -1,4 +1,4 @@
-"""The FLOP and byte counts against formulas derived by hand for GPT-2 (lesson 06)."""
+"""The FLOP and byte counts against formulas derived by hand for GPT-2 (lesson 08)."""
 
 from __future__ import annotations
 

@@ -129,7 +129,7 @@ def test_cli_list_prints_the_five_exercises(capsys):
     assert run(["exercises", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line[:2] for line in lines[:5]] == ["01", "02", "03", "04", "05"]
-    assert "causal_attention" in lines[0] and "lesson 06" in lines[4]
+    assert "causal_attention" in lines[0] and "lesson 08" in lines[4]
 
 
 def test_cli_start_copies_the_stub_and_refuses_to_overwrite(tmp_path, monkeypatch, capsys):

@@ -1,5 +1,5 @@
 """The profiler: counts that match minfer.counts for every backend, exclusive op times that add
-up to the phase time, the wrappers removed afterwards, and the JSON shape (lesson 06)."""
+up to the phase time, the wrappers removed afterwards, and the JSON shape (lesson 08)."""
 
 from __future__ import annotations
 

@@ -63,14 +63,14 @@ class Exercise:
 
 
 EXERCISES: dict[str, Exercise] = {e.id: e for e in [
-    Exercise("01", "softmax and causal attention", "02 one forward pass",
+    Exercise("01", "softmax and causal attention", "03 attention and the causal mask",
              ("softmax", "causal_attention"), "ex01_attention.py"),
     Exercise("02", "layer norm", "02 one forward pass", ("layer_norm",), "ex02_layer_norm.py"),
-    Exercise("03", "the KV cache", "03 the KV cache and decode",
+    Exercise("03", "the KV cache", "05 the KV cache and decode",
              ("append_kv", "cached_attention"), "ex03_kv_cache.py"),
-    Exercise("04", "top-k and top-p filters", "04 sampling", ("top_k_filter", "top_p_filter"),
+    Exercise("04", "top-k and top-p filters", "06 sampling", ("top_k_filter", "top_p_filter"),
              "ex04_sampling.py"),
-    Exercise("05", "counting a decode step", "06 FLOPs vs bytes",
+    Exercise("05", "counting a decode step", "08 FLOPs vs bytes",
              ("decode_step_flops", "decode_step_bytes"), "ex05_counting.py"),
 ]}
 

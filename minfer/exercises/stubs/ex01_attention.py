@@ -1,4 +1,4 @@
-"""Exercise 01: softmax and causal attention (lesson 02, one forward pass).
+"""Exercise 01: softmax and causal attention (lesson 03, attention and the causal mask).
 
 Write the two functions below in NumPy, then grade them:
 

@@ -1,4 +1,4 @@
-"""Exercise 03: the KV cache (lesson 03, the KV cache and decode).
+"""Exercise 03: the KV cache (lesson 05, the KV cache and decode).
 
 Write the two functions below in NumPy, then grade them:
 

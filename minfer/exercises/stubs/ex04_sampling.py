@@ -1,4 +1,4 @@
-"""Exercise 04: top-k and top-p filters (lesson 04, sampling).
+"""Exercise 04: top-k and top-p filters (lesson 06, sampling).
 
 Write the two filters below in NumPy, then grade them:
 

@@ -1,4 +1,4 @@
-"""Exercise 05: counting one decode step (lesson 06, FLOPs vs bytes).
+"""Exercise 05: counting one decode step (lesson 08, FLOPs vs bytes).
 
 Write the two counts below (plain Python arithmetic), then grade them:
 
