@@ -1,4 +1,4 @@
-"""The pictures that explain why prefill is compute-bound and decode memory-bound (lesson 08).
+"""The pictures that explain why prefill is compute-bound and decode memory-bound (lesson 09).
 
 Two figures, both drawn from a profile dict (`Profiler.to_dict()`, or the same JSON on disk):
 
@@ -17,12 +17,10 @@ tests and notebooks can find them again.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +30,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from minfer.errors import InvalidInputError
+from minfer.plots.common import figure_and_axes, root_figure
 
 # colour and marker per phase; ops share their phase's colour so a reader can group them
 PHASE_STYLE = {
@@ -43,7 +42,6 @@ OTHER_STYLE = ("tab:gray", "P")  # a phase name this module does not know yet
 SWEEP_COLOR = "tab:purple"
 KV_COLOR = "tab:red"
 TOP_OPS = 3  # ops named per phase: more labels than this pile up on one another
-SAVE_FORMATS = {".png", ".svg"}
 STEP_KEYS = ("phase", "tokens", "context", "flops", "bytes", "seconds")  # what the timeline reads
 HEADROOM = 1.6  # timeline: both y axes reach 1.6x their tallest value; the legend and note go there
 
@@ -192,7 +190,7 @@ def roofline(
     """
     _check_profile(profile, "phases")
     peak, bandwidth = _ceilings(ceilings)
-    fig, ax = _figure_and_axes(ax, figsize=(9, 6))
+    fig, ax = figure_and_axes(ax, figsize=(9, 6))
     layers = _roofline_layers(profile, sweep, ops)
     placed = [p for p in _all_points(layers) if p.placeable]
     x_lo, x_hi = _x_range(placed, peak / bandwidth)
@@ -333,7 +331,7 @@ def _note_skipped(ax: Axes, layers: dict, ops_untimed: bool) -> None:
 def _draw_note(ax: Axes, text: str) -> None:
     """Under the axis label, outside the data (slow ops can sit in any corner) when a layout
     engine will make room for it; else inside the lower right corner."""
-    outside = _root(ax).get_layout_engine() is not None
+    outside = root_figure(ax).get_layout_engine() is not None
     ax.annotate(text, (1, 0), xycoords="axes fraction", xytext=(0, -36) if outside else (-4, 4),
                 textcoords="offset points", ha="right", va="top" if outside else "bottom", fontsize=7,
                 color="dimgray", gid="note")
@@ -448,7 +446,7 @@ def timeline(
     _check_profile(profile, "steps")
     steps = profile["steps"]
     _check_steps(steps)
-    fig, ax = _figure_and_axes(ax, figsize=(10, 4.5))
+    fig, ax = figure_and_axes(ax, figsize=(10, 4.5))
     ms = np.array([step["seconds"] for step in steps], dtype=float) * 1e3
     x = np.arange(len(steps))
     ax.bar(x, ms, color=[_style(step["phase"])[0] for step in steps], width=0.8, gid="steps", zorder=2)
@@ -536,44 +534,7 @@ def _phase_summary(phase: str, steps: Sequence[Mapping]) -> str:
     return text
 
 
-# ---------------------------------------------------------------- shared
-
-
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write `fig` as PNG (150 dpi) or SVG, chosen by the suffix of `path`; return the path.
-
-        >>> save_figure(roofline(profile, ceilings), "out/roofline.svg")
-    """
-    path = Path(path)
-    if path.suffix.lower() not in SAVE_FORMATS:
-        raise InvalidInputError(f"--plot must end in .png or .svg, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, format=path.suffix.lower()[1:])
-    return path
-
-
-class NotebookFigure(Figure):
-    """A Figure that shows itself in Jupyter. Jupyter's inline display of Figures is switched
-    on by pyplot, only once pyplot draws its first figure; these figures never touch pyplot."""
-
-    def _repr_png_(self) -> bytes:
-        """PNG bytes for IPython's display (used only when no inline backend claims Figures)."""
-        buffer = io.BytesIO()
-        self.savefig(buffer, format="png")
-        return buffer.getvalue()
-
-
-def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """A new Figure (not registered with pyplot, so nothing global) or the given axes' figure."""
-    if ax is None:
-        fig = NotebookFigure(figsize=figsize, layout="constrained")
-        return fig, fig.add_subplot()
-    return _root(ax), ax
-
-
-def _root(ax: Axes) -> Figure:
-    """The Figure that holds `ax`, through any SubFigure (whose .figure is the Figure)."""
-    return ax.figure if isinstance(ax.figure, Figure) else ax.figure.figure
+# ---------------------------------------------------------------- small helpers
 
 
 def _style(phase: str) -> tuple[str, str]:

@@ -1,0 +1,67 @@
+"""What every minfer figure shares: a Figure that needs no pyplot, and saving to PNG or SVG.
+
+Only matplotlib's object API is used (`Figure`, never pyplot), so there is no global state: the
+figures work headless, in tests, and in Jupyter, where a returned `NotebookFigure` displays
+inline. Every plotting function takes an optional `ax` to draw into, and returns the Figure.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from minfer.errors import InvalidInputError
+
+SAVE_FORMATS = {".png", ".svg"}
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` as PNG (150 dpi) or SVG, chosen by the suffix of `path`; return the path.
+
+        >>> save_figure(roofline(profile, ceilings), "out/roofline.svg")
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SAVE_FORMATS:
+        raise InvalidInputError(f"--plot must end in .png or .svg, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, format=path.suffix.lower()[1:])
+    return path
+
+
+class NotebookFigure(Figure):
+    """A Figure that shows itself in Jupyter. Jupyter's inline display of Figures is switched
+    on by pyplot, only once pyplot draws its first figure; these figures never touch pyplot."""
+
+    def _repr_png_(self) -> bytes:
+        """PNG bytes for IPython's display (used only when no inline backend claims Figures)."""
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
+def figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """A new Figure (not registered with pyplot, so nothing global) or the given axes' figure."""
+    if ax is None:
+        fig = NotebookFigure(figsize=figsize, layout="constrained")
+        return fig, fig.add_subplot()
+    return root_figure(ax), ax
+
+
+def root_figure(ax: Axes) -> Figure:
+    """The Figure that holds `ax`, through any SubFigure (whose .figure is the Figure)."""
+    return ax.figure if isinstance(ax.figure, Figure) else ax.figure.figure
+
+
+def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (10, 4), **kwargs) -> tuple[Figure, np.ndarray]:
+    """A new `NotebookFigure` with a grid of axes, like `pyplot.subplots` without pyplot's state.
+
+        >>> fig, axes = subplots(1, 2, figsize=(12, 4))   # axes: [2] array of Axes
+    """
+    fig = NotebookFigure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)  # [nrows, ncols] of Axes
+    return fig, axes.ravel()
