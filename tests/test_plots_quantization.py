@@ -1,0 +1,119 @@
+"""Lesson 11's figures, read back from the artists they draw (by gid).
+
+The matrix below is small enough to quantize by hand: its scales are powers of two, so every
+rounding error is exact in float32 and the histogram counts and RMS errors follow on paper.
+Nothing is timed; the figures never touch pyplot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from minfer.errors import InvalidInputError
+from minfer.plots.quantization import quantization_error, round_trip_errors, time_against_bytes
+
+# column 0: max 127 -> scale 1; column 1: max 127/128 -> scale 1/128; the whole matrix: scale 1.
+#   per tensor (s = 1):   127 -> 0,  -63.75 -> -64 (err +0.25),  0.9921875 -> 1 (err -0.0078125),  0.375 -> 0 (+0.375)
+#   per column (1, 1/128): 127 -> 0, -63.75 -> err +0.25,  0.9921875 -> 127 (err 0),  0.375 = 48/128 (err 0)
+W = np.array([[127.0, 0.9921875], [-63.75, 0.375]], np.float32)  # [2, 2]
+
+
+def stairs(ax, gid: str):
+    """(counts, bin edges) of the one histogram drawn with this gid."""
+    found = [p for p in ax.patches if p.get_gid() == gid]
+    assert len(found) == 1, f"expected one histogram with gid {gid!r}, got {len(found)}"
+    values, edges, _ = found[0].get_data()
+    return list(values), list(edges)
+
+
+def test_round_trip_errors_by_hand():
+    err_t, scale_t = round_trip_errors(W, axis=(0, 1))
+    err_c, scale_c = round_trip_errors(W, axis=0)
+    assert float(scale_t) == 1.0 and scale_c.tolist() == [1.0, 1 / 128]
+    assert err_t.tolist() == [[0.0, -0.0078125], [0.25, 0.375]]
+    assert err_c.tolist() == [[0.0, 0.0], [0.25, 0.0]]
+
+
+def test_every_error_is_within_half_its_scale():
+    w = np.random.default_rng(0).standard_normal((64, 48)).astype(np.float32) * np.geomspace(0.01, 1, 48)
+    for axis in [(0, 1), 0, 1]:
+        err, scale = round_trip_errors(w, axis=axis)  # like w, w's shape without axis
+        bound = np.expand_dims(scale, axis) / 2  # broadcasts like w
+        assert np.all(np.abs(err) <= bound * (1 + 1e-6))
+        assert np.abs(err).max() > 0.4 * bound.min()  # really rounded: the errors fill the steps
+
+
+def test_histograms_count_the_errors_on_bins_spanning_half_the_tensor_scale():
+    fig = quantization_error(W, bins=4)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    # edges: [-0.5, -0.25, 0, 0.25, 0.5] (s / 2 = 0.5); a bin holds its left edge
+    tensor_counts, edges = stairs(ax, "per-tensor")
+    assert edges == pytest.approx([-0.5, -0.25, 0.0, 0.25, 0.5])
+    assert tensor_counts == [0, 1, 1, 2]  # -0.0078; 0; 0.25 and 0.375
+    column_counts, column_edges = stairs(ax, "per-column")
+    assert column_edges == edges
+    assert column_counts == [0, 0, 3, 1]  # three exact 0s; 0.25
+    assert sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_gid() == "bound") == [-0.5, 0.5]
+
+
+def test_the_legend_gives_each_rms_error():
+    ax = quantization_error(W, bins=4).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    # per tensor: sqrt((0 + 0.0078125^2 + 0.25^2 + 0.375^2) / 4) = 0.2254; per column: sqrt(0.25^2 / 4) = 0.125
+    assert labels == ["one scale for the matrix: RMS error 0.225", "one scale per column: RMS error 0.125"]
+
+
+def test_a_scale_per_row_is_named_so():
+    ax = quantization_error(W.T, axis=1, bins=4).axes[0]
+    assert stairs(ax, "per-column")[0] == [0, 0, 3, 1]  # the same matrix, transposed, by rows
+    assert "one scale per row" in ax.get_legend().get_texts()[1].get_text()
+
+
+@pytest.mark.parametrize("w, kwargs, message", [
+    (np.ones(4, np.float32), {}, r"2-D float matrix, got shape \(4,\)"),
+    (np.ones((2, 2), np.int8), {}, "2-D float matrix"),
+    (np.zeros((2, 2), np.float32), {}, "not all zero"),
+    (np.array([[1.0, np.nan]], np.float32), {}, "finite"),
+    (W, {"axis": 2}, "axis must be 0"),
+    (W, {"bins": 0}, "bins must be a whole number"),
+    (W, {"bins": 2.5}, "bins must be a whole number"),
+])
+def test_bad_matrices_are_named_with_the_fix(w, kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        quantization_error(w, **kwargs)
+
+
+RUNS = {"float32": (100e6, 10e-3), "int8": (25e6, 5e-3)}  # (bytes, seconds): 10 GB/s and 5 GB/s
+
+
+def test_points_sit_at_mb_and_ms_and_say_their_gbs():
+    ax = time_against_bytes(RUNS, 10.0).axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    (f32,) = [line for line in ax.get_lines() if line.get_gid() == "point:float32"]
+    (int8,) = [line for line in ax.get_lines() if line.get_gid() == "point:int8"]
+    assert (f32.get_xdata()[0], f32.get_ydata()[0]) == pytest.approx((100.0, 10.0))
+    assert (int8.get_xdata()[0], int8.get_ydata()[0]) == pytest.approx((25.0, 5.0))
+    assert {"10.0 GB/s", "5.0 GB/s"} <= {t.get_text() for t in ax.texts}
+
+
+def test_the_bandwidth_line_is_mb_over_gbs_across_the_points():
+    ax = time_against_bytes(RUNS, 10.0).axes[0]
+    (line,) = [line for line in ax.get_lines() if line.get_gid() == "bandwidth"]
+    assert list(line.get_xdata()) == pytest.approx([12.5, 200.0])  # half the least, twice the most
+    assert list(line.get_ydata()) == pytest.approx([1.25, 20.0])  # 12.5 MB / 10 GB/s = 1.25 ms
+    assert "10 GB/s" in line.get_label()
+
+
+@pytest.mark.parametrize("runs, bandwidth, message", [
+    ({}, 10.0, "non-empty dict"),
+    ({"a": (1e6,)}, 10.0, r"runs\['a'\] must be \(bytes moved, seconds taken\)"),
+    ({"a": (1e6, 0.0)}, 10.0, r"runs\['a'\]"),
+    ({"a": (1e6, 1e-3)}, 0.0, "measure_bandwidth_gbs"),
+    ({"a": (1e6, 1e-3)}, None, "measure_bandwidth_gbs"),
+])
+def test_bad_runs_are_named_with_the_fix(runs, bandwidth, message):
+    with pytest.raises(InvalidInputError, match=message):
+        time_against_bytes(runs, bandwidth)
