@@ -12,7 +12,11 @@ import pytest
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
-from minfer.plots.quantization import quantization_error, round_trip_errors, time_against_bytes
+from minfer.plots.quantization import (
+    quantization_error,
+    round_trip_errors,
+    time_against_bytes,
+)
 
 # column 0: max 127 -> scale 1; column 1: max 127/128 -> scale 1/128; the whole matrix: scale 1.
 #   per tensor (s = 1):   127 -> 0,  -63.75 -> -64 (err +0.25),  0.9921875 -> 1 (err -0.0078125),  0.375 -> 0 (+0.375)
