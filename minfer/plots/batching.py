@@ -1,0 +1,203 @@
+"""The pictures of batched decode: what a bigger batch buys, measured and counted (lesson 07).
+
+- `throughput_by_batch`: decode tokens/s against the batch size, as measured, under the
+  roofline's bound (given the machine's ceilings), and next to perfect sharing: B times the
+  smallest batch's rate, as if a step took no longer with more sequences in it.
+- `intensity_by_batch`: a decode step's FLOP per byte against the batch, counted by
+  `minfer.counts.decode_cost`. The weights are read once for the whole batch, so it grows
+  about as B / 2, then flattens towards the FLOP/byte of one sequence's own traffic (mostly
+  its KV cache). Where it crosses the machine's ridge point, decode stops waiting on memory.
+
+Artists carry a gid ("measured", "bound", "linear"; "count", "timed", "limit", "ridge",
+"crossing") so tests and notebooks can find them again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from minfer.counts import Arch, decode_cost
+from minfer.errors import InvalidInputError
+from minfer.plots.common import figure_and_axes
+from minfer.plots.roof import _ceilings
+
+SWEEP_KEYS = ("batch", "tokens", "seconds")  # what the throughput reads; the bound adds flops, bytes
+
+
+# ---------------------------------------------------------------- checking what comes in
+
+
+def _count(value: Any, name: str, low: int) -> int:
+    """An int (not a bool) of at least `low`; else a named error."""
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
+        raise InvalidInputError(f"{name}={value!r} must be a whole number >= {low}")
+    return int(value)
+
+
+def _positive(value: Any, name: str) -> float:
+    """A finite number above zero; else a named error."""
+    if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise InvalidInputError(f"{name}={value!r} must be a positive number")
+    return float(value)
+
+
+def _sweep_rows(sweep: Any, bound: bool) -> list[Mapping]:
+    """The rows sorted by batch, each with the keys the figure reads (and flops, bytes for the bound)."""
+    if isinstance(sweep, Mapping) or not isinstance(sweep, Sequence) or not sweep:
+        raise InvalidInputError("sweep must be a non-empty list of rows {'batch', 'tokens', 'seconds', ...}, "
+                                "one per batch size (minfer.profiler.decode_sweep returns one)")
+    keys = SWEEP_KEYS + (("flops", "bytes") if bound else ())
+    for i, row in enumerate(sweep):
+        missing = [k for k in keys if not isinstance(row, Mapping) or k not in row]
+        if missing:
+            raise InvalidInputError(f"sweep[{i}] has no {missing}" + (" (the roofline bound needs them)"
+                                    if bound and set(missing) <= {"flops", "bytes"} else ""))
+        _count(row["batch"], f"sweep[{i}]['batch']", 1)
+        for key in keys[1:]:
+            _positive(row[key], f"sweep[{i}][{key!r}]")
+    batches = [row["batch"] for row in sweep]
+    if len(set(batches)) != len(batches):
+        raise InvalidInputError(f"sweep has a batch size twice: {batches}; keep one row per batch size")
+    return sorted(sweep, key=lambda row: row["batch"])
+
+
+# ---------------------------------------------------------------- tokens per second
+
+
+def throughput_by_batch(
+    sweep: Sequence[Mapping],
+    ceilings: Any = None,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Decode tokens/s against the batch size, log-log: measured, perfect sharing, and with
+    `ceilings` the roofline bound, the most tokens/s the machine allows.
+
+    sweep: one row per batch size, {"batch", "tokens", "seconds"}: `tokens` made in `seconds`
+    (one step's B tokens, or a whole run's, as `minfer.profiler.decode_sweep` returns them),
+    plus "flops" and "bytes" of that work when `ceilings` is given. ceilings: `peak_gflops`
+    and `bandwidth_gbs` (attributes or dict keys, as `minfer calibrate` measures them); the
+    bound is tokens / max(flops / peak, bytes / bandwidth).
+
+        >>> throughput_by_batch([{"batch": 1, "tokens": 1, "seconds": 0.004},
+        ...                      {"batch": 8, "tokens": 8, "seconds": 0.006}])
+    """
+    rows = _sweep_rows(sweep, bound=ceilings is not None)  # batch order
+    fig, ax = figure_and_axes(ax, figsize=(6, 4))
+    batch = np.array([row["batch"] for row in rows], dtype=float)  # [n_rows]
+    measured = np.array([row["tokens"] / row["seconds"] for row in rows])  # [n_rows] tokens/s
+    ax.plot(batch, measured, "o-", color="C0", gid="measured", label="measured")
+    if ceilings is not None:
+        ax.plot(batch, _bound_rates(rows, *_ceilings(ceilings)), "s--", color="C1", gid="bound",
+                label="roofline bound")
+    ax.plot(batch, measured[0] * batch / batch[0], ":", color="grey", gid="linear",
+            label=f"B x the B = {rows[0]['batch']} rate")
+    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="decode tokens/s",
+           title=title or "tokens per second")
+    ax.set_xticks(batch, [str(row["batch"]) for row in rows])
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _bound_rates(rows: list[Mapping], peak_gflops: float, bandwidth_gbs: float) -> np.ndarray:
+    """[n_rows] tokens/s if each row's work ran at the roofline: its FLOPs at the peak or its
+    bytes at the bandwidth, whichever takes longer."""
+    seconds = [max(row["flops"] / (peak_gflops * 1e9), row["bytes"] / (bandwidth_gbs * 1e9)) for row in rows]
+    return np.array([row["tokens"] for row in rows]) / np.array(seconds)
+
+
+# ---------------------------------------------------------------- FLOP per byte
+
+
+def intensity_by_batch(
+    arch: Arch,
+    n_past: int,
+    ridge: float,
+    *,
+    timed: Sequence[int] = (),
+    max_batch: int = 1024,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """FLOP per byte of one decode step against the batch size B (log-log), counted for `arch`
+    with `n_past` cached positions per sequence (so T = n_past + 1 keys), from B = 1 to
+    `max_batch`; its limit as B grows without end; the ridge point `ridge` (FLOP/byte, peak /
+    bandwidth); and the first batch at or past the ridge, if there is one up to `max_batch`.
+
+    timed: batch sizes to mark with a dot (the ones a benchmark measured).
+
+        >>> intensity_by_batch(Arch.from_model(model), n_past=71, ridge=7.3, timed=[1, 2, 4, 8, 16])
+    """
+    _check_arch(arch)
+    n_past, max_batch = _count(n_past, "n_past", 0), _count(max_batch, "max_batch", 1)
+    ridge = _positive(ridge, "ridge")
+    timed = [_count(b, "a timed batch", 1) for b in timed]
+    fig, ax = figure_and_axes(ax, figsize=(6, 4))
+    batch = np.unique(np.geomspace(1, max_batch, 200).astype(int))  # [n_b] batch sizes
+    ax.plot(batch, [_intensity(arch, n_past, b) for b in batch], "-", color="C2", gid="count",
+            label=f"count, T = {n_past + 1}")
+    if timed:
+        ax.plot(timed, [_intensity(arch, n_past, b) for b in timed], "o", color="C2", gid="timed",
+                label="the batches timed")
+    ax.axhline(_limit(arch, n_past), color="C2", linestyle=":", gid="limit", label="limit as B grows")
+    ax.axhline(ridge, color="C3", linestyle="--", gid="ridge", label="ridge point of this machine")
+    crossing = ridge_batch(arch, n_past, ridge)
+    if crossing is not None and crossing <= max_batch:
+        ax.axvline(crossing, color="grey", linestyle=":", gid="crossing", label=f"compute-bound from B = {crossing}")
+    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="FLOP / byte",
+           title=title or "arithmetic intensity of one decode step")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _check_arch(arch: Any) -> None:
+    """An `Arch`, the shape the counts need; else say where to get one."""
+    if not isinstance(arch, Arch):
+        raise InvalidInputError(f"arch must be a minfer.counts.Arch, got {type(arch).__name__}; "
+                                "use Arch.from_model(model) or minfer.counts.ARCHS['gpt2']")
+
+
+def _intensity(arch: Arch, n_past: int, batch: int) -> float:
+    """FLOP per byte of one decode step of `batch` sequences."""
+    return decode_cost(arch, n_past, int(batch)).flop_per_byte
+
+
+def _per_sequence(arch: Arch, n_past: int) -> tuple[int, int, int]:
+    """(f, y, y0): the FLOPs and bytes each sequence adds to a step, and the bytes every step
+    moves whatever the batch (the weights). The counts are straight lines in the batch."""
+    one, two = decode_cost(arch, n_past, 1), decode_cost(arch, n_past, 2)
+    f, y = two.flops - one.flops, two.bytes - one.bytes
+    return f, y, one.bytes - y
+
+
+def _limit(arch: Arch, n_past: int) -> float:
+    """FLOP per byte as the batch grows without end: B f / (y0 + B y) -> f / y."""
+    f, y, _ = _per_sequence(arch, n_past)
+    return f / y
+
+
+def ridge_batch(arch: Arch, n_past: int, ridge: float) -> int | None:
+    """The smallest batch whose decode step does at least `ridge` FLOP per byte; None if no
+    batch does (the limit f / y is below the ridge).
+
+        >>> ridge_batch(ARCHS["gpt2"], n_past=63, ridge=7.3)
+    """
+    _check_arch(arch)
+    n_past, ridge = _count(n_past, "n_past", 0), _positive(ridge, "ridge")
+    f, y, y0 = _per_sequence(arch, n_past)
+    if f <= ridge * y:
+        return None
+    b = max(1, math.ceil(ridge * y0 / (f - ridge * y)))  # B f / (y0 + B y) >= ridge, solved for B
+    while _intensity(arch, n_past, b) < ridge:  # the closed form may round one batch short
+        b += 1
+    while b > 1 and _intensity(arch, n_past, b - 1) >= ridge:  # or one batch long
+        b -= 1
+    return b
