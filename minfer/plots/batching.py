@@ -124,6 +124,7 @@ def intensity_by_batch(
     *,
     timed: Sequence[int] = (),
     max_batch: int = 1024,
+    ridge_label: str = "ridge point of this machine",
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
@@ -132,7 +133,8 @@ def intensity_by_batch(
     `max_batch`; its limit as B grows without end; the ridge point `ridge` (FLOP/byte, peak /
     bandwidth); and the first batch at or past the ridge, if there is one up to `max_batch`.
 
-    timed: batch sizes to mark with a dot (the ones a benchmark measured).
+    timed: batch sizes to mark with a dot (the ones a benchmark measured). ridge_label: the
+    ridge line's legend entry (whose ridge it is).
 
         >>> intensity_by_batch(Arch.from_model(model), n_past=71, ridge=7.3, timed=[1, 2, 4, 8, 16])
     """
@@ -148,7 +150,7 @@ def intensity_by_batch(
         ax.plot(timed, [_intensity(arch, n_past, b) for b in timed], "o", color="C2", gid="timed",
                 label="the batches timed")
     ax.axhline(_limit(arch, n_past), color="C2", linestyle=":", gid="limit", label="limit as B grows")
-    ax.axhline(ridge, color="C3", linestyle="--", gid="ridge", label="ridge point of this machine")
+    ax.axhline(ridge, color="C3", linestyle="--", gid="ridge", label=ridge_label)
     crossing = ridge_batch(arch, n_past, ridge)
     if crossing is not None and crossing <= max_batch:
         ax.axvline(crossing, color="grey", linestyle=":", gid="crossing", label=f"compute-bound from B = {crossing}")
