@@ -1,0 +1,136 @@
+"""Lesson 12's figures, read back from the artists they draw.
+
+Projections are real ones from `minfer.whatif.project` with their rates replaced by round
+numbers (`dataclasses.replace`), so every point and bar is known by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+
+from minfer.errors import InvalidInputError
+from minfer.plots.economics import batch_economics, projected_cost, projected_throughput, tokens_per_watt
+from minfer.whatif import project
+
+BASE = project("llama-3-8b", "h100-sxm", batch=1)  # prompt 512, output 256
+
+
+def proj(hardware: str, batch: int, tokens_per_s: float, usd: float = 1.0, per_watt: float | None = 1.0,
+         chips: int = 1):
+    """A Projection with round numbers where the figures read."""
+    return replace(BASE, hardware=hardware, batch=batch, tokens_per_s=tokens_per_s, usd_per_million_tokens=usd,
+                   tokens_per_s_per_watt=per_watt, chips=chips)
+
+
+SWEEP = [proj("a", 4, 350.0, usd=0.5), proj("b", 1, 20.0, usd=9.0), proj("a", 1, 100.0, usd=2.0),
+         proj("a", 16, 1000.0, usd=0.2), proj("b", 16, 250.0, usd=1.0)]  # out of order on purpose
+
+
+def line(ax, gid: str):
+    """The one line drawn with this gid."""
+    found = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
+    assert len(found) == 1, f"expected one line with gid {gid!r}, got {len(found)}"
+    return found[0]
+
+
+def xy(ln) -> np.ndarray:
+    """[n_points, 2]: the (x, y) a line was drawn through."""
+    return np.column_stack([np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)])
+
+
+def bars(ax) -> list:
+    return sorted((p for p in ax.patches if p.get_gid() == "tokens_per_watt"), key=lambda p: p.get_x())
+
+
+# ---------------------------------------------------------------- against the batch
+
+
+def test_one_throughput_line_per_chip_in_batch_order():
+    fig = projected_throughput(SWEEP)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(xy(line(ax, "tokens_per_s:a")), [(1, 100.0), (4, 350.0), (16, 1000.0)])
+    np.testing.assert_array_equal(xy(line(ax, "tokens_per_s:b")), [(1, 20.0), (16, 250.0)])
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "4", "16"]
+    assert ax.get_title() == "llama-3-8b bfloat16: throughput bound"
+    assert not [ln for ln in ax.get_lines() if ln.get_gid() == "linear"]
+
+
+def test_perfect_sharing_is_the_chips_smallest_batch_rate_times_the_batch():
+    ax = projected_throughput(SWEEP, linear_from="b").axes[0]
+    np.testing.assert_allclose(xy(line(ax, "linear")), [(1, 20.0), (4, 80.0), (16, 320.0)])
+    assert line(ax, "linear").get_label() == "b, batch x (batch 1)"
+    ax = projected_throughput([proj("a", 2, 50.0), proj("a", 8, 150.0)], linear_from="a").axes[0]
+    np.testing.assert_allclose(xy(line(ax, "linear")), [(2, 50.0), (8, 200.0)])
+
+
+def test_cost_lines_are_the_dollars_per_million_tokens():
+    ax = projected_cost(SWEEP, title="mine").axes[0]
+    np.testing.assert_array_equal(xy(line(ax, "usd:a")), [(1, 2.0), (4, 0.5), (16, 0.2)])
+    np.testing.assert_array_equal(xy(line(ax, "usd:b")), [(1, 9.0), (16, 1.0)])
+    assert ax.get_yscale() == "log" and ax.get_title() == "mine"
+
+
+def test_batch_economics_puts_both_side_by_side_under_the_workload():
+    fig = batch_economics(SWEEP, linear_from="a")
+    left, right = fig.axes
+    assert line(left, "tokens_per_s:a") and line(left, "linear") and line(right, "usd:b")
+    assert fig.get_suptitle() == "Roofline bounds, not measurements (prompt 512, output 256)"
+
+
+def test_the_figures_draw_into_given_axes():
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert projected_cost(SWEEP, ax=ax) is fig and projected_throughput(SWEEP, ax=fig.add_subplot(2, 1, 2)) is fig
+
+
+@pytest.mark.parametrize("projections, match", [
+    ([], "non-empty list"), (BASE, "non-empty list"), ([BASE, {"batch": 1}], r"projections\[1\] is a dict"),
+    ([replace(BASE, tokens_per_s=None)], "no decode step"),
+    ([proj("a", 1, 1.0), proj("a", 1, 2.0)], "a has a batch size twice"),
+])
+def test_bad_projections_are_refused_by_name(projections, match):
+    with pytest.raises(InvalidInputError, match=match):
+        projected_throughput(projections)
+
+
+def test_linear_from_a_chip_not_drawn_is_refused():
+    with pytest.raises(InvalidInputError, match=r"linear_from='c' is not among .*\['a', 'b'\]"):
+        projected_throughput(SWEEP, linear_from="c")
+
+
+# ---------------------------------------------------------------- tokens per watt
+
+
+def test_bars_are_tokens_per_watt_red_past_many_chips_labelled_with_the_chips():
+    ps = [proj("x", 64, 1.0, per_watt=14.5), proj("groq", 64, 1.0, per_watt=40.8, chips=98),
+          proj("y", 64, 1.0, per_watt=3.0, chips=2)]
+    ax = tokens_per_watt(ps).axes[0]
+    assert [b.get_height() for b in bars(ax)] == [14.5, 40.8, 3.0]
+    assert [b.get_facecolor() for b in bars(ax)] == [to_rgba("C0"), to_rgba("C3"), to_rgba("C0")]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "groq", "y"]
+    assert [t.get_text() for t in ax.texts] == ["1 chip", "98 chips", "2 chips"]
+    assert ax.get_legend() is not None
+    assert ax.get_title() == "llama-3-8b bfloat16, batch 64: tokens/s per W, roofline bounds"
+
+
+def test_chips_without_power_are_left_out_and_named():
+    ps = [proj("x", 1, 1.0, per_watt=2.0), proj("nopower", 1, 1.0, per_watt=None)]
+    ax = tokens_per_watt(ps, many_chips=0).axes[0]  # every bar past 0 chips: all red
+    assert [b.get_height() for b in bars(ax)] == [2.0]
+    assert [b.get_facecolor() for b in bars(ax)] == [to_rgba("C3")]
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "note"] == ["no published power: nopower"]
+    with pytest.raises(InvalidInputError, match="no projection has a board power"):
+        tokens_per_watt([ps[1]])
+
+
+def test_a_chip_twice_gets_its_batch_under_the_bar_and_no_red_means_no_legend():
+    ax = tokens_per_watt([proj("x", 1, 1.0, per_watt=1.0), proj("x", 64, 1.0, per_watt=9.0)]).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x\nbatch 1", "x\nbatch 64"]
+    assert ax.get_legend() is None
