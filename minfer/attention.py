@@ -1,4 +1,4 @@
-"""Stage 3, attention: causal multi-head self-attention, with or without a KV cache (lessons 02 and 05).
+"""Stage 3, attention: causal multi-head self-attention, with or without a KV cache (lessons 03 and 05).
 
 Every query attends to the keys at its own position and before. With a KV cache the keys and
 values of earlier tokens are read from the cache instead of being recomputed; the queries are

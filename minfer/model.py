@@ -1,4 +1,4 @@
-"""Stage 6, the model: the whole forward pass, and its two phases, prefill and decode (lessons 02 and 05).
+"""Stage 6, the model: the whole forward pass, and its two phases, prefill and decode (lessons 02, 04 and 05).
 
 - `forward(ids)`: every position's logits, nothing cached (the textbook forward pass).
 - `prefill(ids, cache)`: the whole prompt in one pass (matrix-matrix products, compute-bound);
