@@ -166,7 +166,8 @@ def test_the_grid_wraps_at_ncols_and_hides_its_spare_cells():
     (PROBS, {}, r"\[n_maps, n_q, n_k\].*got shape \(3, 3\).*attention_map"),
     (np.stack([PROBS] * 2), {"titles": ["only one"]}, "1 titles for 2 maps"),
     (np.stack([PROBS] * 2), {"ncols": 0}, "ncols must be a positive integer"),
-    (np.stack([PROBS, PROBS * 3]), {}, "row 0 of probs sums to 3"),
+    (np.stack([PROBS, PROBS * 3]), {}, r"row 0 of probs_by_head\[1\] sums to 3"),
+    (np.stack([PROBS, np.full((3, 3), 1 / 3)]), {}, r"probs_by_head\[1\]\[0, 1\].*future"),
 ])
 def test_heads_refuse_bad_inputs(maps, kwargs, match):
     with pytest.raises(InvalidInputError, match=match):

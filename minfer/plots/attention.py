@@ -54,6 +54,14 @@ def _check_probs(probs, causal: bool, name: str = "probs") -> np.ndarray:
             f"{name} must hold finite weights >= 0 (a softmax's output); mask with -inf *before* "
             "the softmax, not after"
         )
+    _check_rows(p, name)
+    if causal:
+        _check_future(p, name)
+    return p
+
+
+def _check_rows(p: np.ndarray, name: str) -> None:
+    """Every row a softmax over the keys: it sums to 1."""
     sums = p.sum(axis=-1)  # [n_q]
     bad = np.flatnonzero(np.abs(sums - 1) > ROW_SUM_TOL)
     if bad.size:
@@ -61,15 +69,17 @@ def _check_probs(probs, causal: bool, name: str = "probs") -> np.ndarray:
             f"row {bad[0]} of {name} sums to {sums[bad[0]]:.4g}, not 1: pass the weights after the "
             "softmax over the keys (the last axis), not the scores"
         )
-    if causal:
-        future = causal_blank(n_q, n_k)  # [n_q, n_k]
-        if (p[future] > MASKED_TOL).any():
-            i, j = np.argwhere(future & (p > MASKED_TOL))[0]
-            raise InvalidInputError(
-                f"{name}[{i}, {j}] = {p[i, j]:.3g}: query {i} puts weight on a key in its future; "
-                "pass causal=False to draw attention without the mask"
-            )
-    return p
+
+
+def _check_future(p: np.ndarray, name: str) -> None:
+    """No weight where the causal mask is -inf (a masked softmax leaves exact zeros there)."""
+    leak = causal_blank(*p.shape) & (p > MASKED_TOL)  # [n_q, n_k]
+    if leak.any():
+        i, j = np.argwhere(leak)[0]
+        raise InvalidInputError(
+            f"{name}[{i}, {j}] = {p[i, j]:.3g}: query {i} puts weight on a key in its future; "
+            "pass causal=False to draw attention without the mask"
+        )
 
 
 def causal_blank(n_q: int, n_k: int) -> np.ndarray:
@@ -169,6 +179,8 @@ def attention_heads(probs_by_head, tokens: Sequence[str] | None = None, *,
             "for a single head use attention_map"
         )
     n_maps = maps.shape[0]
+    for i in range(n_maps):  # checked up front, so an error names the map
+        _check_probs(maps[i], causal, f"probs_by_head[{i}]")
     titles = [f"head {i}" for i in range(n_maps)] if titles is None else [str(t) for t in titles]
     if len(titles) != n_maps:
         raise InvalidInputError(f"got {len(titles)} titles for {n_maps} maps: pass one title per map")
