@@ -57,7 +57,7 @@ def test_histograms_count_the_errors_on_bins_spanning_half_the_tensor_scale():
     tensor_counts, edges = stairs(ax, "per-tensor")
     assert edges == pytest.approx([-0.5, -0.25, 0.0, 0.25, 0.5])
     assert tensor_counts == [0, 1, 1, 2]  # -0.0078; 0; 0.25 and 0.375
-    column_counts, column_edges = stairs(ax, "per-column")
+    column_counts, column_edges = stairs(ax, "per-channel")
     assert column_edges == edges
     assert column_counts == [0, 0, 3, 1]  # three exact 0s; 0.25
     assert sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_gid() == "bound") == [-0.5, 0.5]
@@ -72,7 +72,7 @@ def test_the_legend_gives_each_rms_error():
 
 def test_a_scale_per_row_is_named_so():
     ax = quantization_error(W.T, axis=1, bins=4).axes[0]
-    assert stairs(ax, "per-column")[0] == [0, 0, 3, 1]  # the same matrix, transposed, by rows
+    assert stairs(ax, "per-channel")[0] == [0, 0, 3, 1]  # the same matrix, transposed, by rows
     assert "one scale per row" in ax.get_legend().get_texts()[1].get_text()
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from numbers import Real
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
@@ -69,7 +70,7 @@ def decode_step_bars(
     return fig
 
 
-def _draw_bytes(ax, names: list[str], x: list[int], weight_bytes: Mapping, total_bytes: Mapping) -> None:
+def _draw_bytes(ax: Axes, names: list[str], x: list[int], weight_bytes: Mapping, total_bytes: Mapping) -> None:
     """Stacked MB per token: the weights, then the rest (KV cache and activations) on top."""
     weights_mb = [weight_bytes[n] / 1e6 for n in names]
     other_mb = [(total_bytes[n] - weight_bytes[n]) / 1e6 for n in names]

@@ -2,7 +2,7 @@
 
 - `quantization_error`: the round-trip error `w - dequantize(quantize(w))` of every weight of one
   matrix, as two histograms on the same bins: one scale for the whole matrix (gid "per-tensor")
-  and one scale per output column, minfer's format (gid "per-column"). Every error is at most
+  and one scale per output column, minfer's format (gid "per-channel"). Every error is at most
   half its scale; the dashed lines (gid "bound") are half the per-tensor scale, the widest any
   error can be. A column of small weights gets a small scale of its own, so its errors shrink.
 - `time_against_bytes`: measured time against the bytes moved, log-log, one point per run
@@ -60,7 +60,7 @@ def quantization_error(w: np.ndarray, *, axis: int = 0, bins: int = 60, ax: Axes
     fig, ax = figure_and_axes(ax, figsize=(8, 4))
     channel = "column" if axis == 0 else "row"
     for err, gid, color, name in [(err_t, "per-tensor", TENSOR_COLOR, "one scale for the matrix"),
-                                  (err_c, "per-column", COLUMN_COLOR, f"one scale per {channel}")]:
+                                  (err_c, "per-channel", COLUMN_COLOR, f"one scale per {channel}")]:
         counts, _ = np.histogram(err, bins=edges)  # [bins]
         rms = float(np.sqrt(np.mean(err.astype(np.float64) ** 2)))
         ax.stairs(counts, edges, color=color, lw=1.8, gid=gid, label=f"{name}: RMS error {rms:.3g}")
