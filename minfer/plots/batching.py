@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -25,27 +24,12 @@ from matplotlib.figure import Figure
 
 from minfer.counts import Arch, decode_cost
 from minfer.errors import InvalidInputError
-from minfer.plots.common import figure_and_axes
-from minfer.plots.roof import _ceilings
+from minfer.plots.common import ceilings_pair, check_arch, figure_and_axes, positive, whole_number
 
 SWEEP_KEYS = ("batch", "tokens", "seconds")  # what the throughput reads; the bound adds flops, bytes
 
 
 # ---------------------------------------------------------------- checking what comes in
-
-
-def _count(value: Any, name: str, low: int) -> int:
-    """An int (not a bool) of at least `low`; else a named error."""
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
-        raise InvalidInputError(f"{name}={value!r} must be a whole number >= {low}")
-    return int(value)
-
-
-def _positive(value: Any, name: str) -> float:
-    """A finite number above zero; else a named error."""
-    if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise InvalidInputError(f"{name}={value!r} must be a positive number")
-    return float(value)
 
 
 def _sweep_rows(sweep: Any, bound: bool) -> list[Mapping]:
@@ -59,9 +43,9 @@ def _sweep_rows(sweep: Any, bound: bool) -> list[Mapping]:
         if missing:
             raise InvalidInputError(f"sweep[{i}] has no {missing}" + (" (the roofline bound needs them)"
                                     if bound and set(missing) <= {"flops", "bytes"} else ""))
-        _count(row["batch"], f"sweep[{i}]['batch']", 1)
+        whole_number(row["batch"], f"sweep[{i}]['batch']", 1)
         for key in keys[1:]:
-            _positive(row[key], f"sweep[{i}][{key!r}]")
+            positive(row[key], f"sweep[{i}][{key!r}]")
     batches = [row["batch"] for row in sweep]
     if len(set(batches)) != len(batches):
         raise InvalidInputError(f"sweep has a batch size twice: {batches}; keep one row per batch size")
@@ -96,7 +80,7 @@ def throughput_by_batch(
     measured = np.array([row["tokens"] / row["seconds"] for row in rows])  # [n_rows] tokens/s
     ax.plot(batch, measured, "o-", color="C0", gid="measured", label="measured")
     if ceilings is not None:
-        ax.plot(batch, _bound_rates(rows, *_ceilings(ceilings)), "s--", color="C1", gid="bound",
+        ax.plot(batch, _bound_rates(rows, *ceilings_pair(ceilings)), "s--", color="C1", gid="bound",
                 label="roofline bound")
     ax.plot(batch, measured[0] * batch / batch[0], ":", color="grey", gid="linear",
             label=f"B x the B = {rows[0]['batch']} rate")
@@ -138,10 +122,10 @@ def intensity_by_batch(
 
         >>> intensity_by_batch(Arch.from_model(model), n_past=71, ridge=7.3, timed=[1, 2, 4, 8, 16])
     """
-    _check_arch(arch)
-    n_past, max_batch = _count(n_past, "n_past", 0), _count(max_batch, "max_batch", 1)
-    ridge = _positive(ridge, "ridge")
-    timed = [_count(b, "a timed batch", 1) for b in timed]
+    check_arch(arch)
+    n_past, max_batch = whole_number(n_past, "n_past", 0), whole_number(max_batch, "max_batch", 1)
+    ridge = positive(ridge, "ridge")
+    timed = [whole_number(b, "a timed batch", 1) for b in timed]
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
     batch = np.unique(np.geomspace(1, max_batch, 200).astype(int))  # [n_b] batch sizes
     ax.plot(batch, [_intensity(arch, n_past, b) for b in batch], "-", color="C2", gid="count",
@@ -158,13 +142,6 @@ def intensity_by_batch(
            title=title or "arithmetic intensity of one decode step")
     ax.legend(fontsize=8)
     return fig
-
-
-def _check_arch(arch: Any) -> None:
-    """An `Arch`, the shape the counts need; else say where to get one."""
-    if not isinstance(arch, Arch):
-        raise InvalidInputError(f"arch must be a minfer.counts.Arch, got {type(arch).__name__}; "
-                                "use Arch.from_model(model) or minfer.counts.ARCHS['gpt2']")
 
 
 def _intensity(arch: Arch, n_past: int, batch: int) -> float:
@@ -192,8 +169,8 @@ def ridge_batch(arch: Arch, n_past: int, ridge: float) -> int | None:
 
         >>> ridge_batch(ARCHS["gpt2"], n_past=63, ridge=7.3)
     """
-    _check_arch(arch)
-    n_past, ridge = _count(n_past, "n_past", 0), _positive(ridge, "ridge")
+    check_arch(arch)
+    n_past, ridge = whole_number(n_past, "n_past", 0), positive(ridge, "ridge")
     f, y, y0 = _per_sequence(arch, n_past)
     if f <= ridge * y:
         return None

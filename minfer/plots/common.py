@@ -8,13 +8,17 @@ inline. Every plotting function takes an optional `ax` to draw into, and returns
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Mapping
+from numbers import Integral, Real
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from minfer.counts import Arch
 from minfer.errors import InvalidInputError
 
 SAVE_FORMATS = {".png", ".svg"}
@@ -57,7 +61,8 @@ def root_figure(ax: Axes) -> Figure:
     return ax.figure if isinstance(ax.figure, Figure) else ax.figure.figure
 
 
-def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (10, 4), **kwargs) -> tuple[Figure, np.ndarray]:
+def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (10, 4),
+             **kwargs) -> tuple[Figure, np.ndarray]:
     """A new `NotebookFigure` with a grid of axes, like `pyplot.subplots` without pyplot's state.
 
         >>> fig, axes = subplots(1, 2, figsize=(12, 4))   # axes: [2] array of Axes
@@ -65,3 +70,46 @@ def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (10,
     fig = NotebookFigure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)  # [nrows, ncols] of Axes
     return fig, axes.ravel()
+
+
+# ---------------------------------------------------------------- checking what comes in
+
+
+def is_positive(value: Any) -> bool:
+    """A finite number above zero (bool is a Real in Python, but never a size, a time or a rate)."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def positive(value: Any, name: str) -> float:
+    """`value` as a float if it is a finite number above zero; else an error that names it."""
+    if not is_positive(value):
+        raise InvalidInputError(f"{name}={value!r} must be a positive number")
+    return float(value)
+
+
+def whole_number(value: Any, name: str, low: int) -> int:
+    """`value` as an int if it is a whole number (not a bool) of at least `low`; else a named error."""
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
+        raise InvalidInputError(f"{name}={value!r} must be a whole number >= {low}")
+    return int(value)
+
+
+def check_arch(arch: Any) -> None:
+    """An `Arch`, the shape the counts need; else say where to get one."""
+    if not isinstance(arch, Arch):
+        raise InvalidInputError(f"arch must be a minfer.counts.Arch, got {type(arch).__name__}; "
+                                "use Arch.from_model(model) or minfer.counts.ARCHS['gpt2']")
+
+
+def ceilings_pair(ceilings: Any) -> tuple[float, float]:
+    """(peak GFLOP/s, bandwidth GB/s) from an object with those attributes or a dict."""
+    if isinstance(ceilings, Mapping):
+        values = ceilings.get("peak_gflops"), ceilings.get("bandwidth_gbs")
+    else:
+        values = getattr(ceilings, "peak_gflops", None), getattr(ceilings, "bandwidth_gbs", None)
+    if not all(is_positive(v) for v in values):
+        raise InvalidInputError(
+            "ceilings need positive peak_gflops and bandwidth_gbs (attributes or dict keys), "
+            f"got {ceilings!r}; run `minfer calibrate` to measure this machine's ceilings"
+        )
+    return float(values[0]), float(values[1])

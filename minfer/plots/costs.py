@@ -24,8 +24,7 @@ from matplotlib.figure import Figure
 
 from minfer.counts import Arch, decode_cost, prefill_cost
 from minfer.errors import InvalidInputError
-from minfer.plots.batching import _check_arch, _count, _positive
-from minfer.plots.common import figure_and_axes
+from minfer.plots.common import check_arch, figure_and_axes, positive, whole_number
 
 SHARES = (("weights", "tab:blue"), ("KV cache", "tab:red"), ("activations", "tab:gray"))  # stacked in this order
 ARCH_COLORS = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
@@ -40,11 +39,11 @@ def decode_byte_shares(arch: Arch, contexts: Sequence[int], n_batch: int = 1) ->
 
         >>> decode_byte_shares(ARCHS["gpt2"], [1, 1024])[:, 1]   # the KV cache's share
     """
-    _check_arch(arch)
-    n_batch = _count(n_batch, "n_batch", 1)
+    check_arch(arch)
+    n_batch = whole_number(n_batch, "n_batch", 1)
     rows = []
     for t in contexts:
-        c = decode_cost(arch, n_past=_count(t, "a context", 1) - 1, n_batch=n_batch)
+        c = decode_cost(arch, n_past=whole_number(t, "a context", 1) - 1, n_batch=n_batch)
         rows.append([c.weight_bytes, c.kv_read + c.kv_write, c.act_read + c.act_write])
     parts = np.array(rows, dtype=float)  # [n_contexts, 3] bytes
     return parts / parts.sum(axis=1, keepdims=True)
@@ -64,8 +63,8 @@ def byte_shares(
 
         >>> byte_shares(ARCHS["gpt2"], compare_batch=16, title="GPT-2 small")
     """
-    _check_arch(arch)
-    contexts = np.unique(np.linspace(1, arch.n_ctx, _count(points, "points", 2)).astype(int))  # [n_T]
+    check_arch(arch)
+    contexts = np.unique(np.linspace(1, arch.n_ctx, whole_number(points, "points", 2)).astype(int))  # [n_T]
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
     shares = decode_byte_shares(arch, contexts)  # [n_T, 3]
     stacked = ax.stackplot(contexts, shares.T, labels=[name for name, _ in SHARES],
@@ -73,7 +72,7 @@ def byte_shares(
     for area, (name, _) in zip(stacked, SHARES):
         area.set_gid("share:" + name.lower().replace(" ", "_"))
     if compare_batch is not None:
-        batched = decode_byte_shares(arch, contexts, _count(compare_batch, "compare_batch", 1))  # [n_T, 3]
+        batched = decode_byte_shares(arch, contexts, whole_number(compare_batch, "compare_batch", 1))  # [n_T, 3]
         ax.plot(contexts, batched[:, 0], "k--", lw=1.5, gid="batch_weights",
                 label=f"batch {compare_batch}: weights below, the rest above")
     ax.set(xlim=(1, arch.n_ctx), ylim=(0, 1), xlabel="context T (keys the new token attends over)",
@@ -103,7 +102,7 @@ def intensity_by_length(
         >>> intensity_by_length({"GPT-2 small": ARCHS["gpt2"]}, ridge=3.9)
     """
     named = _named(archs)
-    ridge, points = _positive(ridge, "ridge"), _count(points, "points", 2)
+    ridge, points = positive(ridge, "ridge"), whole_number(points, "points", 2)
     fig, ax = figure_and_axes(ax, figsize=(8, 5))
     for (name, arch), color in zip(named, ARCH_COLORS * len(named)):
         _draw_prefill_and_decode(ax, name, arch, points, color)
@@ -130,7 +129,7 @@ def _named(archs: Any) -> list[tuple[str, Arch]]:
         raise InvalidInputError("archs must be a non-empty dict label -> Arch or a list of Arch "
                                 "(Arch.from_model(model), minfer.counts.ARCHS['gpt2'])")
     for _, arch in pairs:
-        _check_arch(arch)
+        check_arch(arch)
     return pairs
 
 

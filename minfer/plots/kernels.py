@@ -14,16 +14,14 @@ Only the object API is used (`minfer.plots.common`), never pyplot.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from numbers import Real
 from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import subplots
+from minfer.plots.common import is_positive, subplots
 
 MS_COLOR, WEIGHT_COLOR, OTHER_COLOR = "tab:blue", "tab:orange", "tab:red"
 BAR_WIDTH = 0.6
@@ -49,7 +47,7 @@ def decode_step_bars(
         ...                        {"numpy": 17e6, "numba": 17e6}, bandwidth_gbs=20.0)
     """
     names = _check_bars(ms_per_token, weight_bytes, total_bytes)
-    if bandwidth_gbs is not None and not _positive(bandwidth_gbs):
+    if bandwidth_gbs is not None and not is_positive(bandwidth_gbs):
         raise InvalidInputError(f"bandwidth_gbs must be a positive number of GB/s, got {bandwidth_gbs!r}; "
                                 "measure it with minfer.calibrate.measure_bandwidth_gbs, or leave it out")
     fig, (ax_t, ax_b) = subplots(1, 2, figsize=(10, 3.8))
@@ -90,7 +88,7 @@ def _check_bars(ms_per_token: Any, weight_bytes: Any, total_bytes: Any) -> list[
         if not isinstance(values, Mapping) or not values:
             raise InvalidInputError(f"{what} must be a non-empty dict of backend -> number, got {values!r}")
         for name, value in values.items():
-            if not _positive(value):
+            if not is_positive(value):
                 raise InvalidInputError(f"{what}[{name!r}] must be a positive number, got {value!r}")
     names = list(ms_per_token)
     for what, values in [("weight_bytes", weight_bytes), ("total_bytes", total_bytes)]:
@@ -102,8 +100,3 @@ def _check_bars(ms_per_token: Any, weight_bytes: Any, total_bytes: Any) -> list[
             raise InvalidInputError(f"total_bytes[{name!r}] = {total_bytes[name]:,} is less than its "
                                     f"weight_bytes {weight_bytes[name]:,}: pass Cost.bytes, all bytes moved")
     return names
-
-
-def _positive(value: Any) -> bool:
-    """A finite number above zero (bool is a Real in Python, but never a time or a size)."""
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0

@@ -15,9 +15,8 @@ notebooks can find what was drawn.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import root_figure, subplots
+from minfer.plots.common import is_positive, root_figure, subplots
 from minfer.report import fmt
 
 ROW_KEYS = ("tokens", "flops", "seconds")  # what prefill_scaling reads from each row
@@ -35,11 +34,6 @@ CACHED_COLOR, RECOMPUTE_COLOR = "tab:blue", "tab:red"
 
 
 # ---------------------------------------------------------------- checking what comes in
-
-
-def _is_positive(value: Any) -> bool:
-    """A finite real number above zero (bool is a Real in Python, but never a count or a time)."""
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _check_rows(rows: Any) -> list[Mapping]:
@@ -58,7 +52,7 @@ def _check_rows(rows: Any) -> list[Mapping]:
         if not isinstance(row["tokens"], Integral) or isinstance(row["tokens"], bool) or row["tokens"] < 1:
             raise InvalidInputError(f"rows[{i}]['tokens'] must be an integer >= 1, got {row['tokens']!r}")
         for key in ("flops", "seconds"):
-            if not _is_positive(row[key]):
+            if not is_positive(row[key]):
                 raise InvalidInputError(
                     f"rows[{i}][{key!r}] must be a positive finite number, got {row[key]!r}: "
                     "a rate needs FLOPs counted and a time measured"
@@ -76,7 +70,7 @@ def _check_peak(peak_gflops: Any) -> float | None:
     """None, or the peak as a float."""
     if peak_gflops is None:
         return None
-    if not _is_positive(peak_gflops):
+    if not is_positive(peak_gflops):
         raise InvalidInputError(
             f"peak_gflops must be a positive finite number or None, got {peak_gflops!r}; "
             "measure it with minfer.calibrate.measure_matmul_gflops()"

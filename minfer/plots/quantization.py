@@ -15,9 +15,7 @@ Only the object API is used (`minfer.plots.common`), never pyplot.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,7 @@ from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
 from minfer.kernels.quant import dequantize_int8, quantize_int8
-from minfer.plots.common import figure_and_axes
+from minfer.plots.common import figure_and_axes, is_positive
 
 TENSOR_COLOR, COLUMN_COLOR = "tab:red", "tab:blue"
 
@@ -124,14 +122,9 @@ def _check_runs(runs: Any, bandwidth_gbs: Any) -> None:
     if not isinstance(runs, Mapping) or not runs:
         raise InvalidInputError(f"runs must be a non-empty dict of name -> (bytes, seconds), got {runs!r}")
     for name, pair in runs.items():
-        if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(_positive(v) for v in pair)):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(is_positive(v) for v in pair)):
             raise InvalidInputError(f"runs[{name!r}] must be (bytes moved, seconds taken), both positive, "
                                     f"got {pair!r}")
-    if not _positive(bandwidth_gbs):
+    if not is_positive(bandwidth_gbs):
         raise InvalidInputError(f"bandwidth_gbs must be a positive number of GB/s, got {bandwidth_gbs!r}; "
                                 "measure it with minfer.calibrate.measure_bandwidth_gbs")
-
-
-def _positive(value: Any) -> bool:
-    """A finite number above zero (bool is a Real in Python, but never a size or a time)."""
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0

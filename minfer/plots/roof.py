@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import figure_and_axes, root_figure
+from minfer.plots.common import ceilings_pair, figure_and_axes, root_figure
 
 # colour and marker per phase; ops share their phase's colour so a reader can group them
 PHASE_STYLE = {
@@ -86,25 +85,6 @@ def _check_profile(profile: Any, *keys: str) -> None:
                 f"the profile has no {key!r} key (it has {sorted(profile)}); "
                 "pass Profiler.to_dict() of a profiled run"
             )
-
-
-def _ceilings(ceilings: Any) -> tuple[float, float]:
-    """(peak GFLOP/s, bandwidth GB/s) from an object with those attributes or a dict."""
-    if isinstance(ceilings, Mapping):
-        values = ceilings.get("peak_gflops"), ceilings.get("bandwidth_gbs")
-    else:
-        values = getattr(ceilings, "peak_gflops", None), getattr(ceilings, "bandwidth_gbs", None)
-    if not all(_positive(v) for v in values):
-        raise InvalidInputError(
-            "ceilings need positive peak_gflops and bandwidth_gbs (attributes or dict keys), "
-            f"got {ceilings!r}; run `minfer calibrate` to measure this machine's ceilings"
-        )
-    return float(values[0]), float(values[1])
-
-
-def _positive(value: Any) -> bool:
-    """A finite number above zero (bool is a Real in Python, but never a ceiling)."""
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _point(label: str, entry: Mapping, where: str) -> Point:
@@ -189,7 +169,7 @@ def roofline(
         >>> save_figure(fig, "roofline.png")
     """
     _check_profile(profile, "phases")
-    peak, bandwidth = _ceilings(ceilings)
+    peak, bandwidth = ceilings_pair(ceilings)
     fig, ax = figure_and_axes(ax, figsize=(9, 6))
     layers = _roofline_layers(profile, sweep, ops)
     placed = [p for p in _all_points(layers) if p.placeable]
@@ -452,7 +432,7 @@ def timeline(
     ax.bar(x, ms, color=[_style(step["phase"])[0] for step in steps], width=0.8, gid="steps", zorder=2)
     _annotate_first_step(ax, steps[0], ms[0])
     if ceilings is not None:
-        _draw_step_bounds(ax, steps, *_ceilings(ceilings))
+        _draw_step_bounds(ax, steps, *ceilings_pair(ceilings))
     kv_ax = _draw_kv(ax, steps)
     _finish_timeline(ax, kv_ax, steps, ms, title or f"Timeline: {_model_name(profile)}")
     return fig
