@@ -56,7 +56,8 @@ class Arch:
     @classmethod
     def from_model(cls, model, kv_size: int = 4) -> Arch:
         """The Arch of a loaded `Model`, with the bytes per weight it really computes from
-        (1 for int8; the per-column scales, under 0.5% of the bytes, are not counted)."""
+        (1 for int8; the per-column scales are not counted: 0.4% more bytes on GPT-2 small, 1.3%
+        on the classroom model, where a 4-byte scale covers a column of only 256 or 1,024 weights)."""
         return cls.from_config(model.config, model.name, DTYPE_SIZES[model.weight_dtype], kv_size)
 
     def with_dtype(self, weights: str, kv: str | None = None) -> Arch:
