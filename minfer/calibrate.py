@@ -35,7 +35,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,19 +109,63 @@ class Ceilings:
 
 # --- the two measurements ---------------------------------------------------------------------
 
-def _best_seconds(run: Callable[[], object], repeats: int) -> float:
+def best_seconds(run: Callable[[], object], repeats: int = 5, warmup: bool = True) -> float:
     """The fastest of `repeats` timed calls of `run`, after one untimed warm-up call.
 
     The best, not the mean: a ceiling is what the machine can do, and on a shared machine every
-    slower run is a neighbour's interference, not a property of the hardware.
+    slower run is a neighbour's interference, not a property of the hardware. The lessons time
+    their steps with it too.
+
+        >>> best_seconds(lambda: a @ b, repeats=5)   # doctest: +SKIP
+        0.0123
     """
-    run()  # warm-up: Numba compiles, BLAS starts its threads, caches and TLB fill
+    _check_at_least(1, repeats=repeats)
+    if warmup:
+        run()  # Numba compiles, BLAS starts its threads, caches and TLB fill
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
         run()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def median_seconds(runs: Sequence[Callable[[], object]], repeats: int = 7) -> list[float]:
+    """The median time of each of `runs`, timed taking turns (a, b, a, b, ...) after a warm-up.
+
+    Taking turns is how to compare two ways of doing one job on a shared machine: a neighbour's
+    burst of work lands on both, and the median ignores the few runs it spoils.
+
+        >>> one_pass, token_by_token = median_seconds([lambda: prefill(ids), lambda: loop(ids)])  # doctest: +SKIP
+    """
+    _check_at_least(1, repeats=repeats)
+    for run in runs:
+        run()
+    times = [[] for _ in runs]  # [len(runs)][repeats]
+    for _ in range(repeats):
+        for run, mine in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            mine.append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
+
+
+def cache_bytes(level: int = 3) -> int | None:
+    """The size in bytes of this CPU's level-`level` cache, from Linux's sysfs; None elsewhere.
+
+    Whether a model's weights fit in the last-level cache decides whether its decode is
+    memory-bound at all: the classroom model's 17 MB fit in a 32 MiB L3, GPT-2's 500 MB do not.
+    """
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(base.glob("index*")) if base.exists() else []:
+        try:
+            if int((index / "level").read_text()) == level and (index / "type").read_text().strip() != "Instruction":
+                text = (index / "size").read_text().strip()  # "32768K"
+                units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+                return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def measure_matmul_gflops(n: int = FULL[0], repeats: int = FULL[2]) -> float:
@@ -136,7 +180,7 @@ def measure_matmul_gflops(n: int = FULL[0], repeats: int = FULL[2]) -> float:
     a = rng.standard_normal((n, n), dtype=np.float32)  # [n, n]
     b = rng.standard_normal((n, n), dtype=np.float32)  # [n, n]
     c = np.empty((n, n), dtype=np.float32)  # [n, n]; reused so the timing holds no page faults
-    seconds = _best_seconds(lambda: np.matmul(a, b, out=c), repeats)  # a @ b, written into c
+    seconds = best_seconds(lambda: np.matmul(a, b, out=c), repeats)  # a @ b, written into c
     return 2 * n**3 / seconds / 1e9
 
 
@@ -172,7 +216,7 @@ def measure_bandwidth_gbs(n_bytes: int = FULL[1], repeats: int = FULL[3]) -> flo
     # be served from cache after the first pass and measure the cache instead. np.ones (not
     # np.empty) writes every page, so the OS maps them now rather than inside the timed reads.
     x = np.ones(n_bytes // 4, dtype=np.float32)  # [n_bytes / 4]
-    seconds = _best_seconds(lambda: stream_sum(x), repeats)
+    seconds = best_seconds(lambda: stream_sum(x), repeats)
     return x.nbytes / seconds / 1e9
 
 

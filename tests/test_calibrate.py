@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +97,53 @@ def test_measure_bandwidth_gbs_at_a_toy_size_is_a_positive_number():
 def test_measures_refuse_sizes_that_time_nothing(call):
     with pytest.raises(InvalidInputError, match="at least"):
         call()
+
+
+# ---------------------------------------------------------------- the lessons' timers
+
+
+class FakeClock:
+    """perf_counter that advances by the next planned duration each time a run ends."""
+
+    def __init__(self, durations: list[float]):
+        self.now, self.durations, self.started = 0.0, list(durations), False
+
+    def __call__(self) -> float:
+        if self.started:  # a run just ended: it took the next planned duration
+            self.now += self.durations.pop(0)
+        self.started = not self.started
+        return self.now
+
+
+def test_best_seconds_is_the_fastest_timed_run_after_an_untimed_warmup(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cal.time, "perf_counter", FakeClock([0.5, 0.2, 0.9]))
+    assert cal.best_seconds(lambda: calls.append(1), repeats=3) == pytest.approx(0.2)
+    assert len(calls) == 4  # warm-up + 3 timed
+
+
+def test_median_seconds_takes_turns_and_returns_each_runs_median(monkeypatch):
+    order = []
+    # timed turns: a=1, b=10, a=3, b=30, a=2, b=20 -> medians 2 and 20
+    monkeypatch.setattr(cal.time, "perf_counter", FakeClock([1, 10, 3, 30, 2, 20]))
+    medians = cal.median_seconds([lambda: order.append("a"), lambda: order.append("b")], repeats=3)
+    assert medians == [2, 20]
+    assert order == ["a", "b"] * 4  # one warm-up each, then a, b, a, b, ...
+
+
+def test_timers_refuse_zero_repeats():
+    with pytest.raises(InvalidInputError, match="repeats"):
+        cal.best_seconds(lambda: None, repeats=0)
+    with pytest.raises(InvalidInputError, match="repeats"):
+        cal.median_seconds([lambda: None], repeats=0)
+
+
+def test_cache_bytes_reads_sysfs_or_says_none():
+    size = cal.cache_bytes(3)
+    sysfs = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"))
+    l3 = [d for d in sysfs if (d / "level").read_text().strip() == "3"]
+    if l3:  # the independent reading: the same file, parsed by hand here
+        text = (l3[0] / "size").read_text().strip()
+        assert size == int(text.rstrip("KMG")) * {"K": 1024, "M": 1024**2, "G": 1024**3}[text[-1]]
+    else:
+        assert size is None
