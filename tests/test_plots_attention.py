@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from plot_helpers import line
 
 from minfer.attention import causal_mask
 from minfer.errors import InvalidInputError
@@ -26,13 +27,6 @@ def image(fig: Figure, gid: str):
     """The one image drawn with this gid, anywhere in the figure."""
     found = [im for ax in fig.axes for im in ax.images if im.get_gid() == gid]
     assert len(found) == 1, f"expected one image with gid {gid!r}, got {len(found)}"
-    return found[0]
-
-
-def line(ax, gid: str):
-    """The one line drawn with this gid."""
-    found = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
-    assert len(found) == 1, f"expected one line with gid {gid!r}, got {len(found)}"
     return found[0]
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from plot_helpers import line, same, xy
 
 from minfer.counts import ARCHS, decode_cost
 from minfer.errors import InvalidInputError
@@ -21,22 +22,6 @@ SWEEP = [{"batch": b, "tokens": b, "seconds": s, "flops": 2e6 * b, "bytes": 1e6 
          for b, s in [(4, 0.016), (1, 0.010), (2, 0.012)]]  # out of order on purpose
 CEILINGS = {"peak_gflops": 1.0, "bandwidth_gbs": 0.1}  # compute 2 ms per sequence; memory 10 ms + 1 ms each
 GPT2 = ARCHS["gpt2"]
-
-
-def line(ax, gid: str):
-    """The one line drawn with this gid."""
-    found = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
-    assert len(found) == 1, f"expected one line with gid {gid!r}, got {len(found)}"
-    return found[0]
-
-
-def xy(ln) -> np.ndarray:
-    """[n_points, 2]: the (x, y) a line was drawn through."""
-    return np.column_stack([np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)])
-
-
-def same(points: np.ndarray, expected) -> None:
-    np.testing.assert_allclose(points, np.asarray(expected, float), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- throughput_by_batch

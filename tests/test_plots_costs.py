@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from plot_helpers import line
 
 from minfer.counts import ARCHS, Arch, decode_cost, prefill_cost
 from minfer.errors import InvalidInputError
@@ -16,13 +17,6 @@ from minfer.plots.costs import byte_shares, decode_byte_shares, intensity_by_len
 
 GPT2 = ARCHS["gpt2"]  # 12 layers, 768 wide, 1024 positions, float32
 SMALL = Arch("tiny", n_layer=2, n_embd=64, n_head=4, n_kv_head=4, d_head=16, d_ff=256, n_vocab=100, n_ctx=32)
-
-
-def line(ax, gid: str):
-    """The one line drawn with this gid."""
-    found = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
-    assert len(found) == 1, f"expected one line with gid {gid!r}, got {len(found)}"
-    return found[0]
 
 
 def area(ax, gid: str):

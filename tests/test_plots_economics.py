@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from plot_helpers import line, xy
 
 from minfer.errors import InvalidInputError
 from minfer.plots.economics import batch_economics, projected_cost, projected_throughput, tokens_per_watt
@@ -29,18 +30,6 @@ def proj(hardware: str, batch: int, tokens_per_s: float, usd: float = 1.0, per_w
 
 SWEEP = [proj("a", 4, 350.0, usd=0.5), proj("b", 1, 20.0, usd=9.0), proj("a", 1, 100.0, usd=2.0),
          proj("a", 16, 1000.0, usd=0.2), proj("b", 16, 250.0, usd=1.0)]  # out of order on purpose
-
-
-def line(ax, gid: str):
-    """The one line drawn with this gid."""
-    found = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
-    assert len(found) == 1, f"expected one line with gid {gid!r}, got {len(found)}"
-    return found[0]
-
-
-def xy(ln) -> np.ndarray:
-    """[n_points, 2]: the (x, y) a line was drawn through."""
-    return np.column_stack([np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)])
 
 
 def bars(ax) -> list:

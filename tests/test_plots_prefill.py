@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from plot_helpers import line
 
 from minfer.errors import InvalidInputError
 from minfer.plots import save_figure, subplots
@@ -20,13 +21,6 @@ ROWS = [{"tokens": 64, "flops": 128e6, "seconds": 4e-3},
         {"tokens": 1, "flops": 2e6, "seconds": 1e-3},
         {"tokens": 8, "flops": 16e6, "seconds": 2e-3}]
 PEAK = 64.0  # GFLOP/s
-
-
-def line(ax, gid: str):
-    """The one line drawn with this gid."""
-    found = [a for a in ax.get_lines() if a.get_gid() == gid]
-    assert len(found) == 1, f"expected one line with gid {gid!r}, got {[a.get_gid() for a in ax.get_lines()]}"
-    return found[0]
 
 
 def xy(artist) -> tuple[np.ndarray, np.ndarray]:

@@ -9,10 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from plot_helpers import line, same, xy
 
 from minfer.errors import InvalidInputError
-from minfer.plots.sampling import (cumulative_probability, nucleus_size, repetition_by_temperature,
-                                   token_probabilities, token_probability_panels)
+from minfer.plots.sampling import (
+    cumulative_probability,
+    nucleus_size,
+    repetition_by_temperature,
+    token_probabilities,
+    token_probability_panels,
+)
 
 # token id:    0     1     2     3     4
 BEFORE = [0.05, 0.50, 0.15, 0.30, 0.00]  # most likely first: 1, 3, 2, 0; token 4 never
@@ -27,22 +33,6 @@ def bars(ax, gid: str) -> list:
 
 def heights(ax, gid: str) -> list[float]:
     return [b.get_height() for b in bars(ax, gid)]
-
-
-def line(ax, gid: str):
-    """The one line drawn with this gid."""
-    found = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
-    assert len(found) == 1, f"expected one line with gid {gid!r}, got {len(found)}"
-    return found[0]
-
-
-def xy(ln) -> np.ndarray:
-    """[n_points, 2]: the (x, y) a line was drawn through."""
-    return np.column_stack([np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)])
-
-
-def same(points: np.ndarray, expected) -> None:
-    np.testing.assert_allclose(points, np.asarray(expected, float), rtol=1e-12, atol=1e-15)
 
 
 def ticks(ax) -> list[str]:
