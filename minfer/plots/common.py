@@ -113,3 +113,53 @@ def ceilings_pair(ceilings: Any) -> tuple[float, float]:
             f"got {ceilings!r}; run `minfer calibrate` to measure this machine's ceilings"
         )
     return float(values[0]), float(values[1])
+
+
+def float_array(values: Any, name: str) -> np.ndarray:
+    """`values` (a list, tuple or array of numbers) as a float64 array; else an error naming it.
+
+    Strings, ragged lists and non-numbers are refused here, not deep inside NumPy or matplotlib.
+    """
+    if isinstance(values, (str, bytes)):
+        raise InvalidInputError(f"{name} must be numbers (a list or an array), got the string {values!r}")
+    try:
+        array = np.asarray(values, dtype=np.float64)  # same shape as values
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"{name} must be numbers in a list or array of one shape: {e}") from e
+    if not np.isfinite(array).all():
+        raise InvalidInputError(f"{name} must be finite numbers, got {values!r}")
+    return array
+
+
+def nonempty_mapping(value: Any, name: str, example: str) -> Mapping:
+    """`value` if it is a non-empty dict-like; else an error that shows what one looks like."""
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidInputError(f"{name} must be a non-empty dict, e.g. {example}; got {value!r}")
+    return value
+
+
+def check_probabilities(p: np.ndarray, name: str, tol: float = 1e-3) -> None:
+    """Each row of `p` (last axis) must be a distribution: finite, >= 0, summing to 1 within `tol`.
+
+    float32 softmax rows sum to 1 within ~1e-6; further off than `tol`, it is not a softmax.
+    """
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise InvalidInputError(f"{name} must be probabilities: finite and >= 0 (softmax output)")
+    sums = p.sum(axis=-1)  # p.shape[:-1]
+    if np.any(np.abs(sums - 1) > tol):
+        raise InvalidInputError(f"{name} must sum to 1 (a softmax output), got sums {np.round(sums, 4).ravel()[:5]}; "
+                                "apply minfer.layers.softmax to logits first")
+
+
+# colour and marker per phase, the same in every figure; ops share their phase's colour
+PHASE_STYLE = {
+    "prefill": ("tab:orange", "s"),
+    "decode": ("tab:blue", "o"),
+    "forward": ("tab:green", "D"),  # a whole sequence at once, no cache (evaluation)
+}
+OTHER_STYLE = ("tab:gray", "P")  # a phase name no figure knows yet
+
+
+def phase_style(phase: str) -> tuple[str, str]:
+    """(colour, marker) of a phase."""
+    return PHASE_STYLE.get(phase, OTHER_STYLE)

@@ -29,15 +29,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import ceilings_pair, figure_and_axes, root_figure
+from minfer.plots.common import ceilings_pair, figure_and_axes, phase_style, root_figure
 
-# colour and marker per phase; ops share their phase's colour so a reader can group them
-PHASE_STYLE = {
-    "prefill": ("tab:orange", "s"),
-    "decode": ("tab:blue", "o"),
-    "forward": ("tab:green", "D"),  # a whole sequence at once, no cache (evaluation)
-}
-OTHER_STYLE = ("tab:gray", "P")  # a phase name this module does not know yet
 SWEEP_COLOR = "tab:purple"
 KV_COLOR = "tab:red"
 TOP_OPS = 3  # ops named per phase: more labels than this pile up on one another
@@ -242,7 +235,7 @@ def _draw_phases(ax: Axes, phases: dict[str, Point], peak: float, bandwidth: flo
     for name, p in phases.items():
         if not p.placeable:
             continue
-        color, marker = _style(name)
+        color, marker = phase_style(name)
         ax.plot([p.intensity], [p.gflops], marker, color=color, ms=13, mec="black", gid=f"phase:{name}",
                 label=name, zorder=5)
         share = p.gflops / min(peak, bandwidth * p.intensity)
@@ -267,7 +260,7 @@ def _draw_ops(ax: Axes, by_phase: dict[str, list[Point]]) -> list[_Label]:
         placed = [p for p in points if p.placeable]
         if not placed:
             continue
-        color, marker = _style(phase)
+        color, marker = phase_style(phase)
         ax.plot([p.intensity for p in placed], [p.gflops for p in placed], marker, ls="none", ms=5,
                 color=color, alpha=0.5, gid=f"ops:{phase}", label=f"{phase} ops", zorder=3)
         slowest = sorted(placed, key=lambda p: p.seconds, reverse=True)[:TOP_OPS]
@@ -429,7 +422,7 @@ def timeline(
     fig, ax = figure_and_axes(ax, figsize=(10, 4.5))
     ms = np.array([step["seconds"] for step in steps], dtype=float) * 1e3
     x = np.arange(len(steps))
-    ax.bar(x, ms, color=[_style(step["phase"])[0] for step in steps], width=0.8, gid="steps", zorder=2)
+    ax.bar(x, ms, color=[phase_style(step["phase"])[0] for step in steps], width=0.8, gid="steps", zorder=2)
     _annotate_first_step(ax, steps[0], ms[0])
     if ceilings is not None:
         _draw_step_bounds(ax, steps, *ceilings_pair(ceilings))
@@ -455,7 +448,7 @@ def _annotate_first_step(ax: Axes, step: Mapping, ms: float) -> None:
     what = "prefill → first token" if step["phase"] == "prefill" else f"{step['phase']} (first step)"
     ax.annotate(f"{what}\n{step['tokens']} tok, {_fmt(ms)} ms", (-0.4, ms), xytext=(0, 4),
                 textcoords="offset points", ha="left", va="bottom", fontsize=9, fontweight="bold",
-                color=_style(step["phase"])[0])
+                color=phase_style(step["phase"])[0])
 
 
 def _draw_step_bounds(ax: Axes, steps: Sequence[Mapping], peak: float, bandwidth: float) -> None:
@@ -487,7 +480,7 @@ def _finish_timeline(ax: Axes, kv_ax: Axes, steps: Sequence[Mapping], ms: np.nda
     ax.set_ylim(0, ms.max() * HEADROOM or 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # steps are whole
     ax.grid(True, axis="y", alpha=0.3)
-    handles = [Patch(color=_style(phase)[0], label=_phase_summary(phase, steps))
+    handles = [Patch(color=phase_style(phase)[0], label=_phase_summary(phase, steps))
                for phase in dict.fromkeys(s["phase"] for s in steps)]
     lines = ax.get_lines() + kv_ax.get_lines()
     # on the twin, which is drawn over the bars: nothing hides the legend
@@ -515,11 +508,6 @@ def _phase_summary(phase: str, steps: Sequence[Mapping]) -> str:
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def _style(phase: str) -> tuple[str, str]:
-    """(colour, marker) of a phase."""
-    return PHASE_STYLE.get(phase, OTHER_STYLE)
 
 
 def _model_name(profile: Mapping) -> str:
