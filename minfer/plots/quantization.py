@@ -3,8 +3,9 @@
 - `quantization_error`: the round-trip error `w - dequantize(quantize(w))` of every weight of one
   matrix, as two histograms on the same bins: one scale for the whole matrix (gid "per-tensor")
   and one scale per output column, minfer's format (gid "per-channel"). Every error is at most
-  half its scale; the dashed lines (gid "bound") are half the per-tensor scale, the widest any
-  error can be. A column of small weights gets a small scale of its own, so its errors shrink.
+  half its scale (up to float32 rounding); the dashed lines (gid "bound") are half the per-tensor
+  scale, the widest any error can be. A column of small weights gets a small scale of its own,
+  so its errors shrink.
 - `time_against_bytes`: measured time against the bytes moved, log-log, one point per run
   (gid "point:<name>"), under the line time = bytes / bandwidth (gid "bandwidth"). A run on the
   line is memory-bound at this machine's bandwidth; above it, something else (arithmetic, fixed
@@ -33,12 +34,16 @@ def round_trip_errors(w: np.ndarray, axis: int | tuple[int, int]) -> tuple[np.nd
     """(w - w_q * scale, scale): each weight's int8 rounding error, and the scales, sharing a
     scale along `axis` (0: one per column, minfer's linear weights; (0, 1): one for all).
 
+    The error is worked out in float64, exactly, so it is the stored format's own error and not
+    float32's rounding of it.
+
         >>> err, scale = round_trip_errors(np.array([[1.0], [0.3]], np.float32), axis=0)
         >>> bool(np.all(np.abs(err) <= scale / 2))
         True
     """
     w_q, scale = quantize_int8(w, axis=axis)  # int8 like w; scale: w's shape without axis
-    return w - dequantize_int8(w_q, scale, axis=axis), scale  # like w, like scale
+    w_dq = dequantize_int8(w_q, scale.astype(np.float64), axis=axis)  # like w, float64: int8 x float32 is exact
+    return np.asarray(w, np.float64) - w_dq, scale  # like w, like scale
 
 
 def quantization_error(w: np.ndarray, *, axis: int = 0, bins: int = 60, ax: Axes | None = None,
@@ -59,8 +64,9 @@ def quantization_error(w: np.ndarray, *, axis: int = 0, bins: int = 60, ax: Axes
     channel = "column" if axis == 0 else "row"
     for err, gid, color, name in [(err_t, "per-tensor", TENSOR_COLOR, "one scale for the matrix"),
                                   (err_c, "per-channel", COLUMN_COLOR, f"one scale per {channel}")]:
-        counts, _ = np.histogram(err, bins=edges)  # [bins]
-        rms = float(np.sqrt(np.mean(err.astype(np.float64) ** 2)))
+        # rint(w / s) runs in float32, so an error can pass s / 2 by a hair: count it in the end bin
+        counts, _ = np.histogram(np.clip(err, edges[0], edges[-1]), bins=edges)  # [bins], sum = w.size
+        rms = float(np.sqrt(np.mean(err**2)))
         ax.stairs(counts, edges, color=color, lw=1.8, gid=gid, label=f"{name}: RMS error {rms:.3g}")
     for x in (-scale_t / 2, scale_t / 2):
         ax.axvline(float(x), color="black", ls="--", lw=1, gid="bound")
