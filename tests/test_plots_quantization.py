@@ -98,12 +98,19 @@ def test_a_scale_per_row_is_named_so():
     (np.zeros((2, 2), np.float32), {}, "not all zero"),
     (np.array([[1.0, np.nan]], np.float32), {}, "finite"),
     (W, {"axis": 2}, "axis must be 0"),
-    (W, {"bins": 0}, "bins must be a whole number"),
-    (W, {"bins": 2.5}, "bins must be a whole number"),
+    (W, {"axis": True}, "axis must be 0"),  # True == 1, but a flag is not an axis
+    (W, {"bins": 0}, "bins=0 must be a whole number"),
+    (W, {"bins": 2.5}, "bins=2.5 must be a whole number"),
+    (W, {"bins": True}, "bins=True must be a whole number"),
 ])
 def test_bad_matrices_are_named_with_the_fix(w, kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         quantization_error(w, **kwargs)
+
+
+def test_numpy_integers_are_whole_numbers_for_axis_and_bins():
+    ax = quantization_error(W, axis=np.int64(0), bins=np.int64(4)).axes[0]
+    assert stairs(ax, "per-channel")[0] == [0, 0, 3, 1]
 
 
 RUNS = {"float32": (100e6, 10e-3), "int8": (25e6, 5e-3)}  # (bytes, seconds): 10 GB/s and 5 GB/s
@@ -127,10 +134,23 @@ def test_the_bandwidth_line_is_mb_over_gbs_across_the_points():
     assert "10 GB/s" in line.get_label()
 
 
+def test_a_run_may_be_a_tuple_list_or_array_of_numpy_numbers():
+    runs = {"tuple": (np.float64(100e6), np.float32(10e-3)), "list": [25e6, 5e-3], "array": np.array([50e6, 5e-3])}
+    ax = time_against_bytes(runs, np.float64(10.0)).axes[0]
+    for gid, expected in [("point:tuple", (100.0, 10.0)), ("point:list", (25.0, 5.0)), ("point:array", (50.0, 5.0))]:
+        (point,) = [line for line in ax.get_lines() if line.get_gid() == gid]
+        assert (point.get_xdata()[0], point.get_ydata()[0]) == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("runs, bandwidth, message", [
     ({}, 10.0, "non-empty dict"),
     ({"a": (1e6,)}, 10.0, r"runs\['a'\] must be \(bytes moved, seconds taken\)"),
     ({"a": (1e6, 0.0)}, 10.0, r"runs\['a'\]"),
+    ({"a": np.array([1e6, 1e-3, 1.0])}, 10.0, r"runs\['a'\]"),
+    ({"a": np.array([[1e6, 1e-3]])}, 10.0, r"runs\['a'\]"),
+    ({"a": [1e6, [1e-3]]}, 10.0, r"runs\['a'\]"),
+    ({"a": np.array([[1e6, 1e-3], [1e6, 1e-3]])}, 10.0, r"runs\['a'\]"),
+    ({"a": "1e6 1e-3"}, 10.0, r"runs\['a'\]"),
     ({"a": (1e6, 1e-3)}, 0.0, "measure_bandwidth_gbs"),
     ({"a": (1e6, 1e-3)}, None, "measure_bandwidth_gbs"),
 ])

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
 from minfer.kernels.quant import dequantize_int8, quantize_int8
-from minfer.plots.common import figure_and_axes, is_positive
+from minfer.plots.common import figure_and_axes, is_positive, whole_number
 
 TENSOR_COLOR, COLUMN_COLOR = "tab:red", "tab:blue"
 
@@ -83,13 +83,14 @@ def time_against_bytes(runs: Mapping[str, tuple[float, float]], bandwidth_gbs: f
                        ax: Axes | None = None, title: str | None = None) -> Figure:
     """Each run's measured time against the bytes it moved, under the bandwidth line, log-log.
 
-    runs: name -> (bytes moved, seconds taken), e.g. {"float32": (16e6, 2.1e-3), "int8": ...}.
+    runs: name -> (bytes moved, seconds taken), a tuple, list or array of two numbers, e.g.
+    {"float32": (16e6, 2.1e-3), "int8": ...}.
     bandwidth_gbs: this machine's read bandwidth (`minfer.calibrate.measure_bandwidth_gbs`).
     The axes are in MB and ms; each point is labelled with the GB/s it reached.
 
         >>> fig = time_against_bytes({"f32": (113e6, 9e-3), "int8": (28e6, 3e-3)}, 15.0)
     """
-    _check_runs(runs, bandwidth_gbs)
+    runs = _check_runs(runs, bandwidth_gbs)  # name -> (bytes, seconds) as floats
     fig, ax = figure_and_axes(ax, figsize=(7, 4.5))
     mb = np.array([b for b, _ in runs.values()], np.float64) / 1e6  # [n_runs]
     lo, hi = mb.min() / 2, mb.max() * 2
@@ -116,21 +117,26 @@ def _check_matrix(w: Any, axis: Any, bins: Any) -> np.ndarray:
                                 "pass one weight matrix, e.g. model.weights.h[0].mlp.c_fc.weight")
     if not np.isfinite(w).all() or not np.any(w):
         raise InvalidInputError("w must be finite and not all zero: an int8 scale is max |w| / 127")
-    if axis not in (0, 1):
+    if isinstance(axis, bool) or axis not in (0, 1):  # True == 1, but a flag is not an axis
         raise InvalidInputError(f"axis must be 0 (a scale per column) or 1 (a scale per row), got {axis!r}")
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise InvalidInputError(f"bins must be a whole number of bins, at least 1, got {bins!r}")
+    whole_number(bins, "bins", 1)
     return w.astype(np.float32)
 
 
-def _check_runs(runs: Any, bandwidth_gbs: Any) -> None:
-    """Every run a (bytes, seconds) pair of positive numbers, and a positive bandwidth."""
+def _check_runs(runs: Any, bandwidth_gbs: Any) -> dict[str, tuple[float, float]]:
+    """name -> (bytes, seconds) as floats, every one a pair of positive numbers; and a positive bandwidth."""
     if not isinstance(runs, Mapping) or not runs:
         raise InvalidInputError(f"runs must be a non-empty dict of name -> (bytes, seconds), got {runs!r}")
-    for name, pair in runs.items():
-        if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(is_positive(v) for v in pair)):
-            raise InvalidInputError(f"runs[{name!r}] must be (bytes moved, seconds taken), both positive, "
-                                    f"got {pair!r}")
+    checked = {name: _pair(name, pair) for name, pair in runs.items()}
     if not is_positive(bandwidth_gbs):
         raise InvalidInputError(f"bandwidth_gbs must be a positive number of GB/s, got {bandwidth_gbs!r}; "
                                 "measure it with minfer.calibrate.measure_bandwidth_gbs")
+    return checked
+
+
+def _pair(name: str, pair: Any) -> tuple[float, float]:
+    """(bytes, seconds) of one run: a tuple, list or 1-D array of two positive numbers."""
+    if not (isinstance(pair, tuple | list | np.ndarray) and len(pair) == 2 and all(is_positive(v) for v in pair)):
+        raise InvalidInputError(f"runs[{name!r}] must be (bytes moved, seconds taken), both positive, "
+                                f"got {pair!r}")
+    return float(pair[0]), float(pair[1])
