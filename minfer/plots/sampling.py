@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import figure_and_axes, subplots
+from minfer.plots.common import check_probabilities, figure_and_axes, float_array, nonempty_mapping, subplots
 from minfer.sampling import top_p_filter
 
 Labels = Sequence[str] | Callable[[int], str]  # a token id -> the text shown under its bar
@@ -35,21 +35,19 @@ CUMULATIVE_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9")
 # ---------------------------------------------------------------- checking what comes in
 
 
-def _probabilities(values, name: str, n_vocab: int | None = None) -> np.ndarray:
-    """values as a float64 [n_vocab] array of finite, non-negative numbers; else a named error."""
-    try:
-        p = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        p = np.empty((0,))  # not numbers: refused below, by shape
+def _probabilities(values, name: str, n_vocab: int | None = None, other: str = "probs") -> np.ndarray:
+    """values as a float64 [n_vocab] distribution (>= 0, summing to 1); else a named error.
+
+    A filtered distribution counts once renormalized, e.g. softmax(top_p_filter(logits, 0.9)).
+    """
+    p = float_array(values, name)  # [n_vocab]
     if p.ndim != 1 or p.size == 0:
         raise InvalidInputError(f"{name} must be a 1-D array of probabilities [n_vocab], got shape {p.shape}; "
                                 "pass softmax(logits) of one position")
     if n_vocab is not None and p.size != n_vocab:
-        raise InvalidInputError(f"{name} has {p.size} entries but probs has {n_vocab}: both must be "
+        raise InvalidInputError(f"{name} has {p.size} entries but {other} has {n_vocab}: both must be "
                                 "distributions over the same vocabulary")
-    if not np.all(np.isfinite(p)) or (p < 0).any():
-        raise InvalidInputError(f"{name} must be finite and >= 0 (probabilities, not logits); "
-                                "apply softmax to the logits first")
+    check_probabilities(p, name)
     return p
 
 
@@ -68,10 +66,12 @@ def _shown_ids(top, ranking: np.ndarray) -> np.ndarray:
 
 
 def _label_texts(labels: Labels, ids: np.ndarray) -> list[str]:
-    """The text under each bar, from a function of the id or a sequence indexed by id."""
+    """The text under each bar, from a function of the id or a sequence (or 1-D array) indexed by id."""
     if callable(labels):
         return [str(labels(int(i))) for i in ids]
-    if isinstance(labels, str) or not isinstance(labels, Sequence) or len(labels) <= ids.max():
+    listed = isinstance(labels, Sequence) and not isinstance(labels, str)  # a list, a tuple
+    listed = listed or isinstance(labels, np.ndarray) and labels.ndim == 1  # np.array(vocab)
+    if not listed or len(labels) <= ids.max():
         raise InvalidInputError("labels must be a function token id -> text (e.g. lambda i: tok.decode([i])) "
                                 "or a sequence of texts indexed by token id, long enough for every id shown")
     return [str(labels[int(i)]) for i in ids]
@@ -107,9 +107,10 @@ def token_probabilities(
 ) -> Figure:
     """Bars of the probabilities of the most likely tokens, over `before` in grey if given.
 
-    probs, before: [n_vocab] probabilities. top: how many tokens to show, the most likely of
-    `before` if given (so the same tokens as before the step), else of `probs`; or an array
-    of token ids to show in that order. labels: token id -> text (a function or a sequence).
+    probs, before: [n_vocab] probabilities, each summing to 1. top: how many tokens to show,
+    the most likely of `before` if given (so the same tokens as before the step), else of
+    `probs`; or an array of token ids to show in that order. labels: token id -> text (a
+    function, or a sequence or array indexed by id).
     log: a log y axis, where a renormalized token many times its old height and a removed one
     (no bar) both show.
 
@@ -118,12 +119,13 @@ def token_probabilities(
     p = _probabilities(probs, "probs")  # [n_vocab]
     old = None if before is None else _probabilities(before, "before", p.size)  # [n_vocab]
     ids = _shown_ids(top, p if old is None else old)  # [n_shown]
+    texts = _label_texts(labels, ids)  # [n_shown], checked before anything is drawn
     fig, ax = figure_and_axes(ax, figsize=(10, 3.2))
     x = np.arange(len(ids))  # [n_shown]
     if old is not None:
         ax.bar(x, old[ids], width=0.9, color="lightgrey", label="before", gid="before")
     ax.bar(x, p[ids], width=0.8 if old is None else 0.5, color=color, label="after", gid="after")
-    ax.set_xticks(x, _label_texts(labels, ids), rotation=90, fontsize=7)
+    ax.set_xticks(x, texts, rotation=90, fontsize=7)
     ax.set_ylabel("probability")
     if log:
         ax.set_yscale("log")
@@ -150,18 +152,27 @@ def token_probability_panels(
 
         >>> token_probability_panels({f"T = {t}": softmax(logits / t) for t in (0.5, 1, 1.5)}, label)
     """
-    if not isinstance(panels, Mapping) or not panels:
-        raise InvalidInputError("panels must be a non-empty dict: panel title -> [n_vocab] probabilities")
-    first = _probabilities(next(iter(panels.values())), "the first panel")  # [n_vocab]
+    dists = _distributions(panels, "panels", one_vocab=True)  # title -> [n_vocab]
+    first = next(iter(dists.values()))  # [n_vocab]
     ids = _shown_ids(top, first if before is None else _probabilities(before, "before", first.size))
-    fig, axes = subplots(1, len(panels), figsize=(4.33 * len(panels), 3.4), sharey=True)
-    for i, (ax, (name, probs)) in enumerate(zip(axes, panels.items())):
+    fig, axes = subplots(1, len(dists), figsize=(4.33 * len(dists), 3.4), sharey=True)
+    for i, (ax, (name, probs)) in enumerate(zip(axes, dists.items())):
         token_probabilities(probs, labels, before=before, top=ids, log=log, color=color, ax=ax, title=name)
         if i > 0:  # the shared axis says it once
             ax.set_ylabel("")
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
     return fig
+
+
+def _distributions(value, name: str, one_vocab: bool) -> dict[str, np.ndarray]:
+    """A non-empty dict of key -> [n_vocab] distribution, each checked (one_vocab: all the same size)."""
+    nonempty_mapping(value, name, "{'T = 1': softmax(logits)}")
+    dists = {}
+    for key, probs in value.items():
+        n_vocab = next(iter(dists.values())).size if one_vocab and dists else None  # the first one's
+        dists[key] = _probabilities(probs, f"{name}[{key!r}]", n_vocab, "the first")  # [n_vocab]
+    return dists
 
 
 # ---------------------------------------------------------------- the nucleus
@@ -189,17 +200,17 @@ def cumulative_probability(
     """The probability of the k most likely tokens against k (log x), one curve per distribution,
     with a dot where the top-p nucleus ends: the rank at which the curve reaches `top_p`.
 
-    distributions: name -> [n_vocab] probabilities (one per temperature, say). The nucleus is
-    counted by `minfer.sampling.top_p_filter` itself, so it is the set sampling would keep.
+    distributions: name -> [n_vocab] probabilities, each summing to 1 (one per temperature, say).
+    The nucleus is counted by `minfer.sampling.top_p_filter` itself, so it is the set sampling
+    would keep.
 
         >>> cumulative_probability({f"T = {t}": softmax(logits / t) for t in (0.5, 1.0)}, top_p=0.9)
     """
-    if not isinstance(distributions, Mapping) or not distributions:
-        raise InvalidInputError("distributions must be a non-empty dict: name -> [n_vocab] probabilities")
+    dists = _distributions(distributions, "distributions", one_vocab=False)  # name -> [n_vocab]
     top_p = _top_p(top_p)
     fig, ax = figure_and_axes(ax, figsize=(7, 3.6))
-    for (name, probs), color in zip(distributions.items(), CUMULATIVE_COLORS * len(distributions)):
-        _draw_cumulative(ax, name, _probabilities(probs, f"distributions[{name!r}]"), top_p, color)
+    for (name, p), color in zip(dists.items(), CUMULATIVE_COLORS * len(dists)):
+        _draw_cumulative(ax, name, p, top_p, color)
     ax.axhline(top_p, color="grey", linestyle="--", linewidth=1, gid="top_p")
     ax.set_xscale("log")
     ax.set_xlabel("tokens, most likely first (log scale)")
@@ -232,19 +243,20 @@ def repetition_by_temperature(
     """A repetition measure of generated texts (a fraction, 0 to 1) against temperature: one
     faint dot per run (seed), and a line through the mean at each temperature.
 
-    runs: temperature (0 = greedy) -> the fractions of its runs. extra: settings off the
-    temperature axis, name -> (temperature, fraction), drawn as squares (a repetition penalty).
+    runs: temperature (0 = greedy) -> the fractions of its runs (a list or array). extra:
+    settings off the temperature axis, name -> (temperature, fraction) as a tuple, list or array,
+    drawn as squares (a repetition penalty).
 
         >>> repetition_by_temperature({0.0: [0.74], 1.0: [0.0, 0.02]}, extra={"penalty 1.3": (0.0, 0.02)})
     """
     by_t = _runs(runs)  # [(temperature, fractions)], coldest first
+    points = {name: _extra_point(name, point) for name, point in (extra or {}).items()}  # name -> (t, fraction)
     fig, ax = figure_and_axes(ax, figsize=(7, 3.6))
     xs = np.concatenate([np.full(len(r), t) for t, r in by_t])  # [n_runs]
     ax.plot(xs, np.concatenate([r for _, r in by_t]), "o", color="C0", alpha=0.4, gid="runs")
     ax.plot([t for t, _ in by_t], [r.mean() for _, r in by_t], "-", color="C0", gid="mean",
             label="mean over seeds")
-    for i, (name, point) in enumerate((extra or {}).items()):
-        t, value = _extra_point(name, point)
+    for i, (name, (t, value)) in enumerate(points.items()):
         ax.plot([t], [value], "s", color=f"C{i + 1}", markersize=9, gid=f"extra:{name}", label=name)
     ax.set_xlabel("temperature (0 = greedy)")
     ax.set_ylabel(ylabel)
@@ -256,11 +268,10 @@ def repetition_by_temperature(
 
 def _runs(runs: Mapping[float, Sequence[float]]) -> list[tuple[float, np.ndarray]]:
     """(temperature, [n_runs] fractions) sorted by temperature, each checked."""
-    if not isinstance(runs, Mapping) or not runs:
-        raise InvalidInputError("runs must be a non-empty dict: temperature -> the fractions of its runs")
+    nonempty_mapping(runs, "runs", "{0.0: [0.74], 1.0: [0.0, 0.02]} (temperature -> fractions)")
     checked = []
     for t, values in runs.items():
-        r = np.asarray(values, dtype=float)  # [n_runs]
+        r = float_array(values, f"runs[{t!r}]")  # [n_runs]
         if r.ndim != 1 or r.size == 0 or not np.all((r >= 0) & (r <= 1)):
             raise InvalidInputError(f"runs[{t!r}] must be a non-empty list of fractions between 0 and 1, "
                                     f"got {values!r}")
@@ -270,7 +281,7 @@ def _runs(runs: Mapping[float, Sequence[float]]) -> list[tuple[float, np.ndarray
 
 def _extra_point(name: str, point) -> tuple[float, float]:
     """(temperature, fraction) of one extra setting; else a named error."""
-    if not isinstance(point, Sequence) or len(point) != 2:
+    if not isinstance(point, tuple | list | np.ndarray) or len(point) != 2:
         raise InvalidInputError(f"extra[{name!r}] must be (temperature, fraction), got {point!r}")
     return _number(point[0], f"extra[{name!r}]'s temperature", 0, math.inf), \
         _number(point[1], f"extra[{name!r}]'s fraction", 0, 1)
