@@ -99,8 +99,8 @@ def test_roof_is_bandwidth_times_intensity_then_flat_at_peak():
     assert x.min() <= 0.05 and x.max() >= 10 * ridge
     assert ridge in x  # the corner is drawn exactly, not cut by a chord
     assert any(t.startswith("compute roof: 400 GFLOP/s") for t in texts(ax))
-    assert any(t.startswith("memory: 20 GB/s") for t in texts(ax))
-    assert any("ridge" in t and "20 FLOP/byte" in t for t in texts(ax))
+    assert any(t.startswith("memory: 20.0 GB/s") for t in texts(ax))  # 3 figures, as minfer.report.fmt
+    assert any("ridge" in t and "20.0 FLOP/byte" in t for t in texts(ax))
 
 
 def test_ceilings_may_be_an_object_or_a_dict():
@@ -291,3 +291,113 @@ def test_an_entry_missing_its_counts_is_named():
     del profile["phases"]["decode"]["bytes"]
     with pytest.raises(InvalidInputError, match=r"profile\['phases'\]\['decode'\]"):
         roofline(profile, CEILINGS)
+
+
+# ---------------------------------------------------------------- what the review found
+
+
+def test_numbers_are_written_as_the_report_writes_them():
+    ax = roofline(make_profile(), SimpleNamespace(peak_gflops=400.0, bandwidth_gbs=29.6)).axes[0]
+    assert any(t.startswith("memory: 29.6 GB/s") for t in texts(ax))
+    assert any("ridge I* = 13.5 FLOP/byte" in t for t in texts(ax))  # 400 / 29.6 = 13.51...
+    profile = make_profile()
+    profile["steps"][0]["seconds"] = 1.234e-8  # 0.00001234 ms: 3 figures, never scientific notation
+    assert any("0.0000123 ms" in t for t in texts(timeline(profile).axes[0]))
+
+
+def test_numpy_numbers_and_tuples_are_accepted():
+    profile = make_profile()
+    profile["phases"]["decode"] |= {"flops": np.float64(6e9), "bytes": np.int64(6_000_000_000),
+                                    "seconds": np.float32(0.6), "calls": np.int64(3), "tokens": np.int64(3)}
+    profile["steps"] = tuple(profile["steps"])
+    sweep = tuple({"batch": np.int64(b), "flops": 2e9 * b, "bytes": 1e9, "seconds": 0.1, "tokens": b} for b in (1, 2))
+    ax = roofline(profile, CEILINGS, sweep=sweep).axes[0]
+    assert points(artist(ax, "phase:decode")) == [pytest.approx((1.0, 10.0), rel=1e-6)]
+    assert [x for x, _ in points(artist(ax, "sweep"))] == pytest.approx([2.0, 4.0])
+    assert len(timeline(profile).axes[0].containers[0]) == 4
+
+
+def test_an_empty_title_means_no_title():
+    assert roofline(make_profile(), CEILINGS, title="").axes[0].get_title() == ""
+    assert timeline(make_profile(), title="").axes[0].get_title() == ""
+
+
+def broken(where: str, key: str, value) -> dict:
+    """make_profile() with one field of phases['decode'], ops[0] or steps[1] set (or, for value
+    DELETE, removed)."""
+    profile = make_profile()
+    entry = {"phase": profile["phases"]["decode"], "op": profile["ops"][0], "step": profile["steps"][1]}[where]
+    if value is DELETE:
+        del entry[key]
+    else:
+        entry[key] = value
+    return profile
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize("where, key, value, match", [
+    ("phase", "flops", "many", r"profile\['phases'\]\['decode'\]\['flops'\]='many' must be a number >= 0"),
+    ("phase", "seconds", None, r"\['seconds'\]=None must be a number >= 0"),
+    ("phase", "bytes", float("nan"), r"\['bytes'\]=nan"),
+    ("phase", "bytes", -1.0, r"\['bytes'\]=-1.0"),
+    ("phase", "tokens", DELETE, r"profile\['phases'\]\['decode'\] has no \['tokens'\]"),
+    ("phase", "calls", "3", r"\['calls'\]='3' must be a whole number"),
+    ("op", "phase", DELETE, r"profile\['ops'\]\[0\] has no \['phase'\]"),
+    ("op", "seconds", "fast", r"profile\['ops'\]\[0\]\['seconds'\]='fast'"),
+])
+def test_a_bad_field_of_the_roofline_is_named(where, key, value, match):
+    with pytest.raises(InvalidInputError, match=match):
+        roofline(broken(where, key, value), CEILINGS)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("seconds", None, r"profile\['steps'\]\[1\]\['seconds'\]=None must be a number >= 0"),
+    ("flops", "lots", r"\['flops'\]='lots'"),
+    ("tokens", 1.5, r"\['tokens'\]=1.5 must be a whole number"),
+    ("context", -1, r"\['context'\]=-1"),
+    ("phase", 3, r"\['phase'\]=3 must be a phase name"),
+    ("kv_bytes", "x", r"\['kv_bytes'\]='x'"),
+    ("batch", 0, r"\['batch'\]=0"),
+])
+def test_a_bad_field_of_a_step_is_named(key, value, match):
+    with pytest.raises(InvalidInputError, match=match):
+        timeline(broken("step", key, value))
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda p: p.update(phases=[1, 2]), r"profile\['phases'\] must be a dict"),
+    (lambda p: p.update(ops={"a": 1}), r"profile\['ops'\] must be a list"),
+    (lambda p: p["ops"].append("x"), r"profile\['ops'\]\[5\] must be a dict"),
+    (lambda p: p["phases"].update(decode=None), r"profile\['phases'\]\['decode'\] must be a dict"),
+])
+def test_a_profile_of_the_wrong_shape_is_named(change, match):
+    profile = make_profile()
+    change(profile)
+    with pytest.raises(InvalidInputError, match=match):
+        roofline(profile, CEILINGS)
+
+
+@pytest.mark.parametrize("sweep, match", [
+    ({"batch": 1}, "sweep must be a list"), ("B=1", "sweep must be a list"),
+    ([{"flops": 1.0, "bytes": 1.0, "seconds": 1.0}], r"sweep\[0\] has no \['batch'\]"),
+    (["row"], r"sweep\[0\] must be a dict"),
+    ([{"batch": 0, "flops": 1.0, "bytes": 1.0, "seconds": 1.0}], r"sweep\[0\]\['batch'\]=0"),
+    ([{"batch": 1, "flops": 1.0, "bytes": 1.0, "seconds": None}], r"sweep\[0\]\['seconds'\]=None"),
+    ([{"batch": 1, "flops": 1.0, "bytes": 1.0, "seconds": 1.0}] * 2, "a batch size twice"),
+])
+def test_a_bad_sweep_is_named(sweep, match):
+    with pytest.raises(InvalidInputError, match=match):
+        roofline(make_profile(), CEILINGS, sweep=sweep)
+
+
+def test_nothing_is_drawn_into_given_axes_when_the_input_is_refused():
+    ax = Figure().add_subplot()
+    with pytest.raises(InvalidInputError):
+        roofline(broken("op", "seconds", "fast"), CEILINGS, ax=ax)
+    with pytest.raises(InvalidInputError):
+        roofline(make_profile(), CEILINGS, sweep=[{"batch": 1}], ax=ax)
+    with pytest.raises(InvalidInputError):
+        timeline(make_profile(), ceilings={"peak_gflops": 1.0}, ax=ax)
+    assert not (ax.lines or ax.patches or ax.texts or ax.collections) and len(ax.figure.axes) == 1  # no twin either

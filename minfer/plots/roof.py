@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -29,12 +30,14 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import ceilings_pair, figure_and_axes, phase_style, root_figure
+from minfer.plots.common import ceilings_pair, figure_and_axes, phase_style, root_figure, whole_number
+from minfer.report import fmt
 
 SWEEP_COLOR = "tab:purple"
 KV_COLOR = "tab:red"
 TOP_OPS = 3  # ops named per phase: more labels than this pile up on one another
-STEP_KEYS = ("phase", "tokens", "context", "flops", "bytes", "seconds")  # what the timeline reads
+COUNT_KEYS = ("flops", "bytes", "seconds")  # what places a thing on the roofline
+STEP_KEYS = ("phase", "tokens", "context", *COUNT_KEYS)  # what the timeline reads
 HEADROOM = 1.6  # timeline: both y axes reach 1.6x their tallest value; the legend and note go there
 
 
@@ -80,14 +83,41 @@ def _check_profile(profile: Any, *keys: str) -> None:
             )
 
 
-def _point(label: str, entry: Mapping, where: str) -> Point:
-    """A Point from an entry's flops, bytes and seconds; a missing field names its place."""
-    try:
-        return Point(label, float(entry["flops"]), float(entry["bytes"]), float(entry["seconds"]))
-    except (KeyError, TypeError) as e:
-        raise InvalidInputError(
-            f"{where} needs numeric 'flops', 'bytes' and 'seconds', got {dict(entry)!r}"
-        ) from e
+def _entry(entry: Any, where: str, keys: Sequence[str]) -> Mapping:
+    """`entry` if it is a dict with every one of `keys`; else an error that names its place."""
+    if not isinstance(entry, Mapping):
+        raise InvalidInputError(f"{where} must be a dict, got {entry!r}; pass Profiler.to_dict() of a profiled run")
+    missing = [key for key in keys if key not in entry]
+    if missing:
+        raise InvalidInputError(f"{where} has no {missing}; pass Profiler.to_dict() of a profiled run")
+    return entry
+
+
+def _count(value: Any, where: str) -> float:
+    """A finite number >= 0 (FLOPs, bytes, seconds) as a float; 0 is allowed (skipped and noted)."""
+    if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{where}={value!r} must be a number >= 0; pass Profiler.to_dict() of a profiled run")
+    return float(value)
+
+
+def _name(value: Any, where: str) -> str:
+    """A phase or op name: a string, which labels, colours and groups what is drawn."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where}={value!r} must be a phase name (a string such as 'decode')")
+    return value
+
+
+def _list(value: Any, where: str, example: str) -> Sequence:
+    """A list (or tuple) of rows; a dict or a string is refused rather than iterated."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise InvalidInputError(f"{where} must be a list of rows like {example}, got {value!r}")
+    return value
+
+
+def _point(label: str, entry: Any, where: str) -> Point:
+    """A Point from an entry's flops, bytes and seconds; a missing or bad field names its place."""
+    _entry(entry, where, COUNT_KEYS)
+    return Point(label, *(_count(entry[key], f"{where}[{key!r}]") for key in COUNT_KEYS))
 
 
 # ---------------------------------------------------------------- profile -> points
@@ -95,16 +125,21 @@ def _point(label: str, entry: Mapping, where: str) -> Point:
 
 def phase_points(profile: Mapping) -> dict[str, Point]:
     """One Point per phase that ran (calls > 0), labelled e.g. "prefill 4 tok", "decode, batch 1"."""
+    phases = profile["phases"]
+    if not isinstance(phases, Mapping):
+        raise InvalidInputError(f"profile['phases'] must be a dict phase -> counts, got {phases!r}")
     points = {}
-    for name, entry in profile["phases"].items():
-        if entry.get("calls", 0) > 0:  # a phase that never ran has 0 seconds and nothing to show
-            points[name] = _point(_phase_label(name, entry), entry, f"profile['phases'][{name!r}]")
+    for name, entry in phases.items():
+        where = f"profile['phases'][{name!r}]"
+        _entry(entry, where, ("calls", "tokens", *COUNT_KEYS))
+        calls, tokens = (whole_number(entry[key], f"{where}[{key!r}]", 0) for key in ("calls", "tokens"))
+        if calls > 0:  # a phase that never ran has 0 seconds and nothing to show
+            points[name] = _point(_phase_label(name, calls, tokens), entry, where)
     return points
 
 
-def _phase_label(name: str, entry: Mapping) -> str:
+def _phase_label(name: str, calls: int, tokens: int) -> str:
     """Tokens per call is what moves a phase along the x axis, so the label says it."""
-    calls, tokens = entry["calls"], entry["tokens"]
     if name == "decode":
         per_call = tokens / calls  # sequences leaving a batch make this fractional
         return f"decode, batch {per_call:g}" if per_call.is_integer() else f"decode, batch ~{per_call:.1f}"
@@ -117,11 +152,13 @@ def op_points(profile: Mapping) -> dict[str, list[Point]]:
     Ops without seconds (phase-only profiling timed the phases, not the ops) are left out.
     """
     totals: dict[tuple[str, str], np.ndarray] = {}
-    for i, op in enumerate(profile.get("ops", [])):
+    for i, op in enumerate(_list(profile.get("ops", []), "profile['ops']", "{'phase', 'op', 'flops', ...}")):
+        where = f"profile['ops'][{i}]"
+        _entry(op, where, ("phase", "op"))
         if op.get("seconds") is None:
             continue
-        p = _point(op["op"], op, f"profile['ops'][{i}]")
-        key = (op["phase"], op["op"])
+        p = _point(str(op["op"]), op, where)
+        key = (_name(op["phase"], f"{where}['phase']"), str(op["op"]))
         totals[key] = totals.get(key, np.zeros(3)) + (p.flops, p.bytes, p.seconds)
     by_phase: dict[str, list[Point]] = {}
     for (phase, name), (flops, nbytes, seconds) in totals.items():
@@ -131,8 +168,13 @@ def op_points(profile: Mapping) -> dict[str, list[Point]]:
 
 def sweep_points(sweep: Sequence[Mapping]) -> list[Point]:
     """One Point per batch size of a decode sweep, labelled "B=1", "B=8", ... in batch order."""
-    runs = sorted(sweep, key=lambda run: run["batch"])
-    return [_point(f"B={run['batch']}", run, f"sweep[batch={run['batch']}]") for run in runs]
+    rows = _list(sweep, "sweep", "{'batch', 'flops', 'bytes', 'seconds'} (minfer.profiler.decode_sweep)")
+    batches = [whole_number(_entry(row, f"sweep[{i}]", ("batch",))["batch"], f"sweep[{i}]['batch']", 1)
+               for i, row in enumerate(rows)]
+    if len(set(batches)) != len(batches):
+        raise InvalidInputError(f"sweep has a batch size twice: {batches}; keep one row per batch size")
+    order = np.argsort(batches, kind="stable")  # [n_rows] row indices in batch order
+    return [_point(f"B={batches[i]}", rows[i], f"sweep[{i}]") for i in order]
 
 
 # ---------------------------------------------------------------- roofline
@@ -153,7 +195,8 @@ def roofline(
     (attributes or dict keys), as measured by `minfer calibrate`. sweep: optional decode runs
     at several batch sizes, [{"batch", "flops", "bytes", "seconds", "tokens"}, ...], drawn as
     a line that walks right as the batch grows. ops: also place every op (summed over layers),
-    naming the 3 slowest per phase. ax: draw into these axes instead of a new figure.
+    naming the 3 slowest per phase. ax: draw into these axes instead of a new figure (nothing
+    is drawn if the input is refused). title: None for "Roofline: <model>", "" for none.
 
     Points with 0 seconds, FLOPs or bytes have no place on log axes: they are skipped and a
     note says so.
@@ -163,8 +206,8 @@ def roofline(
     """
     _check_profile(profile, "phases")
     peak, bandwidth = ceilings_pair(ceilings)
+    layers = _roofline_layers(profile, sweep, ops)  # every field checked before anything is drawn
     fig, ax = figure_and_axes(ax, figsize=(9, 6))
-    layers = _roofline_layers(profile, sweep, ops)
     placed = [p for p in _all_points(layers) if p.placeable]
     x_lo, x_hi = _x_range(placed, peak / bandwidth)
     labels = _draw_roof(ax, peak, bandwidth, x_lo, x_hi)
@@ -180,7 +223,7 @@ def roofline(
 def _roofline_layers(profile: Mapping, sweep: Sequence[Mapping] | None, ops: bool) -> dict:
     """Everything the roofline places: {"phases": {name: Point}, "ops": {phase: [Point]},
     "sweep": [Point]}, skipped points still in (they are counted for the note)."""
-    layers: dict[str, Any] = {"phases": phase_points(profile), "sweep": sweep_points(sweep or [])}
+    layers: dict[str, Any] = {"phases": phase_points(profile), "sweep": sweep_points([] if sweep is None else sweep)}
     if ops:
         layers["ops"] = op_points(profile)
     return layers
@@ -216,15 +259,15 @@ def _draw_roof(ax: Axes, peak: float, bandwidth: float, x_lo: float, x_hi: float
     # y = bandwidth * x is straight in data coordinates, so its angle there is atan(bandwidth);
     # transform_rotates_text turns that into the on-screen slope at draw time, whatever the size
     x_text = x_lo * 1.3
-    ax.text(x_text, bandwidth * x_text * 1.15, f"memory: {_fmt(bandwidth)} GB/s", fontsize=9,
+    ax.text(x_text, bandwidth * x_text * 1.15, f"memory: {fmt(bandwidth)} GB/s", fontsize=9,
             rotation=math.degrees(math.atan(bandwidth)), transform_rotates_text=True,
             rotation_mode="anchor", ha="left", va="bottom")
     # x in data, y in axes fraction: the two regimes named at the top, where no point can be
     for text, ha in (("← memory-bound ", "right"), (" compute-bound →", "left")):
         ax.text(ridge, 0.97, text, transform=ax.get_xaxis_transform(), ha=ha, va="top", fontsize=9,
                 color="dimgray", fontstyle="italic")
-    ridge_text = f"ridge I* = {_fmt(ridge)} FLOP/byte"
-    roof_text = f"compute roof: {_fmt(peak)} GFLOP/s"
+    ridge_text = f"ridge I* = {fmt(ridge)} FLOP/byte"
+    roof_text = f"compute roof: {fmt(peak)} GFLOP/s"
     return [_Label(ridge, peak, ridge_text, "dimgray", 8, ((6, -8, "left", "top"),)),
             _Label(x_hi, peak, roof_text, "black", 9, ((-4, 4, "right", "bottom"),))]
 
@@ -282,7 +325,7 @@ def _finish_roofline(ax: Axes, profile: Mapping, placed: list[Point], x_range: t
     ax.set_ylabel("achieved GFLOP/s")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)  # above the memory slope: never data
-    ax.set_title(title or f"Roofline: {_model_name(profile)}")
+    ax.set_title(f"Roofline: {_model_name(profile)}" if title is None else title)
 
 
 def _note_skipped(ax: Axes, layers: dict, ops_untimed: bool) -> None:
@@ -412,41 +455,55 @@ def timeline(
     annotated with its ms; decode steps follow. A second y axis shows the KV cache growing
     step by step (MB, or positions when the profile has no kv_bytes). With `ceilings`
     (as for `roofline`), each step also gets its roofline bound, the least time the machine
-    needs for its work: max(FLOPs / peak, bytes / bandwidth).
+    needs for its work: max(FLOPs / peak, bytes / bandwidth). title: None for
+    "Timeline: <model>", "" for none.
 
         >>> fig = timeline(profiler.to_dict())
     """
     _check_profile(profile, "steps")
     steps = profile["steps"]
     _check_steps(steps)
+    bounds = None if ceilings is None else ceilings_pair(ceilings)  # checked before anything is drawn
     fig, ax = figure_and_axes(ax, figsize=(10, 4.5))
-    ms = np.array([step["seconds"] for step in steps], dtype=float) * 1e3
-    x = np.arange(len(steps))
+    ms = np.array([step["seconds"] for step in steps], dtype=float) * 1e3  # [n_steps]
+    x = np.arange(len(steps))  # [n_steps]
     ax.bar(x, ms, color=[phase_style(step["phase"])[0] for step in steps], width=0.8, gid="steps", zorder=2)
     _annotate_first_step(ax, steps[0], ms[0])
-    if ceilings is not None:
-        _draw_step_bounds(ax, steps, *ceilings_pair(ceilings))
+    if bounds is not None:
+        _draw_step_bounds(ax, steps, *bounds)
     kv_ax = _draw_kv(ax, steps)
-    _finish_timeline(ax, kv_ax, steps, ms, title or f"Timeline: {_model_name(profile)}")
+    _finish_timeline(ax, kv_ax, steps, ms, f"Timeline: {_model_name(profile)}" if title is None else title)
     return fig
 
 
-def _check_steps(steps: Sequence[Mapping]) -> None:
+def _check_steps(steps: Any) -> None:
     """At least one step, each with the fields the timeline reads."""
+    _list(steps, "profile['steps']", "{'phase', 'tokens', 'context', 'flops', 'bytes', 'seconds'}")
     if not steps:
         raise InvalidInputError(
             "the profile has no steps (no model call was recorded); profile a run that calls the model"
         )
     for i, step in enumerate(steps):
-        missing = [key for key in STEP_KEYS if key not in step]
-        if missing:
-            raise InvalidInputError(f"profile['steps'][{i}] has no {missing}; pass Profiler.to_dict()")
+        _check_step(step, f"profile['steps'][{i}]")
+
+
+def _check_step(step: Any, where: str) -> None:
+    """One step: a phase name, whole tokens and context (and batch), counts and seconds >= 0."""
+    _entry(step, where, STEP_KEYS)
+    _name(step["phase"], f"{where}['phase']")
+    for key in ("tokens", "context"):
+        whole_number(step[key], f"{where}[{key!r}]", 0)
+    if "batch" in step:
+        whole_number(step["batch"], f"{where}['batch']", 1)
+    for key in (*COUNT_KEYS, "kv_bytes"):
+        if key in step:
+            _count(step[key], f"{where}[{key!r}]")
 
 
 def _annotate_first_step(ax: Axes, step: Mapping, ms: float) -> None:
     """The first step is the wait before the first token: the latency a user feels."""
     what = "prefill → first token" if step["phase"] == "prefill" else f"{step['phase']} (first step)"
-    ax.annotate(f"{what}\n{step['tokens']} tok, {_fmt(ms)} ms", (-0.4, ms), xytext=(0, 4),
+    ax.annotate(f"{what}\n{step['tokens']} tok, {fmt(ms)} ms", (-0.4, ms), xytext=(0, 4),
                 textcoords="offset points", ha="left", va="bottom", fontsize=9, fontweight="bold",
                 color=phase_style(step["phase"])[0])
 
@@ -501,9 +558,9 @@ def _phase_summary(phase: str, steps: Sequence[Mapping]) -> str:
     """Legend text for a phase: its steps, mean ms per step and, for decode, tokens per second."""
     mine = [s for s in steps if s["phase"] == phase]
     seconds = sum(s["seconds"] for s in mine)
-    text = f"{phase}: {len(mine)} step{'s' * (len(mine) > 1)}, {_fmt(seconds / len(mine) * 1e3)} ms/step"
+    text = f"{phase}: {len(mine)} step{'s' * (len(mine) > 1)}, {fmt(seconds / len(mine) * 1e3)} ms/step"
     if phase == "decode" and seconds > 0:
-        text += f", {_fmt(sum(s['tokens'] for s in mine) / seconds)} tok/s"
+        text += f", {fmt(sum(s['tokens'] for s in mine) / seconds)} tok/s"
     return text
 
 
@@ -512,11 +569,7 @@ def _phase_summary(phase: str, steps: Sequence[Mapping]) -> str:
 
 def _model_name(profile: Mapping) -> str:
     """ "gpt2 (numpy)", or "model" when the profile does not say."""
-    model = profile.get("model") or {}
+    model = profile.get("model") if isinstance(profile.get("model"), Mapping) else {}
     name = model.get("name", "model")
     return f"{name} ({model['backend']})" if model.get("backend") else name
 
-
-def _fmt(x: float) -> str:
-    """3 significant figures without scientific notation for the sizes these figures show."""
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
