@@ -24,7 +24,7 @@ from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import figure_and_axes, subplots
+from minfer.plots.common import figure_and_axes, float_array, nonempty_mapping, subplots, whole_number
 
 ROW_SUM_TOL = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; more than this is not a softmax
 MASKED_TOL = 1e-6  # weight a causal head may leave in its future: exactly 0 from exp(-inf)
@@ -37,7 +37,7 @@ BLANK = "white"  # the masked cells: not a weight of 0, no weight at all
 
 def _check_probs(probs, causal: bool, name: str = "probs") -> np.ndarray:
     """A 2-D float array [n_q, n_k], n_q <= n_k, of finite softmax rows; masked cells 0 if causal."""
-    p = np.asarray(probs, dtype=np.float64)  # [n_q, n_k]
+    p = float_array(probs, name)  # [n_q, n_k]
     if p.ndim != 2 or p.size == 0:
         raise InvalidInputError(
             f"{name} must be one head's weights, 2-D [n_q, n_k], got shape {p.shape}; "
@@ -49,7 +49,7 @@ def _check_probs(probs, causal: bool, name: str = "probs") -> np.ndarray:
             f"{name} has {n_q} queries but only {n_k} keys; a causal query sees itself, so n_q <= n_k "
             "(the rows are the last n_q positions, as in causal_mask): did you pass it transposed?"
         )
-    if not np.isfinite(p).all() or (p < 0).any():
+    if (p < 0).any():
         raise InvalidInputError(
             f"{name} must hold finite weights >= 0 (a softmax's output); mask with -inf *before* "
             "the softmax, not after"
@@ -172,7 +172,7 @@ def attention_heads(probs_by_head, tokens: Sequence[str] | None = None, *,
 
         >>> fig = attention_heads(weights, tokens, titles=[f"head {h}" for h in range(n_head)])
     """
-    maps = np.asarray(probs_by_head, dtype=np.float64)  # [n_maps, n_q, n_k]
+    maps = float_array(probs_by_head, "probs_by_head")  # [n_maps, n_q, n_k]
     if maps.ndim != 3 or maps.shape[0] == 0:
         raise InvalidInputError(
             f"probs_by_head must be [n_maps, n_q, n_k] (one map per head), got shape {maps.shape}; "
@@ -184,9 +184,7 @@ def attention_heads(probs_by_head, tokens: Sequence[str] | None = None, *,
     titles = [f"head {i}" for i in range(n_maps)] if titles is None else [str(t) for t in titles]
     if len(titles) != n_maps:
         raise InvalidInputError(f"got {len(titles)} titles for {n_maps} maps: pass one title per map")
-    ncols = min(n_maps, 4) if ncols is None else ncols
-    if not isinstance(ncols, (int, np.integer)) or ncols < 1:
-        raise InvalidInputError(f"ncols must be a positive integer, got {ncols!r}")
+    ncols = min(n_maps, 4) if ncols is None else whole_number(ncols, "ncols", 1)
     nrows = -(-n_maps // ncols)  # ceil
     fig, axes = subplots(nrows, ncols, figsize=(panel_size * ncols + 1.2, panel_size * nrows + 0.6))
     for i, ax in enumerate(axes):  # [nrows * ncols] axes
@@ -219,15 +217,15 @@ def attention_growth(n_seq: Sequence[int], series: Mapping[str, Sequence[float]]
     slope 2 (grows with n**2) through the last point of the first series (at small n fixed
     costs hide the trend; the longest sequence shows it best).
 
-    n_seq: [n_points] lengths, increasing. series: label -> [n_points] positive values (ms
-    measured, FLOPs counted, ...). Line gids: f"series:{label}", "slope:1", "slope:2".
+    n_seq: [n_points] lengths in tokens (whole numbers), increasing. series: a dict, label ->
+    [n_points] positive values (ms measured, FLOPs counted, ...). Line gids: f"series:{label}",
+    "slope:1", "slope:2".
 
         >>> fig = attention_growth([64, 128, 256], {"attention": [0.3, 0.7, 4.4]}, ylabel="ms")
     """
     n = _check_lengths(n_seq)  # [n_points]
+    nonempty_mapping(series, "series", "{'attention': [0.3, 0.7, 4.4]}")
     values = {label: _check_series(label, v, len(n)) for label, v in series.items()}  # label -> [n_points]
-    if not values:
-        raise InvalidInputError("series is empty: pass at least one {label: values}")
     fig, ax = figure_and_axes(ax, figsize=(7, 4.5))
     for label, v in values.items():
         ax.plot(n, v, "o-", lw=2, ms=5, gid=f"series:{label}", label=label)
@@ -247,21 +245,23 @@ def attention_growth(n_seq: Sequence[int], series: Mapping[str, Sequence[float]]
 
 
 def _check_lengths(n_seq) -> np.ndarray:
-    """Positive, increasing sequence lengths, at least two of them."""
-    n = np.asarray(n_seq, dtype=np.float64)  # [n_points]
+    """Positive, increasing sequence lengths, at least two of them, in whole tokens."""
+    n = float_array(n_seq, "n_seq")  # [n_points]
     if n.ndim != 1 or n.size < 2 or not (n > 0).all() or not (np.diff(n) > 0).all():
         raise InvalidInputError(
             f"n_seq must be at least two positive, increasing lengths, got {list(np.ravel(n_seq))}"
         )
+    if (n != np.round(n)).any():  # a tick labelled "1" for 1.5 would hide it
+        raise InvalidInputError(f"n_seq must be whole numbers of tokens, got {list(n)}")
     return n
 
 
 def _check_series(label: str, values, n_points: int) -> np.ndarray:
     """One positive finite value per length (log axes have no place for 0)."""
-    v = np.asarray(values, dtype=np.float64)  # [n_points]
+    v = float_array(values, f"series[{label!r}]")  # [n_points]
     if v.shape != (n_points,):
         raise InvalidInputError(f"series {label!r} has shape {v.shape}; it needs one value per length, "
                                 f"({n_points},)")
-    if not (np.isfinite(v).all() and (v > 0).all()):
+    if not (v > 0).all():
         raise InvalidInputError(f"series {label!r} must be positive and finite (log axes), got {list(v)}")
     return v
