@@ -75,8 +75,38 @@ def test_batch_economics_puts_both_side_by_side_under_the_workload():
 
 def test_the_figures_draw_into_given_axes():
     fig = Figure()
-    ax = fig.add_subplot()
-    assert projected_cost(SWEEP, ax=ax) is fig and projected_throughput(SWEEP, ax=fig.add_subplot(2, 1, 2)) is fig
+    left, middle, right = fig.subplots(1, 3)
+    assert projected_cost(SWEEP, ax=left) is fig
+    assert projected_throughput(SWEEP, linear_from="a", ax=middle) is fig
+    assert tokens_per_watt(SWEEP, ax=right) is fig
+    np.testing.assert_array_equal(xy(line(left, "usd:b")), [(1, 9.0), (16, 1.0)])
+    np.testing.assert_array_equal(xy(line(middle, "tokens_per_s:a")), [(1, 100.0), (4, 350.0), (16, 1000.0)])
+    assert line(middle, "linear") and len(bars(right)) == 5
+    assert fig.axes == [left, middle, right]  # nothing drawn anywhere else
+
+
+def test_nothing_is_drawn_into_given_axes_when_the_input_is_refused():
+    ax = Figure().add_subplot()
+    with pytest.raises(InvalidInputError, match="linear_from='c'"):
+        projected_throughput(SWEEP, linear_from="c", ax=ax)
+    with pytest.raises(InvalidInputError, match="many_chips=None"):
+        tokens_per_watt(SWEEP, many_chips=None, ax=ax)
+    assert not (ax.lines or ax.patches or ax.texts)
+
+
+def test_an_empty_title_means_no_title_and_a_tuple_is_a_list():
+    assert projected_cost(tuple(SWEEP), title="").axes[0].get_title() == ""
+    assert projected_throughput(tuple(SWEEP), title="").axes[0].get_title() == ""
+    assert tokens_per_watt(tuple(SWEEP), title="").axes[0].get_title() == ""
+    assert batch_economics(tuple(SWEEP), title="").get_suptitle() == ""
+
+
+def test_titles_name_every_workload_they_show():
+    other = replace(proj("c", 1, 5.0), arch="gpt2", dtype="float32", prompt_tokens=128)
+    assert projected_throughput([*SWEEP, other]).axes[0].get_title() == (
+        "llama-3-8b bfloat16 / gpt2 float32: throughput bound")
+    assert batch_economics([*SWEEP, other]).get_suptitle() == (
+        "Roofline bounds, not measurements (prompt 512 / 128, output 256)")
 
 
 @pytest.mark.parametrize("projections, match", [
@@ -117,6 +147,24 @@ def test_chips_without_power_are_left_out_and_named():
     assert [t.get_text() for t in ax.texts if t.get_gid() == "note"] == ["no published power: nopower"]
     with pytest.raises(InvalidInputError, match="no projection has a board power"):
         tokens_per_watt([ps[1]])
+
+
+def test_the_title_names_the_batch_only_when_every_bar_shares_it():
+    ax = tokens_per_watt([proj("x", 1, 1.0, per_watt=1.0), proj("y", 64, 1.0, per_watt=9.0)]).axes[0]
+    assert ax.get_title() == "llama-3-8b bfloat16: tokens/s per W, roofline bounds"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x\nbatch 1", "y\nbatch 64"]  # the batch goes under
+
+
+@pytest.mark.parametrize("many_chips", [None, True, 2.5, -1, "8"])
+def test_many_chips_must_be_a_whole_number(many_chips):
+    with pytest.raises(InvalidInputError, match=f"many_chips={many_chips!r} must be a whole number >= 0"):
+        tokens_per_watt(SWEEP, many_chips=many_chips)
+
+
+def test_many_chips_may_be_a_numpy_integer():
+    ps = [proj("x", 64, 1.0, per_watt=14.5), proj("groq", 64, 1.0, per_watt=40.8, chips=98)]
+    ax = tokens_per_watt(ps, many_chips=np.int64(100)).axes[0]
+    assert [b.get_facecolor() for b in bars(ax)] == [to_rgba("C0"), to_rgba("C0")]
 
 
 def test_a_chip_twice_gets_its_batch_under_the_bar_and_no_red_means_no_legend():

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import figure_and_axes, subplots
+from minfer.plots.common import figure_and_axes, subplots, whole_number
 from minfer.whatif import Projection
 
 FEW_CHIPS, MANY_CHIPS = "C0", "C3"  # bar colours: a reachable setup, and an ideal pile of chips
@@ -62,9 +62,14 @@ def _by_hardware(projections: Any) -> dict[str, list[Projection]]:
     return groups
 
 
-def _workload(p: Projection) -> str:
-    """ "llama-3-8b bfloat16": what was projected."""
-    return f"{p.arch} {p.dtype}"
+def _workload(projections: Sequence[Projection]) -> str:
+    """ "llama-3-8b bfloat16": what was projected; every one, in order, when they differ."""
+    return _each(f"{p.arch} {p.dtype}" for p in projections)
+
+
+def _each(values) -> str:
+    """The distinct values in order, joined: "512", or "512 / 128" when projections differ."""
+    return " / ".join(dict.fromkeys(str(v) for v in values))
 
 
 # ---------------------------------------------------------------- against the batch
@@ -82,26 +87,27 @@ def projected_throughput(
     projections: any mix of chips and batch sizes (e.g. `project` in a loop over both).
     linear_from: a chip whose smallest batch's rate, times the batch, is drawn dotted grey:
     perfect sharing, which a memory-bound decode nearly follows until the caches grow.
+    title: None for the default (the workload), "" for none.
 
         >>> ps = [project("llama-3-8b", hw, batch=b) for hw in ("h100-sxm", "l4") for b in (1, 8, 64)]
         >>> projected_throughput(ps, linear_from="h100-sxm")
     """
     groups = _by_hardware(projections)
+    if linear_from is not None and linear_from not in groups:  # refused before anything is drawn
+        raise InvalidInputError(f"linear_from={linear_from!r} is not among the projections' chips: {list(groups)}")
     fig, ax = figure_and_axes(ax, figsize=(6, 4.2))
     for hardware, ps in groups.items():
         ax.plot([p.batch for p in ps], [p.tokens_per_s for p in ps], "o-", ms=3, gid=f"tokens_per_s:{hardware}",
                 label=hardware)
     if linear_from is not None:
         _draw_linear(ax, groups, linear_from)
-    first = next(iter(groups.values()))[0]
-    _finish_batch_axes(ax, groups, "decode tokens/s (bound)", title or f"{_workload(first)}: throughput bound")
+    default = f"{_workload(projections)}: throughput bound"
+    _finish_batch_axes(ax, groups, "decode tokens/s (bound)", default if title is None else title)
     return fig
 
 
 def _draw_linear(ax: Axes, groups: dict[str, list[Projection]], hardware: str) -> None:
     """Batch times the chip's smallest-batch rate, over every batch drawn."""
-    if hardware not in groups:
-        raise InvalidInputError(f"linear_from={hardware!r} is not among the projections' chips: {list(groups)}")
     base = groups[hardware][0]  # its smallest batch
     batch = np.array(_all_batches(groups), dtype=float)  # [n_batches]
     ax.plot(batch, base.tokens_per_s * batch / base.batch, ":", color="grey", gid="linear",
@@ -117,6 +123,7 @@ def projected_cost(
     """Dollars per million output tokens (bound) against the batch, log-log, one line per chip.
 
     A chip costs the same per hour busy or idle, so the more tokens/s, the cheaper each token.
+    title: None for the default (the workload), "" for none.
 
         >>> projected_cost([project("llama-3-8b", "h100-sxm", batch=b) for b in (1, 8, 64)])
     """
@@ -125,9 +132,8 @@ def projected_cost(
     for hardware, ps in groups.items():
         ax.plot([p.batch for p in ps], [p.usd_per_million_tokens for p in ps], "o-", ms=3, gid=f"usd:{hardware}",
                 label=hardware)
-    first = next(iter(groups.values()))[0]
-    _finish_batch_axes(ax, groups, "$ per million output tokens (bound)",
-                       title or f"{_workload(first)}: cost per token bound")
+    default = f"{_workload(projections)}: cost per token bound"
+    _finish_batch_axes(ax, groups, "$ per million output tokens (bound)", default if title is None else title)
     return fig
 
 
@@ -151,16 +157,17 @@ def batch_economics(
     title: str | None = None,
 ) -> Figure:
     """`projected_throughput` and `projected_cost` side by side, under a title that says these
-    are bounds and for which workload (prompt and output tokens).
+    are bounds and for which workload (prompt and output tokens); "" for no title.
 
         >>> batch_economics([project("llama-3-8b", hw, batch=b) for hw in CATALOG for b in (1, 64)])
     """
-    first = _projections(projections)[0]
+    every = _projections(projections)
     fig, (left, right) = subplots(1, 2, figsize=(12, 4.2))
     projected_throughput(projections, linear_from=linear_from, ax=left)
     projected_cost(projections, ax=right)
-    fig.suptitle(title or f"Roofline bounds, not measurements (prompt {first.prompt_tokens}, "
-                 f"output {first.output_tokens})", fontsize=10)
+    default = (f"Roofline bounds, not measurements (prompt {_each(p.prompt_tokens for p in every)}, "
+               f"output {_each(p.output_tokens for p in every)})")
+    fig.suptitle(default if title is None else title, fontsize=10)
     return fig
 
 
@@ -177,11 +184,13 @@ def tokens_per_watt(
     """Tokens/s per watt of board power (bound), a bar per projection, labelled with the chips
     it needs. Bars needing more than `many_chips` are red: the bound counts them as one ideal
     chip (free communication), far from reachable. Projections without a published power are
-    left out, and a note names them.
+    left out, and a note names them. The title names the batch when every bar shares it; else
+    each bar names its own. title: None for that default, "" for none.
 
         >>> tokens_per_watt(project_many("llama-3-8b", list(CATALOG), batch=64))
     """
     every = _projections(projections)
+    many_chips = whole_number(many_chips, "many_chips", 0)
     shown = [p for p in every if p.tokens_per_s_per_watt is not None]
     if not shown:
         raise InvalidInputError("no projection has a board power (power_w), so none has tokens/s per watt; "
@@ -197,15 +206,19 @@ def tokens_per_watt(
     ax.set_xticks(x, _bar_names(shown))
     ax.margins(y=0.12)  # room above the tallest bar for its label
     _legend_and_note(ax, any(many), many_chips, [p.hardware for p in every if p.tokens_per_s_per_watt is None])
-    ax.set(ylabel="tokens/s per W (bound)", title=title or f"{_workload(shown[0])}, batch {shown[0].batch}: "
-           "tokens/s per W, roofline bounds")
+    batches = {p.batch for p in shown}
+    batch = f", batch {shown[0].batch}" if len(batches) == 1 else ""  # else each bar names its batch
+    default = f"{_workload(shown)}{batch}: tokens/s per W, roofline bounds"
+    ax.set(ylabel="tokens/s per W (bound)", title=default if title is None else title)
     return fig
 
 
 def _bar_names(shown: list[Projection]) -> list[str]:
-    """The chip's name under its bar; with the batch too when a chip comes more than once."""
-    names = [p.hardware for p in shown]
-    return [f"{p.hardware}\nbatch {p.batch}" if names.count(p.hardware) > 1 else p.hardware for p in shown]
+    """The chip's name under its bar; with the batch too when a chip comes more than once or the
+    bars' batches differ (then the title cannot name one)."""
+    names, mixed = [p.hardware for p in shown], len({p.batch for p in shown}) > 1
+    return [f"{p.hardware}\nbatch {p.batch}" if mixed or names.count(p.hardware) > 1 else p.hardware
+            for p in shown]
 
 
 def _legend_and_note(ax: Axes, any_many: bool, many_chips: int, unpowered: list[str]) -> None:
