@@ -20,3 +20,10 @@ def xy(ln) -> np.ndarray:
 def same(points: np.ndarray, expected) -> None:
     """Coordinates equal to the ones worked out by hand, up to float rounding."""
     np.testing.assert_allclose(points, np.asarray(expected, float), rtol=1e-12, atol=1e-15)
+
+
+def annotation(ax, gid: str):
+    """The one text (or annotation) drawn with this gid."""
+    found = [t for t in ax.texts if t.get_gid() == gid]
+    assert len(found) == 1, f"expected one annotation with gid {gid!r}, got {len(found)}"
+    return found[0]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from plot_helpers import line
+from plot_helpers import annotation, line
 
 from minfer.errors import InvalidInputError
-from minfer.plots import save_figure, subplots
+from minfer.plots import common, save_figure, subplots
 from minfer.plots.prefill import generation_cost, prefill_scaling
 
 # 1 token: 2 MFLOP in 1 ms -> 2 GFLOP/s; 8 tokens: 16 MFLOP in 2 ms -> 8 GFLOP/s;
@@ -23,14 +23,9 @@ ROWS = [{"tokens": 64, "flops": 128e6, "seconds": 4e-3},
 PEAK = 64.0  # GFLOP/s
 
 
-def xy(artist) -> tuple[np.ndarray, np.ndarray]:
+def xs_ys(artist) -> tuple[np.ndarray, np.ndarray]:
+    """(x values, y values) of a line, apart (plot_helpers.xy gives them as [n_points, 2])."""
     return np.asarray(artist.get_xdata(), float), np.asarray(artist.get_ydata(), float)
-
-
-def annotation(ax, gid: str):
-    found = [t for t in ax.texts if t.get_gid() == gid]
-    assert len(found) == 1, f"expected one annotation with gid {gid!r}"
-    return found[0]
 
 
 # ---------------------------------------------------------------- prefill_scaling
@@ -40,7 +35,7 @@ def test_time_panel_is_ms_per_prefill_sorted_by_tokens_on_log_axes():
     fig = prefill_scaling(ROWS, PEAK)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     ax = fig.axes[0]
-    x, y = xy(line(ax, "time"))
+    x, y = xs_ys(line(ax, "time"))
     np.testing.assert_array_equal(x, [1, 8, 64])
     np.testing.assert_allclose(y, [1.0, 2.0, 4.0])  # seconds -> ms
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
@@ -48,7 +43,7 @@ def test_time_panel_is_ms_per_prefill_sorted_by_tokens_on_log_axes():
 
 def test_time_at_peak_is_flops_over_peak():
     ax = prefill_scaling(ROWS, PEAK).axes[0]
-    x, y = xy(line(ax, "time_at_peak"))
+    x, y = xs_ys(line(ax, "time_at_peak"))
     # 2e6 / 64e9 s = 0.03125 ms; 16e6 / 64e9 = 0.25 ms; 128e6 / 64e9 = 2 ms
     np.testing.assert_array_equal(x, [1, 8, 64])
     np.testing.assert_allclose(y, [0.03125, 0.25, 2.0])
@@ -56,10 +51,10 @@ def test_time_at_peak_is_flops_over_peak():
 
 def test_rate_panel_is_flops_over_seconds_under_a_line_at_the_peak():
     ax = prefill_scaling(ROWS, PEAK).axes[1]
-    x, y = xy(line(ax, "gflops"))
+    x, y = xs_ys(line(ax, "gflops"))
     np.testing.assert_array_equal(x, [1, 8, 64])
     np.testing.assert_allclose(y, [2.0, 8.0, 32.0])
-    _, peak_y = xy(line(ax, "peak"))
+    _, peak_y = xs_ys(line(ax, "peak"))
     np.testing.assert_allclose(peak_y, [PEAK, PEAK])
     share = annotation(ax, "share")
     assert share.get_text() == "50% of peak"  # 32 of 64 GFLOP/s
@@ -92,8 +87,10 @@ def test_saves_as_png(tmp_path):
     ([], "non-empty list"),
     ({"tokens": 1, "flops": 1.0, "seconds": 1.0}, "non-empty list"),  # one dict, not a list of them
     ([{"tokens": 1, "flops": 1.0}], "rows[0] must be a dict with keys"),
-    ([{"tokens": 0, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens'] must be an integer >= 1"),
-    ([{"tokens": 2.5, "flops": 1.0, "seconds": 1.0}], "must be an integer"),
+    ([{"tokens": 0, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens']=0 must be a whole number >= 1"),
+    ([{"tokens": 2.5, "flops": 1.0, "seconds": 1.0}], "must be a whole number"),
+    ([{"tokens": True, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens']=True must be a whole number"),
+    ("rows", "non-empty list"),
     ([{"tokens": 1, "flops": 1.0, "seconds": 0.0}], "rows[0]['seconds'] must be a positive finite number"),
     ([{"tokens": 1, "flops": float("nan"), "seconds": 1.0}], "rows[0]['flops']"),
     ([{"tokens": 1, "flops": 1.0, "seconds": 1.0}, {"tokens": 1, "flops": 2.0, "seconds": 1.0}],
@@ -108,6 +105,22 @@ def test_bad_rows_are_refused_with_the_fix(rows, words):
 def test_a_bad_peak_is_refused(peak):
     with pytest.raises(InvalidInputError, match="measure_matmul_gflops"):
         prefill_scaling(ROWS, peak)
+
+
+def test_numpy_numbers_and_a_tuple_of_rows_are_accepted():
+    rows = tuple({"tokens": np.int64(r["tokens"]), "flops": np.float64(r["flops"]), "seconds": np.float32(r["seconds"])}
+                 for r in ROWS)
+    ax = prefill_scaling(rows, np.float64(PEAK)).axes[1]
+    x, y = xs_ys(line(ax, "gflops"))
+    np.testing.assert_array_equal(x, [1, 8, 64])
+    np.testing.assert_allclose(y, [2.0, 8.0, 32.0], rtol=1e-6)
+
+
+def test_prefill_is_drawn_in_the_colour_every_figure_gives_prefill(monkeypatch):
+    monkeypatch.setitem(common.PHASE_STYLE, "prefill", ("tab:purple", "^"))
+    fig = prefill_scaling(ROWS, PEAK)
+    for ax, gid in zip(fig.axes, ("time", "gflops")):
+        assert (line(ax, gid).get_color(), line(ax, gid).get_marker()) == ("tab:purple", "^")
 
 
 def test_wrong_axes_are_refused():
@@ -127,10 +140,10 @@ def test_running_times_against_tokens_generated_in_ms():
     fig = generation_cost(SECONDS_CACHED, SECONDS_RECOMPUTE)
     assert len(fig.axes) == 1  # no FLOPs given: the time panel only
     ax = fig.axes[0]
-    x, y = xy(line(ax, "cached"))
+    x, y = xs_ys(line(ax, "cached"))
     np.testing.assert_array_equal(x, [1, 2, 3, 4])
     np.testing.assert_allclose(y, [1e3, 2e3, 3e3, 4e3])
-    x, y = xy(line(ax, "recompute"))
+    x, y = xs_ys(line(ax, "recompute"))
     np.testing.assert_array_equal(x, [1, 2, 3, 4])
     np.testing.assert_allclose(y, [1e3, 3e3, 6e3, 10e3])
     ratio = annotation(ax, "ratio")
@@ -142,8 +155,8 @@ def test_flops_panel_in_gflop_with_its_own_ratio():
     fig = generation_cost(SECONDS_CACHED, SECONDS_RECOMPUTE, FLOPS_CACHED, FLOPS_RECOMPUTE)
     assert len(fig.axes) == 2
     ax = fig.axes[1]
-    np.testing.assert_allclose(xy(line(ax, "flops_cached"))[1], [2, 4, 6, 8])
-    np.testing.assert_allclose(xy(line(ax, "flops_recompute"))[1], [2, 6, 12, 20])
+    np.testing.assert_allclose(xs_ys(line(ax, "flops_cached"))[1], [2, 4, 6, 8])
+    np.testing.assert_allclose(xs_ys(line(ax, "flops_recompute"))[1], [2, 6, 12, 20])
     assert annotation(ax, "flops_ratio").get_text() == "2.5x"  # 20 / 8 GFLOP
     assert "GFLOP" in ax.get_ylabel() and "ms" in fig.axes[0].get_ylabel()
 
@@ -155,10 +168,20 @@ def test_flops_panel_in_gflop_with_its_own_ratio():
     ([0.0, 1.0], [1.0, 2.0], "seconds_cached must be positive"),
     ([1.0, 2.0], [1.0, 2.0, 3.0], "one entry per token generated"),
     (3.0, [1.0], "seconds_cached must be a non-empty 1-D"),
+    ("1.0 2.0", [1.0, 2.0], "seconds_cached must be numbers"),  # a string is a Sequence too
+    ([1.0, [2.0]], [1.0, 2.0], "seconds_cached must be numbers in a list or array of one shape"),
+    ([1.0, 2.0], [1.0, "x"], "seconds_recompute must be numbers"),
 ])
 def test_bad_running_totals_are_refused(cached, recompute, words):
     with pytest.raises(InvalidInputError, match=words):
         generation_cost(cached, recompute)
+
+
+def test_running_totals_may_be_tuples_and_arrays_of_numpy_numbers():
+    fig = generation_cost(tuple(SECONDS_CACHED), np.array(SECONDS_RECOMPUTE, np.float32),
+                          np.cumsum([2, 2, 2, 2]) * 10**9, tuple(np.float64(f) for f in FLOPS_RECOMPUTE))
+    np.testing.assert_allclose(xs_ys(line(fig.axes[0], "recompute"))[1], [1e3, 3e3, 6e3, 10e3])
+    np.testing.assert_allclose(xs_ys(line(fig.axes[1], "flops_cached"))[1], [2, 4, 6, 8])
 
 
 def test_flops_come_in_pairs_of_the_right_length():

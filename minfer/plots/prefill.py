@@ -16,7 +16,6 @@ notebooks can find what was drawn.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -25,11 +24,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import is_positive, root_figure, subplots
+from minfer.plots.common import float_array, is_positive, phase_style, root_figure, subplots, whole_number
 from minfer.report import fmt
 
 ROW_KEYS = ("tokens", "flops", "seconds")  # what prefill_scaling reads from each row
-PREFILL_COLOR = "tab:orange"  # the roofline's colour for prefill
 CACHED_COLOR, RECOMPUTE_COLOR = "tab:blue", "tab:red"
 
 
@@ -49,8 +47,7 @@ def _check_rows(rows: Any) -> list[Mapping]:
                 f"rows[{i}] must be a dict with keys {list(ROW_KEYS)}, got {row!r}; e.g. "
                 "{'tokens': 64, 'flops': prefill_cost(arch, 64).flops, 'seconds': 0.012}"
             )
-        if not isinstance(row["tokens"], Integral) or isinstance(row["tokens"], bool) or row["tokens"] < 1:
-            raise InvalidInputError(f"rows[{i}]['tokens'] must be an integer >= 1, got {row['tokens']!r}")
+        whole_number(row["tokens"], f"rows[{i}]['tokens']", 1)
         for key in ("flops", "seconds"):
             if not is_positive(row[key]):
                 raise InvalidInputError(
@@ -92,13 +89,13 @@ def _check_axes(axes: Any, n: int) -> Sequence[Axes] | None:
 
 def _check_cumulative(name: str, values: Any) -> np.ndarray:
     """A non-empty 1-D array of positive, finite, non-decreasing running totals."""
-    arr = np.asarray(values, dtype=float) if isinstance(values, (Sequence, np.ndarray)) else None
-    if arr is None or arr.ndim != 1 or arr.size == 0:
+    arr = float_array(values, name)  # [n_new]
+    if arr.ndim != 1 or arr.size == 0:
         raise InvalidInputError(
             f"{name} must be a non-empty 1-D sequence of running totals, one per token generated, "
             f"got {values!r:.60}"
         )
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0) or np.any(np.diff(arr) < 0):
+    if np.any(arr <= 0) or np.any(np.diff(arr) < 0):
         raise InvalidInputError(
             f"{name} must be positive, finite and non-decreasing (entry i: the total after token "
             f"i + 1), got {arr[:6]}...; pass np.cumsum of per-token values"
@@ -145,7 +142,8 @@ def prefill_scaling(rows: Sequence[Mapping], peak_gflops: float | None = None, *
 def _draw_prefill_time(ax: Axes, tokens: np.ndarray, flops: np.ndarray, seconds: np.ndarray,
                        peak: float | None) -> None:
     """ms per prefill; with a peak, the least time the same FLOPs need at that rate."""
-    ax.plot(tokens, seconds * 1e3, "s-", color=PREFILL_COLOR, mec="black", gid="time", label="measured")
+    color, marker = phase_style("prefill")  # prefill's colour in every figure (the roofline's too)
+    ax.plot(tokens, seconds * 1e3, "-", marker=marker, color=color, mec="black", gid="time", label="measured")
     if peak is not None:
         ax.plot(tokens, flops / (peak * 1e9) * 1e3, ":", color="black", gid="time_at_peak",
                 label=f"FLOPs / peak ({fmt(peak)} GFLOP/s)")
@@ -159,7 +157,8 @@ def _draw_prefill_time(ax: Axes, tokens: np.ndarray, flops: np.ndarray, seconds:
 
 def _draw_prefill_rate(ax: Axes, tokens: np.ndarray, gflops: np.ndarray, peak: float | None) -> None:
     """Achieved GFLOP/s; with a peak, a line at it and the longest prompt's share of it."""
-    ax.plot(tokens, gflops, "s-", color=PREFILL_COLOR, mec="black", gid="gflops", label="prefill, achieved")
+    color, marker = phase_style("prefill")
+    ax.plot(tokens, gflops, "-", marker=marker, color=color, mec="black", gid="gflops", label="prefill, achieved")
     top = max(gflops.max(), peak or 0.0)
     if peak is not None:
         ax.axhline(peak, color="black", lw=1.5, gid="peak", label=f"matmul peak: {fmt(peak)} GFLOP/s")
@@ -167,8 +166,7 @@ def _draw_prefill_rate(ax: Axes, tokens: np.ndarray, gflops: np.ndarray, peak: f
         # text (right-aligned at the last x) stays above it
         ax.annotate(f"{gflops[-1] / peak:.0%} of peak", (tokens[-1], gflops[-1]),
                     xytext=(tokens[-1], (gflops[-1] + peak) / 2), ha="right", va="center", fontsize=9,
-                    color=PREFILL_COLOR, fontweight="bold", gid="share",
-                    arrowprops={"arrowstyle": "->", "color": PREFILL_COLOR})
+                    color=color, fontweight="bold", gid="share", arrowprops={"arrowstyle": "->", "color": color})
     _tokens_axis(ax)
     ax.set_ylim(0, top * 1.15)
     ax.set_ylabel("achieved GFLOP/s")
