@@ -27,3 +27,35 @@ def annotation(ax, gid: str):
     found = [t for t in ax.texts if t.get_gid() == gid]
     assert len(found) == 1, f"expected one annotation with gid {gid!r}, got {len(found)}"
     return found[0]
+
+
+def artists(fig, gid: str) -> list:
+    """Every artist drawn with this gid, on any axes of the figure."""
+    return [a for ax in fig.axes for a in ax.get_children() if a.get_gid() == gid]
+
+
+def bars(ax, gid: str) -> list:
+    """The bar rectangles drawn with this gid, left to right (none: an empty list)."""
+    return sorted((p for p in ax.patches if p.get_gid() == gid), key=lambda p: p.get_x())
+
+
+def image(fig, gid: str):
+    """The one image drawn with this gid, anywhere in the figure."""
+    found = [im for ax in fig.axes for im in ax.images if im.get_gid() == gid]
+    assert len(found) == 1, f"expected one image with gid {gid!r}, got {len(found)}"
+    return found[0]
+
+
+def stairs(ax, gid: str) -> tuple[list, list]:
+    """(counts, bin edges) of the one histogram (ax.stairs) drawn with this gid."""
+    found = [p for p in ax.patches if p.get_gid() == gid]
+    assert len(found) == 1, f"expected one histogram with gid {gid!r}, got {len(found)}"
+    values, edges, _ = found[0].get_data()
+    return list(values), list(edges)
+
+
+def area(ax, gid: str):
+    """The one filled area (a collection) drawn with this gid."""
+    found = [c for c in ax.collections if c.get_gid() == gid]
+    assert len(found) == 1, f"expected one area with gid {gid!r}, got {len(found)}"
+    return found[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from plot_helpers import line
+from plot_helpers import image, line
 
 from minfer.attention import causal_mask
 from minfer.errors import InvalidInputError
@@ -21,13 +21,6 @@ TOKENS = ["In", " the", " beginning"]
 PROBS = np.array([[1.0, 0.0, 0.0],
                   [0.25, 0.75, 0.0],
                   [0.5, 0.2, 0.3]], dtype=np.float32)  # [n_q, n_k]
-
-
-def image(fig: Figure, gid: str):
-    """The one image drawn with this gid, anywhere in the figure."""
-    found = [im for ax in fig.axes for im in ax.images if im.get_gid() == gid]
-    assert len(found) == 1, f"expected one image with gid {gid!r}, got {len(found)}"
-    return found[0]
 
 
 def tick_texts(ticks) -> list[str]:

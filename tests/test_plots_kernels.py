@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from matplotlib.figure import Figure
+from plot_helpers import bars
 
 from minfer.errors import InvalidInputError
 from minfer.plots.kernels import BAR_WIDTH, decode_step_bars
@@ -15,13 +16,6 @@ from minfer.plots.kernels import BAR_WIDTH, decode_step_bars
 MS = {"numpy": 2.0, "numba": 0.5}  # ms per token
 WEIGHTS = {"numpy": 16e6, "numba": 16e6}  # bytes per token
 TOTAL = {"numpy": 20e6, "numba": 18e6}  # bytes per token: 4 MB and 2 MB besides the weights
-
-
-def bars(ax, gid: str) -> list:
-    """The rectangles drawn with this gid, left to right."""
-    found = [p for p in ax.patches if p.get_gid() == gid]
-    assert found, f"no bars with gid {gid!r}"
-    return sorted(found, key=lambda p: p.get_x())
 
 
 def test_time_bars_are_the_measured_ms_in_the_given_order():
@@ -57,7 +51,7 @@ def test_the_floor_is_total_bytes_over_bandwidth_across_each_bar():
 def test_no_bandwidth_no_floor_and_a_title_when_asked():
     fig = decode_step_bars(MS, WEIGHTS, TOTAL, title="classroom")
     assert not [c for c in fig.axes[0].collections if c.get_gid() == "floor"]
-    assert fig._suptitle.get_text() == "classroom"
+    assert fig.get_suptitle() == "classroom"
 
 
 @pytest.mark.parametrize("ms, weights, total, message", [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from plot_helpers import line, stairs
 
 from minfer.errors import InvalidInputError
 from minfer.plots.quantization import (
@@ -22,14 +23,6 @@ from minfer.plots.quantization import (
 #   per tensor (s = 1):   127 -> 0,  -63.75 -> -64 (err +0.25),  0.9921875 -> 1 (err -0.0078125),  0.375 -> 0 (+0.375)
 #   per column (1, 1/128): 127 -> 0, -63.75 -> err +0.25,  0.9921875 -> 127 (err 0),  0.375 = 48/128 (err 0)
 W = np.array([[127.0, 0.9921875], [-63.75, 0.375]], np.float32)  # [2, 2]
-
-
-def stairs(ax, gid: str):
-    """(counts, bin edges) of the one histogram drawn with this gid."""
-    found = [p for p in ax.patches if p.get_gid() == gid]
-    assert len(found) == 1, f"expected one histogram with gid {gid!r}, got {len(found)}"
-    values, edges, _ = found[0].get_data()
-    return list(values), list(edges)
 
 
 def test_round_trip_errors_by_hand():
@@ -76,7 +69,7 @@ def test_histograms_count_the_errors_on_bins_spanning_half_the_tensor_scale():
     column_counts, column_edges = stairs(ax, "per-channel")
     assert column_edges == edges
     assert column_counts == [0, 0, 3, 1]  # three exact 0s; 0.25
-    assert sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_gid() == "bound") == [-0.5, 0.5]
+    assert sorted(ln.get_xdata()[0] for ln in ax.get_lines() if ln.get_gid() == "bound") == [-0.5, 0.5]
 
 
 def test_the_legend_gives_each_rms_error():
@@ -119,8 +112,7 @@ RUNS = {"float32": (100e6, 10e-3), "int8": (25e6, 5e-3)}  # (bytes, seconds): 10
 def test_points_sit_at_mb_and_ms_and_say_their_gbs():
     ax = time_against_bytes(RUNS, 10.0).axes[0]
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
-    (f32,) = [line for line in ax.get_lines() if line.get_gid() == "point:float32"]
-    (int8,) = [line for line in ax.get_lines() if line.get_gid() == "point:int8"]
+    f32, int8 = line(ax, "point:float32"), line(ax, "point:int8")
     assert (f32.get_xdata()[0], f32.get_ydata()[0]) == pytest.approx((100.0, 10.0))
     assert (int8.get_xdata()[0], int8.get_ydata()[0]) == pytest.approx((25.0, 5.0))
     assert {"10.0 GB/s", "5.0 GB/s"} <= {t.get_text() for t in ax.texts}
@@ -128,17 +120,17 @@ def test_points_sit_at_mb_and_ms_and_say_their_gbs():
 
 def test_the_bandwidth_line_is_mb_over_gbs_across_the_points():
     ax = time_against_bytes(RUNS, 10.0).axes[0]
-    (line,) = [line for line in ax.get_lines() if line.get_gid() == "bandwidth"]
-    assert list(line.get_xdata()) == pytest.approx([12.5, 200.0])  # half the least, twice the most
-    assert list(line.get_ydata()) == pytest.approx([1.25, 20.0])  # 12.5 MB / 10 GB/s = 1.25 ms
-    assert "10 GB/s" in line.get_label()
+    bandwidth = line(ax, "bandwidth")
+    assert list(bandwidth.get_xdata()) == pytest.approx([12.5, 200.0])  # half the least, twice the most
+    assert list(bandwidth.get_ydata()) == pytest.approx([1.25, 20.0])  # 12.5 MB / 10 GB/s = 1.25 ms
+    assert "10 GB/s" in bandwidth.get_label()
 
 
 def test_a_run_may_be_a_tuple_list_or_array_of_numpy_numbers():
     runs = {"tuple": (np.float64(100e6), np.float32(10e-3)), "list": [25e6, 5e-3], "array": np.array([50e6, 5e-3])}
     ax = time_against_bytes(runs, np.float64(10.0)).axes[0]
     for gid, expected in [("point:tuple", (100.0, 10.0)), ("point:list", (25.0, 5.0)), ("point:array", (50.0, 5.0))]:
-        (point,) = [line for line in ax.get_lines() if line.get_gid() == gid]
+        point = line(ax, gid)
         assert (point.get_xdata()[0], point.get_ydata()[0]) == pytest.approx(expected)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from plot_helpers import line, same, xy
+from plot_helpers import bars, line, same, xy
 
 from minfer.errors import InvalidInputError
 from minfer.layers import softmax
@@ -26,11 +26,6 @@ from minfer.sampling import top_p_filter
 BEFORE = [0.05, 0.50, 0.15, 0.30, 0.00]  # most likely first: 1, 3, 2, 0; token 4 never
 AFTER = [0.00, 0.625, 0.00, 0.375, 0.00]  # a top-2 filter, renormalized: 0.5 / 0.8, 0.3 / 0.8
 WORDS = ["a", "b", "c", "d", "e"]
-
-
-def bars(ax, gid: str) -> list:
-    """The bar rectangles drawn with this gid, left to right."""
-    return sorted((p for p in ax.patches if p.get_gid() == gid), key=lambda p: p.get_x())
 
 
 def heights(ax, gid: str) -> list[float]:
