@@ -78,7 +78,39 @@ def test_the_dashed_line_is_the_weights_share_of_a_batched_step():
 def test_byte_shares_draws_into_given_axes():
     fig = Figure()
     ax = fig.add_subplot(1, 2, 2)
-    assert byte_shares(SMALL, ax=ax) is fig
+    assert byte_shares(SMALL, ax=ax, title="") is fig
+    assert fig.axes == [ax] and ax.get_title() == ""  # "" means no title
+    np.testing.assert_allclose(top_edge(area(ax, "share:activations"), [1, 32]), 1.0, rtol=1e-12)
+    assert line(ax, "batch_weights").get_label() == "batch 16: weights below, the rest above"
+
+
+def test_nothing_is_drawn_into_given_axes_when_an_argument_is_refused():
+    ax = Figure().add_subplot()
+    with pytest.raises(InvalidInputError, match="compare_batch=0"):
+        byte_shares(SMALL, compare_batch=0, ax=ax)
+    with pytest.raises(InvalidInputError, match="ridge=0"):
+        intensity_by_length([SMALL], 0, ax=ax)
+    assert not (ax.lines or ax.collections or ax.patches)
+
+
+def test_numpy_numbers_and_tuples_are_accepted():
+    shares = decode_byte_shares(SMALL, (1, np.int64(16)), n_batch=np.int64(2))
+    np.testing.assert_allclose(shares, [shares_of(SMALL, 1, 2), shares_of(SMALL, 16, 2)], rtol=1e-12)
+    expected = [shares_of(SMALL, 1), shares_of(SMALL, 16)]
+    np.testing.assert_allclose(decode_byte_shares(SMALL, np.array([1, 16])), expected, rtol=1e-12)
+    ax = intensity_by_length((SMALL, GPT2), np.float64(3.9), points=np.int64(5)).axes[0]
+    assert list(line(ax, "ridge").get_ydata()) == [3.9, 3.9] and line(ax, "prefill:tiny")
+    ax = byte_shares(SMALL, compare_batch=np.int64(4), points=np.int64(4)).axes[0]
+    assert line(ax, "batch_weights").get_label().startswith("batch 4:")
+
+
+@pytest.mark.parametrize("contexts, match", [
+    ([], "contexts must be a non-empty list"), (16, "contexts must be a non-empty list"),
+    ("16", "contexts must be a non-empty list"), ([1, 2.5], "a context=2.5"),
+])
+def test_bad_contexts_are_refused(contexts, match):
+    with pytest.raises(InvalidInputError, match=match):
+        decode_byte_shares(SMALL, contexts)
 
 
 @pytest.mark.parametrize("call, match", [
@@ -112,12 +144,25 @@ def test_prefill_and_decode_lines_are_their_counts_flop_per_byte():
 def test_the_ridge_and_the_half_line_are_where_they_say():
     ax = intensity_by_length([GPT2], 3.9, ridge_label="this core's ridge point").axes[0]
     assert list(line(ax, "ridge").get_ydata()) == [3.9, 3.9]
-    assert line(ax, "ridge").get_label() == "this core's ridge point (3.9)"
+    assert line(ax, "ridge").get_label() == "this core's ridge point (3.90)"  # as minfer.report.fmt writes it
     half = line(ax, "half")
     np.testing.assert_allclose(half.get_ydata(), np.asarray(half.get_xdata()) / 2)
     assert half.get_xdata()[-1] == 1024
     assert line(ax, "prefill:gpt2").get_label() == "gpt2: prefill of n tokens"  # a list: labelled by name
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+
+
+def test_a_small_ridge_is_labelled_with_its_digits_not_zero():
+    ax = intensity_by_length([GPT2], 0.0123).axes[0]
+    assert line(ax, "ridge").get_label() == "ridge point of this machine (0.0123)"
+
+
+def test_intensity_by_length_draws_into_given_axes():
+    fig = Figure()
+    ax = fig.add_subplot(1, 2, 1)
+    assert intensity_by_length({"classroom": SMALL}, 3.9, points=6, ax=ax, title="") is fig
+    assert fig.axes == [ax] and ax.get_title() == ""
+    assert line(ax, "prefill:classroom") and line(ax, "decode:classroom") and line(ax, "ridge") and line(ax, "half")
 
 
 @pytest.mark.parametrize("archs, ridge, match", [

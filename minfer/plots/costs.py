@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from minfer.counts import Arch, decode_cost, prefill_cost
 from minfer.errors import InvalidInputError
 from minfer.plots.common import check_arch, figure_and_axes, positive, whole_number
+from minfer.report import fmt
 
 SHARES = (("weights", "tab:blue"), ("KV cache", "tab:red"), ("activations", "tab:gray"))  # stacked in this order
 ARCH_COLORS = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
@@ -41,6 +42,9 @@ def decode_byte_shares(arch: Arch, contexts: Sequence[int], n_batch: int = 1) ->
     """
     check_arch(arch)
     n_batch = whole_number(n_batch, "n_batch", 1)
+    if isinstance(contexts, (str, bytes)) or not isinstance(contexts, (Sequence, np.ndarray)) or len(contexts) == 0:
+        raise InvalidInputError(f"contexts must be a non-empty list of context lengths such as [1, 1024], "
+                                f"got {contexts!r}")
     rows = []
     for t in contexts:
         c = decode_cost(arch, n_past=whole_number(t, "a context", 1) - 1, n_batch=n_batch)
@@ -60,11 +64,14 @@ def byte_shares(
     """The shares of one decode step's bytes (weights, KV cache, activations) stacked, against
     the context T from 1 to `arch.n_ctx`, at batch 1. With `compare_batch`, a dashed line
     splits the same step for that many sequences: the weights below it, the rest above.
+    title: None for "<arch>: one decode step's bytes", "" for none.
 
         >>> byte_shares(ARCHS["gpt2"], compare_batch=16, title="GPT-2 small")
     """
     check_arch(arch)
     contexts = np.unique(np.linspace(1, arch.n_ctx, whole_number(points, "points", 2)).astype(int))  # [n_T]
+    if compare_batch is not None:  # checked before anything is drawn
+        compare_batch = whole_number(compare_batch, "compare_batch", 1)
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
     shares = decode_byte_shares(arch, contexts)  # [n_T, 3]
     stacked = ax.stackplot(contexts, shares.T, labels=[name for name, _ in SHARES],
@@ -72,11 +79,12 @@ def byte_shares(
     for area, (name, _) in zip(stacked, SHARES):
         area.set_gid("share:" + name.lower().replace(" ", "_"))
     if compare_batch is not None:
-        batched = decode_byte_shares(arch, contexts, whole_number(compare_batch, "compare_batch", 1))  # [n_T, 3]
+        batched = decode_byte_shares(arch, contexts, compare_batch)  # [n_T, 3]
         ax.plot(contexts, batched[:, 0], "k--", lw=1.5, gid="batch_weights",
                 label=f"batch {compare_batch}: weights below, the rest above")
+    default = f"{arch.name}: one decode step's bytes"
     ax.set(xlim=(1, arch.n_ctx), ylim=(0, 1), xlabel="context T (keys the new token attends over)",
-           ylabel="share of the step's bytes", title=title or f"{arch.name}: one decode step's bytes")
+           ylabel="share of the step's bytes", title=default if title is None else title)
     ax.legend(loc="lower left", fontsize=8)
     return fig
 
@@ -98,6 +106,7 @@ def intensity_by_length(
     ridge point `ridge` (FLOP/byte, peak / bandwidth) as a dotted line.
 
     archs: label -> Arch, or a list of Arch (labelled by name). Each runs from 1 to its n_ctx.
+    title: None for the default, "" for none.
 
         >>> intensity_by_length({"GPT-2 small": ARCHS["gpt2"]}, ridge=3.9)
     """
@@ -106,11 +115,12 @@ def intensity_by_length(
     fig, ax = figure_and_axes(ax, figsize=(8, 5))
     for (name, arch), color in zip(named, ARCH_COLORS * len(named)):
         _draw_prefill_and_decode(ax, name, arch, points, color)
-    ax.axhline(ridge, color="black", ls=":", gid="ridge", label=f"{ridge_label} ({ridge:.1f})")
+    ax.axhline(ridge, color="black", ls=":", gid="ridge", label=f"{ridge_label} ({fmt(ridge)})")
     n = np.unique(np.geomspace(1, max(a.n_ctx for _, a in named), points).astype(int))  # [n_points]
     ax.plot(n, n / 2, color="gray", lw=0.8, gid="half", label="n / 2")
+    default = "Arithmetic intensity: prefill grows with the prompt, decode does not"
     ax.set(xscale="log", yscale="log", xlabel="prompt length n (tokens)", ylabel="FLOP / byte",
-           title=title or "Arithmetic intensity: prefill grows with the prompt, decode does not")
+           title=default if title is None else title)
     ax.legend(fontsize=8)
     return fig
 
