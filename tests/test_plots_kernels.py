@@ -6,6 +6,7 @@ Nothing is timed; the figure never touches pyplot.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from plot_helpers import bars
@@ -52,6 +53,16 @@ def test_no_bandwidth_no_floor_and_a_title_when_asked():
     fig = decode_step_bars(MS, WEIGHTS, TOTAL, title="classroom")
     assert not [c for c in fig.axes[0].collections if c.get_gid() == "floor"]
     assert fig.get_suptitle() == "classroom"
+
+
+def test_numpy_numbers_are_accepted():
+    ms = {n: np.float32(v) for n, v in MS.items()}
+    weights = {n: np.int64(v) for n, v in WEIGHTS.items()}
+    total = {n: np.float64(v) for n, v in TOTAL.items()}
+    fig = decode_step_bars(ms, weights, total, bandwidth_gbs=np.float64(10.0))
+    ax_t, ax_b = fig.axes
+    assert [b.get_height() for b in bars(ax_t, "ms")] == pytest.approx([2.0, 0.5])
+    assert [b.get_height() for b in bars(ax_b, "other")] == pytest.approx([4.0, 2.0])
 
 
 @pytest.mark.parametrize("ms, weights, total, message", [
