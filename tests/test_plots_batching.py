@@ -135,3 +135,36 @@ def test_no_crossing_when_the_limit_is_below_the_ridge_or_past_the_last_batch():
 def test_bad_counts_arguments_are_refused(args, kwargs, match):
     with pytest.raises(InvalidInputError, match=match):
         intensity_by_batch(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- what the review found
+
+
+def test_nothing_is_drawn_into_given_axes_when_the_input_is_refused():
+    ax = Figure().add_subplot()
+    with pytest.raises(InvalidInputError, match="minfer calibrate"):
+        throughput_by_batch(SWEEP, {"peak_gflops": 1.0}, ax=ax)
+    with pytest.raises(InvalidInputError, match="timed must be a list"):
+        intensity_by_batch(GPT2, 63, 7.3, timed=None, ax=ax)
+    assert not (ax.lines or ax.collections or ax.patches)
+
+
+def test_an_empty_title_means_no_title():
+    assert throughput_by_batch(SWEEP, title="").axes[0].get_title() == ""
+    assert intensity_by_batch(GPT2, 63, 7.3, title="").axes[0].get_title() == ""
+
+
+def test_numpy_numbers_and_tuples_are_accepted():
+    sweep = tuple(dict(row, batch=np.int64(row["batch"]), seconds=np.float64(row["seconds"])) for row in SWEEP)
+    ax = throughput_by_batch(sweep, SimpleNamespace(peak_gflops=np.float32(1.0), bandwidth_gbs=0.1)).axes[0]
+    same(xy(line(ax, "bound")), [(1, 1 / 0.011), (2, 2 / 0.012), (4, 4 / 0.014)])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+    ax = intensity_by_batch(GPT2, np.int64(63), np.float64(7.3), timed=np.array([1, 2]), max_batch=np.int64(64)).axes[0]
+    same(xy(line(ax, "timed")), [(b, decode_cost(GPT2, 63, b).flop_per_byte) for b in (1, 2)])
+    assert ridge_batch(GPT2, np.int64(63), np.float64(7.3)) == ridge_batch(GPT2, 63, 7.3)
+
+
+@pytest.mark.parametrize("timed", [None, "12", 4])
+def test_timed_must_be_a_list_of_batches(timed):
+    with pytest.raises(InvalidInputError, match="timed must be a list"):
+        intensity_by_batch(GPT2, 63, 7.3, timed=timed)

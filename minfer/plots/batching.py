@@ -69,23 +69,24 @@ def throughput_by_batch(
     (one step's B tokens, or a whole run's, as `minfer.profiler.decode_sweep` returns them),
     plus "flops" and "bytes" of that work when `ceilings` is given. ceilings: `peak_gflops`
     and `bandwidth_gbs` (attributes or dict keys, as `minfer calibrate` measures them); the
-    bound is tokens / max(flops / peak, bytes / bandwidth).
+    bound is tokens / max(flops / peak, bytes / bandwidth). title: None for the default, "" for
+    none. Everything is checked before anything is drawn into `ax`.
 
         >>> throughput_by_batch([{"batch": 1, "tokens": 1, "seconds": 0.004},
         ...                      {"batch": 8, "tokens": 8, "seconds": 0.006}])
     """
     rows = _sweep_rows(sweep, bound=ceilings is not None)  # batch order
+    pair = None if ceilings is None else ceilings_pair(ceilings)
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
     batch = np.array([row["batch"] for row in rows], dtype=float)  # [n_rows]
-    measured = np.array([row["tokens"] / row["seconds"] for row in rows])  # [n_rows] tokens/s
+    measured = np.array([row["tokens"] / row["seconds"] for row in rows], dtype=float)  # [n_rows] tokens/s
     ax.plot(batch, measured, "o-", color="C0", gid="measured", label="measured")
-    if ceilings is not None:
-        ax.plot(batch, _bound_rates(rows, *ceilings_pair(ceilings)), "s--", color="C1", gid="bound",
-                label="roofline bound")
+    if pair is not None:
+        ax.plot(batch, _bound_rates(rows, *pair), "s--", color="C1", gid="bound", label="roofline bound")
     ax.plot(batch, measured[0] * batch / batch[0], ":", color="grey", gid="linear",
             label=f"B x the B = {rows[0]['batch']} rate")
     ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="decode tokens/s",
-           title=title or "tokens per second")
+           title="tokens per second" if title is None else title)
     ax.set_xticks(batch, [str(row["batch"]) for row in rows])
     ax.legend(fontsize=8)
     return fig
@@ -95,7 +96,7 @@ def _bound_rates(rows: list[Mapping], peak_gflops: float, bandwidth_gbs: float) 
     """[n_rows] tokens/s if each row's work ran at the roofline: its FLOPs at the peak or its
     bytes at the bandwidth, whichever takes longer."""
     seconds = [max(row["flops"] / (peak_gflops * 1e9), row["bytes"] / (bandwidth_gbs * 1e9)) for row in rows]
-    return np.array([row["tokens"] for row in rows]) / np.array(seconds)
+    return np.array([row["tokens"] for row in rows], dtype=float) / np.array(seconds)  # [n_rows]
 
 
 # ---------------------------------------------------------------- FLOP per byte
@@ -118,14 +119,14 @@ def intensity_by_batch(
     bandwidth); and the first batch at or past the ridge, if there is one up to `max_batch`.
 
     timed: batch sizes to mark with a dot (the ones a benchmark measured). ridge_label: the
-    ridge line's legend entry (whose ridge it is).
+    ridge line's legend entry (whose ridge it is). title: None for the default, "" for none.
 
         >>> intensity_by_batch(Arch.from_model(model), n_past=71, ridge=7.3, timed=[1, 2, 4, 8, 16])
     """
     check_arch(arch)
     n_past, max_batch = whole_number(n_past, "n_past", 0), whole_number(max_batch, "max_batch", 1)
     ridge = positive(ridge, "ridge")
-    timed = [whole_number(b, "a timed batch", 1) for b in timed]
+    timed = [whole_number(b, "a timed batch", 1) for b in _batch_list(timed)]
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
     batch = np.unique(np.geomspace(1, max_batch, 200).astype(int))  # [n_b] batch sizes
     ax.plot(batch, [_intensity(arch, n_past, b) for b in batch], "-", color="C2", gid="count",
@@ -139,9 +140,16 @@ def intensity_by_batch(
     if crossing is not None and crossing <= max_batch:
         ax.axvline(crossing, color="grey", linestyle=":", gid="crossing", label=f"compute-bound from B = {crossing}")
     ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="FLOP / byte",
-           title=title or "arithmetic intensity of one decode step")
+           title="arithmetic intensity of one decode step" if title is None else title)
     ax.legend(fontsize=8)
     return fig
+
+
+def _batch_list(timed: Any) -> Sequence:
+    """`timed` if it is a list, tuple or array of batch sizes; a string or a lone number is refused."""
+    if isinstance(timed, (str, bytes)) or not isinstance(timed, (Sequence, np.ndarray)):
+        raise InvalidInputError(f"timed must be a list of batch sizes such as [1, 2, 4, 8], got {timed!r}")
+    return timed
 
 
 def _intensity(arch: Arch, n_past: int, batch: int) -> float:
