@@ -216,3 +216,8 @@ def test_growth_takes_numpy_lengths_and_tuples():
     assert tick_texts(ax.get_xticklabels()) == ["64", "128"]
     ax = attention_growth((64.0, 128.0), {"a": np.array([1.0, 4.0])}, ylabel="ms").axes[0]
     assert tick_texts(ax.get_xticklabels()) == ["64", "128"]
+
+
+def test_growth_has_a_default_title_and_none_when_it_is_empty():
+    assert attention_growth([64, 128], {"a": [1.0, 2.0]}, ylabel="ms").axes[0].get_title() == "ms against n"
+    assert attention_growth([64, 128], {"a": [1.0, 2.0]}, ylabel="ms", title="").axes[0].get_title() == ""

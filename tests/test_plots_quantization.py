@@ -149,3 +149,12 @@ def test_a_run_may_be_a_tuple_list_or_array_of_numpy_numbers():
 def test_bad_runs_are_named_with_the_fix(runs, bandwidth, message):
     with pytest.raises(InvalidInputError, match=message):
         time_against_bytes(runs, bandwidth)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda title: quantization_error(W, bins=4, title=title),
+    lambda title: time_against_bytes(RUNS, 10.0, title=title),
+])
+def test_no_title_is_the_default_and_an_empty_one_is_none(draw):
+    assert draw(None).axes[0].get_title() != ""
+    assert draw("").axes[0].get_title() == ""

@@ -240,3 +240,13 @@ def test_runs_and_extra_take_numpy_numbers_arrays_and_tuples():
 def test_bad_runs_are_refused(runs, extra, match):
     with pytest.raises(InvalidInputError, match=match):
         repetition_by_temperature(runs, extra=extra)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda title: token_probabilities(BEFORE, WORDS, title=title),
+    lambda title: cumulative_probability({"p": BEFORE}, title=title),
+    lambda title: repetition_by_temperature({1.0: [0.1]}, title=title),
+])
+def test_no_title_is_the_default_and_an_empty_one_is_none(draw):
+    assert draw(None).axes[0].get_title() != ""
+    assert draw("").axes[0].get_title() == ""

@@ -240,7 +240,7 @@ def attention_growth(n_seq: Sequence[int], series: Mapping[str, Sequence[float]]
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or f"{ylabel} against n")
+    ax.set_title(f"{ylabel} against n" if title is None else title)
     return fig
 
 

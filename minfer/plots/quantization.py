@@ -70,8 +70,9 @@ def quantization_error(w: np.ndarray, *, axis: int = 0, bins: int = 60, ax: Axes
         ax.stairs(counts, edges, color=color, lw=1.8, gid=gid, label=f"{name}: RMS error {rms:.3g}")
     for x in (-scale_t / 2, scale_t / 2):
         ax.axvline(float(x), color="black", ls="--", lw=1, gid="bound")
+    default = f"int8 round-trip error of a {w.shape[0]} x {w.shape[1]} matrix"
     ax.set(xlabel="w - w_q * scale (the rounding error of one weight)", ylabel="weights",
-           title=title or f"int8 round-trip error of a {w.shape[0]} x {w.shape[1]} matrix")
+           title=default if title is None else title)
     ax.text(0.99, 0.97, f"dashed: ± half the per-tensor scale, {float(scale_t) / 2:.3g}",
             transform=ax.transAxes, ha="right", va="top", fontsize=8, color="dimgray")
     ax.margins(y=0.15)
@@ -102,8 +103,9 @@ def time_against_bytes(runs: Mapping[str, tuple[float, float]], bandwidth_gbs: f
         ax.plot([x], [y], "o", ms=9, mec="black", gid=f"point:{name}", label=name, zorder=3)
         ax.annotate(f"{nbytes / seconds / 1e9:.1f} GB/s", (x, y), xytext=(8, -3), textcoords="offset points",
                     fontsize=8)
+    default = "Time against bytes: on the line, memory sets the pace"
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), xlabel="MB moved", ylabel="ms taken",
-           title=title or "Time against bytes: on the line, memory sets the pace")
+           title=default if title is None else title)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(loc="upper left", fontsize=8, framealpha=1)
     return fig

@@ -131,7 +131,7 @@ def token_probabilities(
         ax.set_yscale("log")
     if old is not None:
         ax.legend(fontsize=8)
-    ax.set_title(title or f"the {len(ids)} most likely tokens", fontsize=10)
+    ax.set_title(f"the {len(ids)} most likely tokens" if title is None else title, fontsize=10)
     return fig
 
 
@@ -215,7 +215,7 @@ def cumulative_probability(
     ax.set_xscale("log")
     ax.set_xlabel("tokens, most likely first (log scale)")
     ax.set_ylabel("cumulative probability")
-    ax.set_title(title or f"top_p = {top_p:g} keeps the tokens up to the dashed line")
+    ax.set_title(f"top_p = {top_p:g} keeps the tokens up to the dashed line" if title is None else title)
     ax.legend(fontsize=8)
     return fig
 
@@ -261,7 +261,7 @@ def repetition_by_temperature(
     ax.set_xlabel("temperature (0 = greedy)")
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.05, 1.05)  # a fraction: the whole range, so that runs compare across figures
-    ax.set_title(title or "repetition by temperature")
+    ax.set_title("repetition by temperature" if title is None else title)
     ax.legend(fontsize=8)
     return fig
 
