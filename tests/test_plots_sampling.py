@@ -89,7 +89,8 @@ def test_before_must_cover_the_same_vocabulary():
 
 
 @pytest.mark.parametrize("top, match", [(0, "at least 1"), (np.array([0, 5]), r"outside 0\.\.4"),
-                                        (np.array([0.5]), "count or a 1-D array"), (True, "count or")])
+                                        (np.array([0.5]), "count or a 1-D array"), (True, "count or"),
+                                        ([1, [2]], "count or a 1-D array"), ("12", "count or")])
 def test_a_bad_top_is_refused(top, match):
     with pytest.raises(InvalidInputError, match=match):
         token_probabilities(BEFORE, WORDS, top=top)

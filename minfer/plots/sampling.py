@@ -57,7 +57,10 @@ def _shown_ids(top, ranking: np.ndarray) -> np.ndarray:
         if top < 1:
             raise InvalidInputError(f"top={top} must be at least 1: the number of tokens to show")
         return np.argsort(-ranking, kind="stable")[:top]  # [top] ids, most likely first
-    ids = np.asarray(top)
+    try:
+        ids = np.asarray(top)  # [n_shown]
+    except ValueError:  # a ragged list
+        ids = np.empty((0,))  # refused below, by shape
     if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
         raise InvalidInputError(f"top must be a count or a 1-D array of token ids, got {top!r}")
     if ids.min() < 0 or ids.max() >= ranking.size:
