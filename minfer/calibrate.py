@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OM
 # 256 MiB, still 8x the L3 cache.
 FULL = (3072, 1 << 30, 5, 7)
 QUICK = (1536, 256 << 20, 3, 3)
+SYSFS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")  # Linux: one indexN folder per cache of cpu0
+SIZE_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}  # sysfs writes sizes as "32768K"
 
 
 @dataclass(frozen=True)
@@ -130,17 +133,21 @@ def best_seconds(run: Callable[[], object], repeats: int = 5, warmup: bool = Tru
     return best
 
 
-def median_seconds(runs: Sequence[Callable[[], object]], repeats: int = 7) -> list[float]:
-    """The median time of each of `runs`, timed taking turns (a, b, a, b, ...) after a warm-up.
+def median_seconds(runs: Sequence[Callable[[], object]], repeats: int = 7, warmup: bool = True) -> list[float]:
+    """The median time of each of `runs`, timed taking turns (a, b, a, b, ...), after one
+    untimed warm-up call of each (unless warmup=False, as for `best_seconds`).
 
     Taking turns is how to compare two ways of doing one job on a shared machine: a neighbour's
     burst of work lands on both, and the median ignores the few runs it spoils.
 
         >>> one_pass, token_by_token = median_seconds([lambda: prefill(ids), lambda: loop(ids)])  # doctest: +SKIP
     """
+    if not isinstance(runs, Sequence) or not runs:
+        raise InvalidInputError(f"runs must be a non-empty list of functions to time, got {runs!r}; "
+                                "e.g. median_seconds([lambda: f(x), lambda: g(x)])")
     _check_at_least(1, repeats=repeats)
-    for run in runs:
-        run()
+    for run in runs if warmup else []:
+        run()  # Numba compiles, BLAS starts its threads, caches fill
     times = [[] for _ in runs]  # [len(runs)][repeats]
     for _ in range(repeats):
         for run, mine in zip(runs, times):
@@ -150,22 +157,37 @@ def median_seconds(runs: Sequence[Callable[[], object]], repeats: int = 7) -> li
     return [float(np.median(t)) for t in times]
 
 
-def cache_bytes(level: int = 3) -> int | None:
-    """The size in bytes of this CPU's level-`level` cache, from Linux's sysfs; None elsewhere.
+def cache_bytes(level: int = 3, *, root: str | os.PathLike = SYSFS_CACHE) -> int | None:
+    """The size in bytes of this CPU's level-`level` data cache, from Linux's sysfs; None if
+    there is none to read (another OS, or no such level). Entries that cannot be read are
+    skipped. root: the sysfs cache folder (a test passes a fake one).
 
     Whether a model's weights fit in the last-level cache decides whether its decode is
     memory-bound at all: the classroom model's 17 MB fit in a 32 MiB L3, GPT-2's 500 MB do not.
+
+        >>> cache_bytes(3)   # doctest: +SKIP
+        33554432
     """
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    for index in sorted(base.glob("index*")) if base.exists() else []:
-        try:
-            if int((index / "level").read_text()) == level and (index / "type").read_text().strip() != "Instruction":
-                text = (index / "size").read_text().strip()  # "32768K"
-                units = {"K": 1024, "M": 1024**2, "G": 1024**3}
-                return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-        except (OSError, ValueError):
-            return None
+    if not isinstance(level, Integral) or isinstance(level, bool) or level < 1:
+        raise InvalidInputError(f"level={level!r} must be a cache level, a whole number >= 1 (1, 2 or 3)")
+    base = Path(root)
+    for index in sorted(base.glob("index*")) if base.is_dir() else []:
+        size = _cache_entry_bytes(index, int(level))
+        if size is not None:
+            return size
     return None
+
+
+def _cache_entry_bytes(index: Path, level: int) -> int | None:
+    """The size of one sysfs cache entry if it is a data (or unified) cache of `level`; None if
+    it is another cache or cannot be read."""
+    try:
+        if int((index / "level").read_text()) != level or (index / "type").read_text().strip() == "Instruction":
+            return None
+        text = (index / "size").read_text().strip()  # "32768K"
+        return int(text[:-1]) * SIZE_UNITS[text[-1]] if text[-1:] in SIZE_UNITS else int(text)
+    except (OSError, ValueError):
+        return None
 
 
 def measure_matmul_gflops(n: int = FULL[0], repeats: int = FULL[2]) -> float:

@@ -138,12 +138,62 @@ def test_timers_refuse_zero_repeats():
         cal.median_seconds([lambda: None], repeats=0)
 
 
-def test_cache_bytes_reads_sysfs_or_says_none():
-    size = cal.cache_bytes(3)
-    sysfs = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"))
-    l3 = [d for d in sysfs if (d / "level").read_text().strip() == "3"]
-    if l3:  # the independent reading: the same file, parsed by hand here
-        text = (l3[0] / "size").read_text().strip()
-        assert size == int(text.rstrip("KMG")) * {"K": 1024, "M": 1024**2, "G": 1024**3}[text[-1]]
-    else:
-        assert size is None
+def test_median_seconds_without_warmup_times_each_run_only_repeats_times(monkeypatch):
+    order = []
+    monkeypatch.setattr(cal.time, "perf_counter", FakeClock([1, 10, 3, 30]))
+    medians = cal.median_seconds([lambda: order.append("a"), lambda: order.append("b")], repeats=2, warmup=False)
+    assert medians == [2, 20]
+    assert order == ["a", "b"] * 2  # no untimed first call
+
+
+@pytest.mark.parametrize("runs", [[], (), None, lambda: None])
+def test_median_seconds_refuses_no_runs(runs):
+    with pytest.raises(InvalidInputError, match="runs must be a non-empty list"):
+        cal.median_seconds(runs)
+
+
+def fake_sysfs(root: Path, entries: dict[str, dict[str, str]]) -> Path:
+    """A directory laid out as /sys/devices/system/cpu/cpu0/cache: one indexN folder per cache,
+    holding the files named in `entries` (a file left out cannot be read)."""
+    for index, files in entries.items():
+        (root / index).mkdir(parents=True)
+        for name, text in files.items():
+            (root / index / name).write_text(text + "\n")
+    return root
+
+
+L1D = {"level": "1", "type": "Data", "size": "32K"}
+L1I = {"level": "1", "type": "Instruction", "size": "64K"}
+L2 = {"level": "2", "type": "Unified", "size": "512K"}
+L3 = {"level": "3", "type": "Unified", "size": "32M"}
+
+
+def test_cache_bytes_reads_the_data_cache_of_the_level_asked(tmp_path):
+    root = fake_sysfs(tmp_path, {"index0": L1I, "index1": L1D, "index2": L2, "index3": L3})
+    assert cal.cache_bytes(1, root=root) == 32 * 1024  # the instruction cache is not the one
+    assert cal.cache_bytes(2, root=root) == 512 * 1024
+    assert cal.cache_bytes(root=root) == 32 * 1024**2  # level 3 by default
+    assert cal.cache_bytes(4, root=root) is None  # no such level
+    assert cal.cache_bytes(np.int64(2), root=str(root)) == 512 * 1024
+
+
+def test_cache_bytes_moves_on_past_entries_it_cannot_read(tmp_path):
+    root = fake_sysfs(tmp_path, {"index0": {"type": "Data", "size": "32K"},  # no level file
+                                 "index1": {"level": "two", "type": "Unified", "size": "1M"},
+                                 "index2": L2 | {"size": ""},  # an empty size
+                                 "index3": L2 | {"size": "262144"},  # bytes, no unit
+                                 "index4": L3})
+    assert cal.cache_bytes(3, root=root) == 32 * 1024**2
+    assert cal.cache_bytes(2, root=root) == 262144
+
+
+def test_cache_bytes_without_sysfs_is_none(tmp_path):
+    assert cal.cache_bytes(3, root=tmp_path / "absent") is None
+    size = cal.cache_bytes(3)  # this machine: whatever it has, an int or None, never an error
+    assert size is None or (isinstance(size, int) and size > 0)
+
+
+@pytest.mark.parametrize("level", [0, -1, True, "3", 2.5, None])
+def test_cache_bytes_refuses_a_level_that_is_not_one(level, tmp_path):
+    with pytest.raises(InvalidInputError, match=f"level={level!r} must be"):
+        cal.cache_bytes(level, root=tmp_path)
