@@ -240,7 +240,7 @@ def test_save_figure_writes_png_and_svg(tmp_path):
 
 
 def test_save_figure_rejects_other_suffixes(tmp_path):
-    with pytest.raises(InvalidInputError, match=r"--plot must end in \.png or \.svg, got .*t\.jpg"):
+    with pytest.raises(InvalidInputError, match=r"^the figure.s path must end in \.png or \.svg, got .*t\.jpg"):
         save_figure(timeline(make_profile()), tmp_path / "t.jpg")
     assert not (tmp_path / "t.jpg").exists()
 

@@ -31,7 +31,7 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     """
     path = Path(path)
     if path.suffix.lower() not in SAVE_FORMATS:
-        raise InvalidInputError(f"--plot must end in .png or .svg, got {str(path)!r}")
+        raise InvalidInputError(f"the figure's path must end in .png or .svg, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150, format=path.suffix.lower()[1:])
     return path
