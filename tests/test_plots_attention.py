@@ -117,6 +117,7 @@ def test_a_figure_renders_to_png():
     (np.full((3, 3), 1 / 3), TOKENS, r"probs\[0, 1\] = 0.333.*future.*causal=False"),
     (PROBS, TOKENS[:2], "got 2 token labels for 3 keys"),
     (PROBS, "In the beginning", "not one string"),
+    (PROBS, 3, "tokens must be a list of strings"),
 ])
 def test_bad_inputs_are_refused_with_what_to_do(probs, tokens, match):
     with pytest.raises(InvalidInputError, match=match):
@@ -162,6 +163,10 @@ def test_the_grid_wraps_at_ncols_and_hides_its_spare_cells():
     (np.stack([PROBS] * 2), {"ncols": 0}, "ncols=0 must be a whole number >= 1"),
     (np.stack([PROBS] * 2), {"ncols": True}, "ncols=True must be a whole number"),
     (np.stack([PROBS] * 2), {"ncols": 1.5}, "ncols=1.5 must be a whole number"),
+    (np.stack([PROBS] * 2), {"titles": 2}, "titles must be a list"),
+    (np.stack([PROBS] * 2), {"titles": "ab"}, "titles must be a list"),
+    (np.stack([PROBS] * 2), {"panel_size": "big"}, "panel_size='big' must be a positive number"),
+    (np.stack([PROBS] * 2), {"panel_size": 0}, "panel_size=0 must be a positive number"),
     ([PROBS, PROBS[:2]], {}, "probs_by_head must be numbers in a list or array of one shape"),
     (np.stack([PROBS, PROBS * 3]), {}, r"row 0 of probs_by_head\[1\] sums to 3"),
     (np.stack([PROBS, np.full((3, 3), 1 / 3)]), {}, r"probs_by_head\[1\]\[0, 1\].*future"),

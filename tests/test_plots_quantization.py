@@ -92,6 +92,9 @@ def test_a_scale_per_row_is_named_so():
     (np.array([[1.0, np.nan]], np.float32), {}, "finite"),
     (W, {"axis": 2}, "axis must be 0"),
     (W, {"axis": True}, "axis must be 0"),  # True == 1, but a flag is not an axis
+    (W, {"axis": 1.0}, "axis must be 0"),
+    ([[1.0], [1.0, 2.0]], {}, "2-D float matrix"),
+    ("w", {}, "2-D float matrix"),
     (W, {"bins": 0}, "bins=0 must be a whole number"),
     (W, {"bins": 2.5}, "bins=2.5 must be a whole number"),
     (W, {"bins": True}, "bins=True must be a whole number"),

@@ -237,6 +237,7 @@ def test_runs_and_extra_take_numpy_numbers_arrays_and_tuples():
     ({1.0: [0.1]}, {"p": np.array([[0.0, 0.1]])}, r"extra\['p'\]"),
     ({1.0: "ab"}, None, r"runs\[1\.0\]"), ({1.0: [0.1, [0.2]]}, None, r"runs\[1\.0\]"),
     ([0.1, 0.2], None, "non-empty dict"),
+    ({1.0: [0.1]}, [(0.0, 0.1)], "extra must be a dict"),
 ])
 def test_bad_runs_are_refused(runs, extra, match):
     with pytest.raises(InvalidInputError, match=match):

@@ -24,7 +24,7 @@ from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import figure_and_axes, float_array, nonempty_mapping, subplots, whole_number
+from minfer.plots.common import figure_and_axes, float_array, nonempty_mapping, positive, subplots, whole_number
 
 ROW_SUM_TOL = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; more than this is not a softmax
 MASKED_TOL = 1e-6  # weight a causal head may leave in its future: exactly 0 from exp(-inf)
@@ -93,9 +93,9 @@ def _check_tokens(tokens, n_k: int) -> list[str]:
     """One label per key; None numbers the positions."""
     if tokens is None:
         return [str(j) for j in range(n_k)]
-    if isinstance(tokens, str):
-        raise InvalidInputError("tokens must be a list of strings, one per key, not one string; "
-                                "decode each id: [tok.decode([i]) for i in ids]")
+    if isinstance(tokens, str) or not isinstance(tokens, (Sequence, np.ndarray)):
+        raise InvalidInputError(f"tokens must be a list of strings, one per key, not one string or a number, "
+                                f"got {tokens!r:.60}; decode each id: [tok.decode([i]) for i in ids]")
     labels = [str(t) for t in tokens]
     if len(labels) != n_k:
         raise InvalidInputError(
@@ -168,7 +168,8 @@ def attention_heads(probs_by_head, tokens: Sequence[str] | None = None, *,
 
     probs_by_head: [n_maps, n_q, n_k], e.g. one layer's `[n_head, n_seq, n_seq]`, or every
     layer's stacked. titles: one per map (default "head 0", "head 1", ...). ncols: maps per row
-    (default: up to 4). Image i has gid f"attention:{i}".
+    (default: up to 4). panel_size: each map's width and height in inches. Image i has gid
+    f"attention:{i}".
 
         >>> fig = attention_heads(weights, tokens, titles=[f"head {h}" for h in range(n_head)])
     """
@@ -181,10 +182,9 @@ def attention_heads(probs_by_head, tokens: Sequence[str] | None = None, *,
     n_maps = maps.shape[0]
     for i in range(n_maps):  # checked up front, so an error names the map
         _check_probs(maps[i], causal, f"probs_by_head[{i}]")
-    titles = [f"head {i}" for i in range(n_maps)] if titles is None else [str(t) for t in titles]
-    if len(titles) != n_maps:
-        raise InvalidInputError(f"got {len(titles)} titles for {n_maps} maps: pass one title per map")
+    titles = _check_titles(titles, n_maps)
     ncols = min(n_maps, 4) if ncols is None else whole_number(ncols, "ncols", 1)
+    panel_size = positive(panel_size, "panel_size")  # inches
     nrows = -(-n_maps // ncols)  # ceil
     fig, axes = subplots(nrows, ncols, figsize=(panel_size * ncols + 1.2, panel_size * nrows + 0.6))
     for i, ax in enumerate(axes):  # [nrows * ncols] axes
@@ -198,6 +198,17 @@ def attention_heads(probs_by_head, tokens: Sequence[str] | None = None, *,
     if title is not None:
         fig.suptitle(title)
     return fig
+
+
+def _check_titles(titles, n_maps: int) -> list[str]:
+    """One title per map; None numbers the heads."""
+    if titles is None:
+        return [f"head {i}" for i in range(n_maps)]
+    if isinstance(titles, str) or not isinstance(titles, (Sequence, np.ndarray)):
+        raise InvalidInputError(f"titles must be a list of strings, one per map, got {titles!r:.60}")
+    if len(titles) != n_maps:
+        raise InvalidInputError(f"got {len(titles)} titles for {n_maps} maps: pass one title per map")
+    return [str(t) for t in titles]
 
 
 def _thin_labels(ax: Axes, first_column: bool) -> None:

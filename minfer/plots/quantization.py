@@ -17,6 +17,7 @@ Only the object API is used (`minfer.plots.common`), never pyplot.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -113,13 +114,16 @@ def time_against_bytes(runs: Mapping[str, tuple[float, float]], bandwidth_gbs: f
 
 def _check_matrix(w: Any, axis: Any, bins: Any) -> np.ndarray:
     """w as a float32 matrix, once it is 2-D, finite and not all zero, and axis and bins make sense."""
-    w = np.asarray(w)
+    try:
+        w = np.asarray(w)  # [n_in, n_out]
+    except ValueError:  # a ragged list
+        w = np.empty((0,))  # refused below, by shape
     if w.ndim != 2 or w.size == 0 or not np.issubdtype(w.dtype, np.floating):
         raise InvalidInputError(f"w must be a 2-D float matrix, got shape {w.shape} of {w.dtype}; "
                                 "pass one weight matrix, e.g. model.weights.h[0].mlp.c_fc.weight")
     if not np.isfinite(w).all() or not np.any(w):
         raise InvalidInputError("w must be finite and not all zero: an int8 scale is max |w| / 127")
-    if isinstance(axis, bool) or axis not in (0, 1):  # True == 1, but a flag is not an axis
+    if not isinstance(axis, Integral) or isinstance(axis, bool) or axis not in (0, 1):  # True == 1 == 1.0
         raise InvalidInputError(f"axis must be 0 (a scale per column) or 1 (a scale per row), got {axis!r}")
     whole_number(bins, "bins", 1)
     return w.astype(np.float32)

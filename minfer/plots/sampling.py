@@ -253,6 +253,8 @@ def repetition_by_temperature(
         >>> repetition_by_temperature({0.0: [0.74], 1.0: [0.0, 0.02]}, extra={"penalty 1.3": (0.0, 0.02)})
     """
     by_t = _runs(runs)  # [(temperature, fractions)], coldest first
+    if extra is not None and not isinstance(extra, Mapping):
+        raise InvalidInputError(f"extra must be a dict, name -> (temperature, fraction), or None; got {extra!r:.60}")
     points = {name: _extra_point(name, point) for name, point in (extra or {}).items()}  # name -> (t, fraction)
     fig, ax = figure_and_axes(ax, figsize=(7, 3.6))
     xs = np.concatenate([np.full(len(r), t) for t, r in by_t])  # [n_runs]
