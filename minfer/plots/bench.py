@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
@@ -114,7 +115,7 @@ def benchmark_bars(summary: Mapping[str, Mapping[str, Mapping[str, float]]], cei
     return fig
 
 
-def _draw_run(ax, run: str, phase: str, systems: list[str], speeds: np.ndarray, bounds: np.ndarray) -> None:
+def _draw_run(ax: Axes, run: str, phase: str, systems: list[str], speeds: np.ndarray, bounds: np.ndarray) -> None:
     """One panel: a bar per system (first on top), a tick at its bound, and "tok/s (share of bound)"."""
     y = np.arange(len(systems))  # [n_systems]
     ax.barh(y, speeds, color=phase_style(phase)[0], gid=f"bars:{run}")
