@@ -206,11 +206,14 @@ def tokens_per_watt(
     ax.set_xticks(x, _bar_names(shown))
     ax.margins(y=0.12)  # room above the tallest bar for its label
     _legend_and_note(ax, any(many), many_chips, [p.hardware for p in every if p.tokens_per_s_per_watt is None])
-    batches = {p.batch for p in shown}
-    batch = f", batch {shown[0].batch}" if len(batches) == 1 else ""  # else each bar names its batch
-    default = f"{_workload(shown)}{batch}: tokens/s per W, roofline bounds"
-    ax.set(ylabel="tokens/s per W (bound)", title=default if title is None else title)
+    ax.set(ylabel="tokens/s per W (bound)", title=_watt_title(shown) if title is None else title)
     return fig
+
+
+def _watt_title(shown: list[Projection]) -> str:
+    """The workload, and the batch when every bar shares it (else each bar names its own)."""
+    batch = f", batch {shown[0].batch}" if len({p.batch for p in shown}) == 1 else ""
+    return f"{_workload(shown)}{batch}: tokens/s per W, roofline bounds"
 
 
 def _bar_names(shown: list[Projection]) -> list[str]:
