@@ -25,13 +25,22 @@ from minfer.plots.batching import intensity_by_batch, throughput_by_batch
 from minfer.plots.bench import benchmark_bars
 from minfer.plots.common import NotebookFigure, save_figure, subplots
 from minfer.plots.costs import byte_shares, intensity_by_length
-from minfer.plots.economics import batch_economics, projected_cost, projected_throughput, tokens_per_watt
+from minfer.plots.economics import (
+                                   batch_economics,
+                                   projected_cost,
+                                   projected_throughput,
+                                   tokens_per_watt,
+)
 from minfer.plots.kernels import decode_step_bars
 from minfer.plots.prefill import generation_cost, prefill_scaling
 from minfer.plots.quantization import quantization_error, time_against_bytes
 from minfer.plots.roof import roofline, timeline
-from minfer.plots.sampling import (cumulative_probability, repetition_by_temperature, token_probabilities,
-                                   token_probability_panels)
+from minfer.plots.sampling import (
+                                   cumulative_probability,
+                                   repetition_by_temperature,
+                                   token_probabilities,
+                                   token_probability_panels,
+)
 
 __all__ = [
     "NotebookFigure", "attention_growth", "attention_heads", "attention_map", "batch_economics", "benchmark_bars",

@@ -24,9 +24,16 @@ from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
-from minfer.plots.common import figure_and_axes, float_array, nonempty_mapping, positive, subplots, whole_number
+from minfer.plots.common import (
+    check_probabilities,
+    figure_and_axes,
+    float_array,
+    nonempty_mapping,
+    positive,
+    subplots,
+    whole_number,
+)
 
-ROW_SUM_TOL = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; more than this is not a softmax
 MASKED_TOL = 1e-6  # weight a causal head may leave in its future: exactly 0 from exp(-inf)
 CMAP = "viridis"
 BLANK = "white"  # the masked cells: not a weight of 0, no weight at all
@@ -54,21 +61,10 @@ def _check_probs(probs, causal: bool, name: str = "probs") -> np.ndarray:
             f"{name} must hold finite weights >= 0 (a softmax's output); mask with -inf *before* "
             "the softmax, not after"
         )
-    _check_rows(p, name)
+    check_probabilities(p, name)  # every row a softmax over the keys
     if causal:
         _check_future(p, name)
     return p
-
-
-def _check_rows(p: np.ndarray, name: str) -> None:
-    """Every row a softmax over the keys: it sums to 1."""
-    sums = p.sum(axis=-1)  # [n_q]
-    bad = np.flatnonzero(np.abs(sums - 1) > ROW_SUM_TOL)
-    if bad.size:
-        raise InvalidInputError(
-            f"row {bad[0]} of {name} sums to {sums[bad[0]]:.4g}, not 1: pass the weights after the "
-            "softmax over the keys (the last axis), not the scores"
-        )
 
 
 def _check_future(p: np.ndarray, name: str) -> None:

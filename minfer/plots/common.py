@@ -145,10 +145,12 @@ def check_probabilities(p: np.ndarray, name: str, tol: float = 1e-3) -> None:
     """
     if not np.isfinite(p).all() or (p < 0).any():
         raise InvalidInputError(f"{name} must be probabilities: finite and >= 0 (softmax output)")
-    sums = p.sum(axis=-1)  # p.shape[:-1]
-    if np.any(np.abs(sums - 1) > tol):
-        raise InvalidInputError(f"{name} must sum to 1 (a softmax output), got sums {np.round(sums, 4).ravel()[:5]}; "
-                                "apply minfer.layers.softmax to logits first")
+    sums = p.sum(axis=-1).reshape(-1)  # [n_rows]
+    bad = np.flatnonzero(np.abs(sums - 1) > tol)
+    if bad.size:
+        where = f"row {bad[0]} of {name}" if p.ndim > 1 else name
+        raise InvalidInputError(f"{name} must sum to 1 over its last axis: {where} sums to {sums[bad[0]]:.4g}, "
+                                "not 1; pass the weights after the softmax (minfer.layers.softmax), not the scores")
 
 
 # colour and marker per phase, the same in every figure; ops share their phase's colour
