@@ -12,6 +12,7 @@ projections (`minfer.whatif`) count those with the same formulas.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from minfer.attention import attention_cost
@@ -149,6 +150,38 @@ def prefill_cost(a: Arch, n_prompt: int, n_batch: int = 1) -> Cost:
 def decode_cost(a: Arch, n_past: int, n_batch: int = 1) -> Cost:
     """One decode step: one new token per sequence, after n_past cached positions."""
     return total(step_costs(a, 1, n_past, n_batch))
+
+
+def batch_lines(a: Arch, n_past: int) -> tuple[int, int, int]:
+    """(f, y, y0) of a decode step, whose counts are straight lines in the batch B:
+    FLOPs = B f and bytes = y0 + B y. f and y are what each sequence adds (its matmul rows, its
+    KV cache); y0 is what every step moves whatever the batch (the weights)."""
+    one, two = decode_cost(a, n_past, 1), decode_cost(a, n_past, 2)
+    f, y = two.flops - one.flops, two.bytes - one.bytes
+    return f, y, one.bytes - y
+
+
+def intensity_limit(a: Arch, n_past: int) -> float:
+    """FLOP per byte of a decode step as the batch grows without end: B f / (y0 + B y) -> f / y."""
+    f, y, _ = batch_lines(a, n_past)
+    return f / y
+
+
+def ridge_batch(a: Arch, n_past: int, ridge: float) -> int | None:
+    """The smallest batch whose decode step does at least `ridge` FLOP per byte (it turns
+    compute-bound there); None if no batch does (the limit f / y is below the ridge).
+
+        >>> ridge_batch(ARCHS["gpt2"], n_past=63, ridge=7.3)
+    """
+    f, y, y0 = batch_lines(a, n_past)
+    if f <= ridge * y:
+        return None
+    b = max(1, math.ceil(ridge * y0 / (f - ridge * y)))  # B f / (y0 + B y) >= ridge, solved for B
+    while decode_cost(a, n_past, b).flop_per_byte < ridge:  # the closed form may round one batch short
+        b += 1
+    while b > 1 and decode_cost(a, n_past, b - 1).flop_per_byte >= ridge:  # or one batch long
+        b -= 1
+    return b
 
 
 def _gpt2(name: str, n_layer: int, n_embd: int, n_head: int) -> Arch:

@@ -107,3 +107,15 @@ def test_every_op_in_order():
     assert names == ["embed", "ln_1", "attn.c_attn", "attn.kv_write", "attn.attention", "attn.c_proj",
                      "ln_2", "mlp.c_fc", "mlp.gelu", "mlp.c_proj", "residual", "ln_f", "lm_head"]
     assert minfer.model.BACKENDS  # the counts take no backend: they are shapes only
+
+
+def test_decode_counts_are_straight_lines_in_the_batch():
+    from minfer.counts import batch_lines, intensity_limit
+
+    a = ARCHS["gpt2"]
+    f, y, y0 = batch_lines(a, 63)
+    for b in (1, 3, 64):
+        c = decode_cost(a, 63, b)
+        assert (c.flops, c.bytes) == (b * f, y0 + b * y)
+    assert intensity_limit(a, 63) == f / y
+    assert decode_cost(a, 63, 10**6).flop_per_byte == pytest.approx(f / y, rel=1e-3)

@@ -14,7 +14,6 @@ Artists carry a gid ("measured", "bound", "linear"; "count", "timed", "limit", "
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from minfer import counts
 from minfer.counts import Arch, decode_cost
 from minfer.errors import InvalidInputError
 from minfer.plots.common import ceilings_pair, check_arch, figure_and_axes, positive, whole_number
@@ -134,7 +134,7 @@ def intensity_by_batch(
     if timed:
         ax.plot(timed, [_intensity(arch, n_past, b) for b in timed], "o", color="C2", gid="timed",
                 label="the batches timed")
-    ax.axhline(_limit(arch, n_past), color="C2", linestyle=":", gid="limit", label="limit as B grows")
+    ax.axhline(counts.intensity_limit(arch, n_past), color="C2", linestyle=":", gid="limit", label="limit as B grows")
     ax.axhline(ridge, color="C3", linestyle="--", gid="ridge", label=ridge_label)
     crossing = ridge_batch(arch, n_past, ridge)
     if crossing is not None and crossing <= max_batch:
@@ -157,34 +157,11 @@ def _intensity(arch: Arch, n_past: int, batch: int) -> float:
     return decode_cost(arch, n_past, int(batch)).flop_per_byte
 
 
-def _per_sequence(arch: Arch, n_past: int) -> tuple[int, int, int]:
-    """(f, y, y0): the FLOPs and bytes each sequence adds to a step, and the bytes every step
-    moves whatever the batch (the weights). The counts are straight lines in the batch."""
-    one, two = decode_cost(arch, n_past, 1), decode_cost(arch, n_past, 2)
-    f, y = two.flops - one.flops, two.bytes - one.bytes
-    return f, y, one.bytes - y
-
-
-def _limit(arch: Arch, n_past: int) -> float:
-    """FLOP per byte as the batch grows without end: B f / (y0 + B y) -> f / y."""
-    f, y, _ = _per_sequence(arch, n_past)
-    return f / y
-
-
 def ridge_batch(arch: Arch, n_past: int, ridge: float) -> int | None:
-    """The smallest batch whose decode step does at least `ridge` FLOP per byte; None if no
-    batch does (the limit f / y is below the ridge).
+    """`minfer.counts.ridge_batch` with its arguments checked: the smallest batch whose decode
+    step does at least `ridge` FLOP per byte; None if no batch does.
 
         >>> ridge_batch(ARCHS["gpt2"], n_past=63, ridge=7.3)
     """
     check_arch(arch)
-    n_past, ridge = whole_number(n_past, "n_past", 0), positive(ridge, "ridge")
-    f, y, y0 = _per_sequence(arch, n_past)
-    if f <= ridge * y:
-        return None
-    b = max(1, math.ceil(ridge * y0 / (f - ridge * y)))  # B f / (y0 + B y) >= ridge, solved for B
-    while _intensity(arch, n_past, b) < ridge:  # the closed form may round one batch short
-        b += 1
-    while b > 1 and _intensity(arch, n_past, b - 1) >= ridge:  # or one batch long
-        b -= 1
-    return b
+    return counts.ridge_batch(arch, whole_number(n_past, "n_past", 0), positive(ridge, "ridge"))
