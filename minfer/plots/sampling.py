@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
 from minfer.plots.common import check_probabilities, figure_and_axes, float_array, nonempty_mapping, subplots
-from minfer.sampling import top_p_filter
+from minfer.sampling import SamplingParams, top_p_filter
 
 Labels = Sequence[str] | Callable[[int], str]  # a token id -> the text shown under its bar
 CUMULATIVE_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9")
@@ -88,10 +88,8 @@ def _number(value, name: str, low: float, high: float) -> float:
 
 
 def _top_p(value) -> float:
-    """top_p in (0, 1], as `SamplingParams` allows it."""
-    if not isinstance(value, Real) or isinstance(value, bool) or not 0 < value <= 1:
-        raise InvalidInputError(f"top_p={value!r} must be a number in (0, 1] (1 = off), as in SamplingParams")
-    return float(value)
+    """top_p in (0, 1], checked by `SamplingParams` itself, so the figure allows what sampling does."""
+    return float(SamplingParams(top_p=value).top_p)
 
 
 # ---------------------------------------------------------------- bars of the likely tokens
