@@ -17,6 +17,11 @@ _REQUIRED_GPT2_SETTINGS = {
 }
 
 
+def is_whole(value) -> bool:
+    """An int and not a bool (True is an int to Python, but never a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Config:
     """The shape of a GPT-2 model. Every array in minfer is sized from these fields.
@@ -37,8 +42,15 @@ class Config:
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_head", "n_embd", "n_ctx", "n_vocab"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not is_whole(value) or value < 1:  # a bool is not a layer count
                 raise ModelLoadError(f"config field {name}={value!r} must be a positive integer")
+        eps = self.layer_norm_eps
+        if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 < eps < 1:
+            raise ModelLoadError(f"config field layer_norm_eps={eps!r} must be a number in (0, 1)")
+        eos = self.eos_token_id
+        if eos is not None and (not is_whole(eos) or not 0 <= eos < self.n_vocab):
+            raise ModelLoadError(f"config field eos_token_id={eos!r} must be None or a token id "
+                                 f"in [0, n_vocab={self.n_vocab})")
         if self.n_embd % self.n_head:
             raise ModelLoadError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: "
@@ -53,6 +65,8 @@ class Config:
     @classmethod
     def from_hf(cls, hf: dict[str, Any]) -> Config:
         """Build a Config from the dict of a Hugging Face GPT-2 `config.json`."""
+        if not isinstance(hf, dict):
+            raise ModelLoadError(f"config.json must hold a JSON object, not a {type(hf).__name__}")
         if hf.get("model_type") != "gpt2":
             raise ModelLoadError(
                 f"config.json has model_type={hf.get('model_type')!r}; minfer reads 'gpt2' "
@@ -70,7 +84,7 @@ class Config:
                 n_embd=hf["n_embd"],
                 n_ctx=hf["n_positions"],
                 n_vocab=hf["vocab_size"],
-                layer_norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
+                layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
                 eos_token_id=hf.get("eos_token_id"),
             )
         except KeyError as missing:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from minfer.config import Config
 from minfer.errors import ModelLoadError
 from minfer.model import Model
-from minfer.safetensors_io import read_safetensors, to_float32
+from minfer.safetensors_io import non_finite_count, open_regular_file, read_safetensors, to_float32
 from minfer.tokenizer import load_tokenizer
 from minfer.weights import GPT2Weights, build_weights, expected_shapes
 
@@ -34,16 +35,31 @@ _HUB_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json"
 # Keys some GPT-2 checkpoints carry that are not parameters: the causal-mask buffers of old
 # transformers versions. The LM head is tied to wte (checked when present).
 _NOT_PARAMETERS = (".attn.bias", ".attn.masked_bias")
+MAX_TEXT_BYTES = 50_000_000  # config.json, an index or SHA256SUMS: kilobytes in a real checkpoint
+_FINITE_FILES: set[tuple[int, int, int, int]] = set()  # weight files already scanned for NaN/inf
+
+
+# Models that ship inside minfer (name -> folder of the bundled weights); "default" is the first.
+BUNDLED = {"classroom": "classroom"}
+DEFAULT_MODEL = "classroom"
+# A Hub repository id: owner/name, letters, digits, '-', '_' and '.'.
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "numpy",
                quantize: str | None = None) -> Model:
     """Load a GPT-2 checkpoint.
 
-    `path_or_name` is a local Hugging Face-format directory, a short name from `HUB_NAMES`
-    ("gpt2", "gpt2-medium", ...) or a Hub repository id ("owner/name"), downloaded once into
-    the Hugging Face cache. None loads minfer's default model. Weights stored as float32,
-    float16 or bfloat16 are computed in float32.
+    `path_or_name` is, in this order of precedence:
+    - None or "default": minfer's default model; the name of a bundled model ("classroom");
+    - a local Hugging Face-format directory: a path object, a name starting with `./`, `../`,
+      `/` or `~`, or a name whose first component exists here (a mistyped local path is
+      reported as missing, never sent to the Hub);
+    - a short name from `HUB_NAMES` ("gpt2", "gpt2-medium", ...) or a Hub repository id
+      ("owner/name"), downloaded once into the Hugging Face cache.
+    Weights stored as float32, float16 or bfloat16 are computed in float32. Every file is
+    checked before it is used (see `minfer.safetensors_io` and docs/safety.md): a malformed or
+    lying checkpoint, or one holding NaN or inf, is a `ModelLoadError` naming the problem.
 
     `backend`: "numpy" (the readable reference) or "numba" (compiled kernels, `minfer.fast`).
     `quantize="int8"` (Numba backend only) stores the matrices as int8 with a float32 scale per
@@ -55,10 +71,7 @@ def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "nu
         (3, 512)
     """
     name = "default" if path_or_name is None else str(path_or_name)
-    if path_or_name is None:
-        from minfer.checkpoint import default_model_dir
-        path_or_name = default_model_dir()
-    model_dir = resolve_model_dir(path_or_name)
+    model_dir = resolve_model_dir("default" if path_or_name is None else path_or_name)
     verify_checksums(model_dir)
     hf_config = read_config(model_dir)
     config = Config.from_hf(hf_config)
@@ -67,17 +80,43 @@ def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "nu
     return Model(config, weights, tokenizer, backend=backend, name=name, quantize=quantize)
 
 
+def bundled_model_dir(name: str) -> Path:
+    """The installed copy of a model that ships with minfer ("default" is DEFAULT_MODEL)."""
+    from minfer.checkpoint import bundled_weights_dir
+
+    return bundled_weights_dir() / BUNDLED[DEFAULT_MODEL if name == "default" else name]
+
+
+def is_local_name(name: str) -> bool:
+    """Whether a model name means a local path: it starts with ./ ../ / or ~, or its first
+    component exists here (so "weights/clasroom", a typo, is a missing directory, not a Hub id)."""
+    if name.startswith(("./", "../", "/", "~")) or name in (".", ".."):
+        return True
+    first = name.replace("\\", "/").split("/")[0]
+    return bool(first) and os.path.lexists(first)
+
+
 def resolve_model_dir(path_or_name: str | os.PathLike) -> Path:
-    """A local directory as is; a Hub name downloaded (or found in the Hub cache)."""
-    path = Path(path_or_name).expanduser()
-    if path.is_dir():
-        return path
-    name = str(path_or_name)
-    if name in HUB_NAMES or (name.count("/") == 1 and not path.exists() and not name.startswith((".", "/"))):
+    """A bundled model's installed directory, a local directory as is, or a Hub name downloaded
+    (or found in the Hub cache). See `load_model` for the order."""
+    if not isinstance(path_or_name, (str, os.PathLike)):
+        raise ModelLoadError(f"a model is named by a path or a string, not {type(path_or_name).__name__}")
+    name = os.fspath(path_or_name)
+    if isinstance(path_or_name, str) and (name == "default" or name in BUNDLED):
+        return bundled_model_dir(name)
+    if not isinstance(path_or_name, str) or is_local_name(name):
+        path = Path(name).expanduser()
+        if path.is_dir():
+            return path
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise ModelLoadError(f"no model directory at {name!r}: {path.absolute()} {what}; pass a "
+                             "directory holding config.json and model.safetensors")
+    if name in HUB_NAMES or _REPO_ID.fullmatch(name):
         return download(name)
     raise ModelLoadError(
-        f"no model directory at {name!r}; pass a directory holding config.json and "
-        f"model.safetensors, or a Hub name such as {', '.join(HUB_NAMES)}"
+        f"no model directory or model named {name!r}; pass a directory holding config.json and "
+        f"model.safetensors (./{name} if it is one), a bundled model ({', '.join(['default', *BUNDLED])}), "
+        f"a Hub name ({', '.join(HUB_NAMES)}) or a Hub id owner/name"
     )
 
 
@@ -98,39 +137,83 @@ def download(name: str) -> Path:
         ) from None
 
 
+def trusted_root(model_dir: Path) -> Path:
+    """Where a model directory's files may really live: the directory itself, or for a Hub
+    cache snapshot (models--owner--name/snapshots/REV/, whose files are links into ../../blobs)
+    the repository's cache folder."""
+    return model_dir.parent.parent if model_dir.parent.name == "snapshots" else model_dir
+
+
+def model_file(model_dir: Path, name, listed_in: str) -> Path:
+    """The path of a file that an index or SHA256SUMS names, if it is a plain file name whose
+    real location stays inside the model directory; a ModelLoadError otherwise."""
+    if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
+            or "\0" in name):
+        raise ModelLoadError(
+            f"{model_dir / listed_in} names the file {name!r}; it may only name plain file names "
+            "inside the model directory (no folders, no '..', no absolute paths)")
+    path = model_dir / name
+    root = trusted_root(model_dir).resolve()
+    if not path.resolve().is_relative_to(root):
+        raise ModelLoadError(f"{path} (named in {listed_in}) is a link to {path.resolve()}, "
+                             f"outside the model directory {root}; refusing to read it")
+    return path
+
+
 def verify_checksums(model_dir: Path) -> None:
     """If the directory has a SHA256SUMS file (`sha256sum` format), check every file it lists."""
     sums = model_dir / "SHA256SUMS"
     if not sums.exists():
         return
-    for line in sums.read_text().splitlines():
+    for number, line in enumerate(read_text(sums).splitlines(), 1):
         if not line.strip():
             continue
-        want, name = line.split(maxsplit=1)
-        path = model_dir / name.lstrip("*")
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2 or not re.fullmatch(r"[0-9a-fA-F]{64}", fields[0]):
+            raise ModelLoadError(f"{sums} line {number} is {line[:80]!r}; each line must be "
+                                 "'<64 hex digits>  <file name>', as sha256sum writes it")
+        want, name = fields
+        path = model_file(model_dir, name.strip().removeprefix("*"), "SHA256SUMS")
         digest = hashlib.sha256()
-        try:
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-        except OSError as e:
-            raise ModelLoadError(f"{path} is listed in SHA256SUMS but cannot be read: {e.strerror}") from None
-        if digest.hexdigest() != want:
+        with open_regular_file(path) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != want.lower():
             raise ModelLoadError(
                 f"{path} does not match its sha256 in SHA256SUMS: the file is corrupt or was "
                 "changed; restore it (git checkout weights/) or regenerate it with its recipe"
             )
 
 
+def read_text(path: Path) -> str:
+    """A small text file of a checkpoint (config, index, sums), read only if it is a regular file."""
+    with open_regular_file(path) as f:
+        data = f.read(MAX_TEXT_BYTES + 1)
+    if len(data) > MAX_TEXT_BYTES:
+        raise ModelLoadError(f"{path} is over {MAX_TEXT_BYTES:,} bytes: too large for a config or index")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ModelLoadError(f"{path} is not UTF-8 text: {e}") from None
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON file of a checkpoint that must hold an object (config.json, the shard index)."""
+    try:
+        value = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ModelLoadError(f"{path} holds a JSON {type(value).__name__}; expected an object")
+    return value
+
+
 def read_config(model_dir: Path) -> dict:
     """The parsed config.json of a model directory."""
     path = model_dir / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelLoadError(f"{model_dir} has no config.json; is it a Hugging Face model directory?") from None
-    except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{path} is not valid JSON: {e}") from None
+    if not path.exists():
+        raise ModelLoadError(f"{model_dir} has no config.json; is it a Hugging Face model directory?")
+    return read_json_object(path)
 
 
 def weight_files(model_dir: Path) -> list[Path]:
@@ -140,8 +223,11 @@ def weight_files(model_dir: Path) -> list[Path]:
     if single.exists():
         return [single]
     if index.exists():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        return [model_dir / f for f in sorted(set(weight_map.values()))]
+        weight_map = read_json_object(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ModelLoadError(f"{index} has no weight_map object (tensor name -> shard file)")
+        names = sorted({model_file(model_dir, f, index.name).name for f in weight_map.values()})
+        return [model_dir / f for f in names]
     pickles = [p.name for p in model_dir.glob("*.bin")] + [p.name for p in model_dir.glob("*.pt*")]
     hint = (f" It has {', '.join(pickles)}: pickle files, which minfer never opens because "
             "unpickling can run arbitrary code. Convert with transformers: "
@@ -149,11 +235,28 @@ def weight_files(model_dir: Path) -> list[Path]:
     raise ModelLoadError(f"{model_dir} has no model.safetensors or model.safetensors.index.json.{hint}")
 
 
+def check_finite(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> None:
+    """Refuse a file holding NaN or inf, naming the first such tensor. Each file is scanned
+    once per process (remembered by its identity: device, inode, size, modification time)."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _FINITE_FILES:
+        return
+    for name, (dtype, array) in tensors.items():
+        bad = non_finite_count(dtype, array)
+        if bad:
+            raise ModelLoadError(f"{path}: tensor {name!r} holds {bad:,} NaN or infinite number(s); "
+                                 "a model computed from it gives NaN. The checkpoint is corrupt")
+    _FINITE_FILES.add(key)
+
+
 def read_weights(model_dir: Path, config: Config) -> GPT2Weights:
     """Read every tensor, check it against the config's shapes, widen it to float32."""
     stored: dict[str, tuple[str, np.ndarray]] = {}
     for path in weight_files(model_dir):
-        for name, tensor in read_safetensors(path).items():
+        tensors = read_safetensors(path)
+        check_finite(path, tensors)
+        for name, tensor in tensors.items():
             stored[name.removeprefix("transformer.")] = tensor
     stored = {k: t for k, t in stored.items() if not k.endswith(_NOT_PARAMETERS)}
     head = stored.pop("lm_head.weight", None)

@@ -4,12 +4,21 @@ The format is simple enough to read in a few lines, and reading it ourselves let
 every dtype, bfloat16 included (NumPy has no bfloat16, so the `safetensors` package's NumPy loader
 refuses such files). Layout: 8 bytes little-endian header length N, N bytes of JSON
 `{name: {"dtype", "shape", "data_offsets": [begin, end]}}`, then the raw tensor bytes.
-Nothing here executes code from the file: it is plain data, unlike a pickle.
+
+A checkpoint is untrusted input, so the header is checked before a byte of data is touched, at
+least as strictly as the `safetensors` library does: a bounded header that is a JSON object;
+each entry a known dtype, a shape of whole numbers and two whole offsets; the tensors laid end
+to end from offset 0 to the end of the file, without gaps or overlaps, each exactly
+prod(shape) x item size bytes. Every failure is a `ModelLoadError` naming the file, the tensor
+and what is wrong. Nothing here executes code from the file: it is plain data, unlike a pickle.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +29,133 @@ from minfer.errors import ModelLoadError
 # `to_float32` widens it (a bfloat16 is the top half of a float32).
 DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64,
           "I64": np.int64, "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
+# The safetensors library's own limit: a real header is kilobytes, even for 1,000 tensors.
+MAX_HEADER_BYTES = 100_000_000
+CHUNK = 1 << 22  # numbers checked at a time for NaN and inf
+
+
+def open_regular_file(path: Path):
+    """Open `path` for reading only if it is a regular file: a FIFO, a device or /dev/stdin
+    would block or read forever. O_NONBLOCK makes even opening a FIFO return at once."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise ModelLoadError(f"cannot open {path}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ModelLoadError(f"{path} is not a regular file (a FIFO, device or directory); "
+                             "a checkpoint's files must be ordinary files")
+    return os.fdopen(fd, "rb")
+
+
+def read_header(path: Path) -> tuple[dict, int, int]:
+    """The parsed JSON header, where the data starts, and how many data bytes follow."""
+    with open_regular_file(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise ModelLoadError(f"{path} is {size} bytes long: too short to be a .safetensors file")
+        n_header = int.from_bytes(prefix, "little")
+        if n_header > min(MAX_HEADER_BYTES, size - 8):
+            raise ModelLoadError(
+                f"{path} declares a {n_header:,}-byte header, but the file has {size - 8:,} bytes "
+                f"after the length (and headers are at most {MAX_HEADER_BYTES:,}): it is truncated "
+                "or not a .safetensors file")
+        text = f.read(n_header)
+    try:
+        header = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise ModelLoadError(f"{path}: the header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{path}: the header is a JSON {type(header).__name__}, not an object "
+                             "of tensors")
+    return header, 8 + n_header, size - 8 - n_header
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"the key {twice!r} appears twice")
+    return dict(pairs)
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_entry(path: Path, name: str, info) -> tuple[str, tuple[int, ...], int, int]:
+    """(dtype, shape, begin, end) of one header entry, or a ModelLoadError saying what is wrong."""
+    where = f"{path}: tensor {name!r}"
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+        raise ModelLoadError(f"{where} must be an object with dtype, shape and data_offsets")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"{where} has unsupported dtype {dtype!r} (minfer reads {', '.join(DTYPES)})")
+    if not isinstance(shape, list) or not all(_is_whole(n) and n >= 0 for n in shape):
+        raise ModelLoadError(f"{where} has shape {shape!r}; a shape is a list of whole numbers >= 0")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_whole(o) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]):
+        raise ModelLoadError(f"{where} has data_offsets {offsets!r}; expected [begin, end] with "
+                             "0 <= begin <= end")
+    want = math.prod(shape) * np.dtype(DTYPES[dtype]).itemsize
+    if offsets[1] - offsets[0] != want:
+        raise ModelLoadError(f"{where}: shape {shape} of {dtype} needs {want:,} bytes, but its "
+                             f"data_offsets {offsets} span {offsets[1] - offsets[0]:,}")
+    return dtype, tuple(shape), offsets[0], offsets[1]
+
+
+def check_layout(path: Path, entries: dict[str, tuple[str, tuple, int, int]], n_data: int) -> None:
+    """The tensors must tile the data section exactly: no overlap (one tensor's bytes read as
+    another's), no gap, nothing past the end of the file."""
+    end = 0
+    for name, (_, _, begin, stop) in sorted(entries.items(), key=lambda e: (e[1][2], e[1][3])):
+        if begin != end:
+            problem = "overlaps the tensor before it" if begin < end else "leaves a gap before it"
+            raise ModelLoadError(f"{path}: tensor {name!r} starts at byte {begin:,} and {problem} "
+                                 f"(which ends at {end:,}); the file is corrupt or was tampered with")
+        end = stop
+    if end != n_data:
+        raise ModelLoadError(
+            f"{path}: the tensors end at byte {end:,} of the data section, which has {n_data:,} "
+            f"bytes; the file is {'truncated' if end > n_data else 'padded with unknown bytes'}")
 
 
 def read_safetensors(path: Path) -> dict[str, tuple[str, np.ndarray]]:
     """{name: (safetensors dtype, memory-mapped array)} for every tensor in the file."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            n_header = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(n_header))
-        data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n_header)  # [n_bytes]
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{path} is not a readable .safetensors file: {e}") from None
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] not in DTYPES:
-            raise ModelLoadError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
-        begin, end = info["data_offsets"]
-        raw = data[begin:end].view(DTYPES[info["dtype"]])  # [n_elements]
-        tensors[name] = (info["dtype"], raw.reshape(info["shape"]))  # shape as stored
-    return tensors
+    header, data_start, n_data = read_header(path)
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ModelLoadError(f"{path}: __metadata__ must be an object of strings")
+    entries = {name: check_entry(path, name, info) for name, info in header.items()}
+    check_layout(path, entries, n_data)
+    if n_data == 0:
+        data = np.zeros(0, np.uint8)  # np.memmap cannot map zero bytes
+    else:
+        try:
+            data = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start)  # [n_bytes]
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"{path} cannot be memory-mapped: {e}") from None
+    return {name: (dtype, data[begin:end].view(DTYPES[dtype]).reshape(shape))  # shape as stored
+            for name, (dtype, shape, begin, end) in entries.items()}
+
+
+def non_finite_count(dtype: str, array: np.ndarray) -> int:
+    """How many NaN or infinite numbers a stored float tensor holds (0 for integer dtypes).
+
+    Read on the stored bits, without widening: a float16 or bfloat16 number is not finite when
+    its exponent bits are all ones."""
+    if dtype == "F16":
+        return int(np.count_nonzero((np.asarray(array).view(np.uint16) & 0x7C00) == 0x7C00))
+    if dtype == "BF16":
+        return int(np.count_nonzero((np.asarray(array) & 0x7F80) == 0x7F80))
+    if dtype in ("F32", "F64"):  # F64 as it will be computed: a huge float64 is inf in float32
+        flat = array.reshape(-1)  # [n]
+        with np.errstate(over="ignore"):  # in slices, so a large tensor needs no large mask
+            return sum(int(n - np.count_nonzero(np.isfinite(flat[i:i + n].astype(np.float32, copy=False))))
+                       for i in range(0, flat.size, CHUNK) for n in [min(CHUNK, flat.size - i)])
+    return 0
 
 
 def to_float32(dtype: str, array: np.ndarray) -> np.ndarray:
