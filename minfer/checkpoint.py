@@ -17,7 +17,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from minfer.config import Config
-from minfer.tokenizer import GPT2_EOT_ID, WEIGHTS_DIR
+from minfer.tokenizer import GPT2_EOT_ID, WEIGHTS_DIR, bundled_weights_dir  # noqa: F401 (re-exported)
 from minfer.weights import GPT2Weights, random_weights
 
 CLASSROOM_DIR = WEIGHTS_DIR / "classroom"
@@ -45,8 +45,10 @@ def save_checkpoint(path: str | os.PathLike, config: Config, weights: GPT2Weight
 
 
 def default_model_dir() -> Path:
-    """The default model's directory: the classroom model shipped in weights/classroom."""
-    return CLASSROOM_DIR
+    """The default model's directory: the classroom model shipped with minfer."""
+    from minfer.loading import bundled_model_dir
+
+    return bundled_model_dir("default")
 
 
 def random_gpt2_dir() -> Path:

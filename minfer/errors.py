@@ -23,3 +23,11 @@ class ContextOverflowError(MinferError, ValueError):
 
 class InvalidInputError(MinferError, ValueError):
     """An argument has the wrong type, shape or range (token ids, sampling parameters...)."""
+
+
+class InsufficientMemoryError(MinferError, MemoryError):
+    """A buffer (a KV cache, a batch) would not fit in the memory available; ask for less."""
+
+
+class NonFiniteError(InvalidInputError, FloatingPointError):
+    """Logits or losses hold NaN or +inf, from which no token can be drawn and no score reported."""

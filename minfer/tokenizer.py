@@ -15,6 +15,7 @@ from pathlib import Path
 
 import tiktoken
 
+from minfer.checks import is_whole, token_id_array
 from minfer.errors import TokenizerError
 
 # GPT-2's pre-tokenization: text is first cut into words, numbers, punctuation runs and spaces
@@ -26,7 +27,18 @@ GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|
 END_OF_TEXT = "<|endoftext|>"
 GPT2_EOT_ID = 50256  # the one special token of GPT-2, right after the 50,256 ranks
 GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def bundled_weights_dir() -> Path:
+    """The weights that ship with minfer: `minfer/_weights/` in an installed package (a wheel
+    maps the repository's `weights/` there), the repository's `weights/` in a clone or an
+    editable install."""
+    here = Path(__file__).resolve().parent
+    installed = here / "_weights"
+    return installed if installed.is_dir() else here.parent / "weights"
+
+
+WEIGHTS_DIR = bundled_weights_dir()
 GPT2_RANKS_FILE = WEIGHTS_DIR / "gpt2.tiktoken"
 
 
@@ -41,11 +53,57 @@ def read_ranks(path: Path, sha256: str | None = None) -> dict[bytes, int]:
             f"{path} does not have the expected sha256 {sha256[:12]}...: the file is corrupt "
             "or a different vocabulary; restore it from the repository (git checkout weights/)"
         )
-    try:
-        pairs = (line.split() for line in data.splitlines() if line)
-        return {base64.b64decode(token): int(rank) for token, rank in pairs}
-    except ValueError:
-        raise TokenizerError(f"{path} is not a .tiktoken file (lines of 'base64 rank')") from None
+    ranks: dict[bytes, int] = {}
+    for number, line in enumerate(data.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            if len(fields) != 2:
+                raise ValueError("not two fields")
+            token, rank = base64.b64decode(fields[0], validate=True), int(fields[1])
+        except ValueError:  # binascii.Error is one too
+            raise TokenizerError(f"{path} line {number} is not 'base64 rank': {line[:60]!r}; "
+                                 "is it a .tiktoken file?") from None
+        if token in ranks:
+            raise TokenizerError(f"{path} line {number}: the token {token!r} is listed twice "
+                                 f"(ranks {ranks[token]} and {rank})")
+        ranks[token] = rank
+    check_ranks(path, ranks)
+    return ranks
+
+
+def check_ranks(path: Path, ranks: dict[bytes, int]) -> None:
+    """A byte-level BPE vocabulary tiktoken can run without panicking: every single byte is a
+    token (so any text can be encoded), and the ranks are 0..n-1, each once (so any id decodes)."""
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing:
+        raise TokenizerError(
+            f"{path} lacks {len(missing)} of the 256 single-byte tokens (e.g. byte {missing[0]:#04x}): "
+            "text containing them could not be encoded. The file is truncated or not byte-level BPE")
+    if sorted(ranks.values()) != list(range(len(ranks))):
+        seen, wrong = set(), None
+        for rank in sorted(ranks.values()):
+            if rank in seen or not 0 <= rank < len(ranks):
+                wrong = rank
+                break
+            seen.add(rank)
+        raise TokenizerError(f"{path}: the ranks must be 0..{len(ranks) - 1}, each once; rank "
+                             f"{wrong} is {'repeated' if wrong in seen else 'out of that range'}")
+
+
+def check_special_tokens(special_tokens, n_ranks: int) -> dict[str, int]:
+    """Special tokens must be {text: id} with distinct ids after the ranks (0..n_ranks-1)."""
+    if not isinstance(special_tokens, dict):
+        raise TokenizerError(f"special tokens must be an object {{text: id}}, not {type(special_tokens).__name__}")
+    for text, i in special_tokens.items():
+        if not isinstance(text, str) or not text or not is_whole(i) or i < n_ranks:
+            raise TokenizerError(
+                f"special token {text!r} -> {i!r}: each must be a non-empty string with an integer "
+                f"id >= {n_ranks}, outside the {n_ranks} BPE ranks")
+    if len(set(special_tokens.values())) != len(special_tokens):
+        raise TokenizerError(f"special tokens {special_tokens} share an id")
+    return {text: int(i) for text, i in special_tokens.items()}
 
 
 class Tokenizer:
@@ -61,10 +119,13 @@ class Tokenizer:
 
     def __init__(self, ranks: dict[bytes, int], special_tokens: dict[str, int], name: str,
                  pattern: str = GPT2_PATTERN):
+        special_tokens = check_special_tokens(special_tokens, len(ranks))
         self.encoding = tiktoken.Encoding(
             name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens
         )
-        self.special_tokens = dict(special_tokens)
+        self.special_tokens = special_tokens
+        self.n_ranks = len(ranks)  # ids below this are BPE tokens; the special ones come after
+        self._special_ids = frozenset(special_tokens.values())
         self.eot_id = special_tokens.get(END_OF_TEXT)
 
     @classmethod
@@ -106,18 +167,23 @@ class Tokenizer:
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes of one token, e.g. 15496 -> b'Hello'. (Streaming calls this once per token.)"""
+        if not is_whole(token_id):
+            raise TokenizerError(f"a token id is an integer, not {token_id!r} ({type(token_id).__name__})")
         token_id = int(token_id)
-        if not 0 <= token_id < self.n_vocab:
+        if not 0 <= token_id < self.n_ranks and token_id not in self._special_ids:
             raise TokenizerError(f"token id {token_id} is outside this vocabulary [0, {self.n_vocab})")
         return self.encoding.decode_single_token_bytes(token_id)
 
     def check_ids(self, ids: Iterable[int]) -> list[int]:
-        """Return ids as a list of ints, or raise TokenizerError naming the first bad one."""
-        ids = [int(i) for i in ids]
-        for i in ids:
-            if not 0 <= i < self.n_vocab:
+        """Return ids as a list of ints, or raise TokenizerError naming the first bad one
+        (integers only: NumPy's welcome, floats and bools refused)."""
+        arr = token_id_array(ids, "token ids to decode", TokenizerError)  # [n]
+        for i in arr[arr >= self.n_ranks].tolist():
+            if i not in self._special_ids:
                 raise TokenizerError(f"token id {i} is outside this vocabulary [0, {self.n_vocab})")
-        return ids
+        if arr.size and arr.min() < 0:
+            raise TokenizerError(f"token id {int(arr.min())} is outside this vocabulary [0, {self.n_vocab})")
+        return arr.tolist()
 
     def decoder(self) -> IncrementalDecoder:
         """A fresh streaming decoder (see `IncrementalDecoder`)."""
@@ -156,7 +222,7 @@ def load_tokenizer(model_dir: Path | None, hf_config: dict, n_vocab: int) -> Tok
     own = Path(model_dir) / "tokenizer.tiktoken" if model_dir is not None else None
     if own is not None and own.exists():
         special = hf_config.get("special_tokens")
-        if special is None and hf_config.get("eos_token_id") is not None:
+        if special is None and is_whole(hf_config.get("eos_token_id")):
             special = {END_OF_TEXT: hf_config["eos_token_id"]}
         tok = Tokenizer.from_file(own, special)
     elif n_vocab == GPT2_EOT_ID + 1:
