@@ -21,12 +21,13 @@ import numpy as np
 from minfer.attention import merge_heads
 from minfer.config import Config
 from minfer.embed import lm_head
-from minfer.errors import InvalidInputError
+from minfer.checks import check_fits
+from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.generation import Generation, check_max_new_tokens, prompt_ids, stop_token_set
 from minfer.kvcache import KVCache
 from minfer.layers import layer_norm, linear, softmax
 from minfer.mlp import mlp
-from minfer.model import Model
+from minfer.model import Model, kv_bytes_per_position
 from minfer.sampling import SamplingParams, sample
 from minfer.weights import AttentionWeights, BlockWeights
 
@@ -153,12 +154,20 @@ def generate_batch(model: Model, prompts: Sequence[str | Sequence[int]], max_new
     """
     start = perf_counter()
     params = params or SamplingParams(temperature=temperature, seed=seed)
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
+        raise InvalidInputError(f"generate_batch takes a list of prompts, not a {type(prompts).__name__}; "
+                                "for one prompt pass [prompt] (or call generate)")
     if not prompts:
         raise InvalidInputError("generate_batch needs at least one prompt")
-    check_max_new_tokens(max_new_tokens)
+    max_new_tokens = check_max_new_tokens(max_new_tokens)
     stops = stop_token_set(model, stop_tokens)
     ids = [prompt_ids(model, p) for p in prompts]
     n_ctx = model.config.n_ctx
+    if max(map(len, ids)) > n_ctx:
+        raise ContextOverflowError(f"a prompt has {max(map(len, ids))} tokens, more than the context "
+                                   f"window n_ctx={n_ctx}; shorten it")
+    check_fits(len(ids) * min(n_ctx, max(map(len, ids)) + max_new_tokens) * kv_bytes_per_position(model.config),
+               f"the KV cache of a batch of {len(ids)}", "generate fewer sequences or fewer tokens at once")
     cache = BatchKVCache.empty(model, len(ids), min(n_ctx, max(map(len, ids)) + max_new_tokens))
     results = [Generation(prompt_tokens=x) for x in ids]
     rngs = [np.random.default_rng(params.seed) for _ in ids]

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minfer.errors import InvalidInputError
+from minfer.checks import token_id_array, whole_number
+from minfer.errors import InvalidInputError, NonFiniteError
 from minfer.model import Model
 
 
@@ -47,11 +48,11 @@ def perplexity(model: Model, text_or_ids: str | list[int] | np.ndarray, chunk: i
     if isinstance(text_or_ids, str):
         if model.tokenizer is None:
             raise InvalidInputError("this model has no tokenizer: pass token ids instead of text")
-        ids = np.asarray(model.tokenizer.encode(text_or_ids))  # [n_tokens]
+        ids = np.asarray(model.tokenizer.encode(text_or_ids), np.int64)  # [n_tokens]
     else:
-        ids = np.asarray(text_or_ids)  # [n_tokens]
-    chunk = chunk or model.config.n_ctx
-    if ids.ndim != 1 or len(ids) < 2:
+        ids = token_id_array(text_or_ids)  # [n_tokens]
+    chunk = model.config.n_ctx if chunk is None else whole_number(chunk, "chunk", minimum=2)
+    if len(ids) < 2:
         raise InvalidInputError(f"perplexity needs at least 2 tokens, got {ids.size}")
     total, count, n_chunks = 0.0, 0, 0
     for begin in range(0, len(ids), chunk):
@@ -61,4 +62,7 @@ def perplexity(model: Model, text_or_ids: str | list[int] | np.ndarray, chunk: i
         total += token_losses(model.forward(piece[:-1]), piece[1:]).sum()
         count += len(piece) - 1
         n_chunks += 1
+    if not math.isfinite(total):
+        raise NonFiniteError(f"the loss over {count:,} tokens is {total}: the model's logits hold "
+                             "NaN or inf, so there is no loss or perplexity to report")
     return Perplexity(loss=total / count, tokens=count, chunks=n_chunks)

@@ -19,15 +19,19 @@ NumPy model (and through it against transformers) by the same fidelity tests.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numba
 import numpy as np
 from numba import njit
 
 from minfer import kernels as K
 from minfer.config import Config
-from minfer.errors import InvalidInputError
+from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.kvcache import KVCache
 from minfer.weights import GPT2Weights
 
@@ -77,7 +81,8 @@ StackedWeights = namedtuple("StackedWeights", [
     "ln_f_w", "ln_f_b",  # [n_embd]
 ])
 
-# Buffers for one decode step, allocated once per model and reused for every token.
+# Buffers for one decode step, allocated by each call (a few microseconds), never kept on the
+# model: two threads decoding on one model each have their own.
 RunState = namedtuple("RunState", [
     "x",  # [1, n_embd] the residual stream
     "h",  # [1, n_embd] a normed copy, then each sublayer's output
@@ -85,7 +90,7 @@ RunState = namedtuple("RunState", [
     "q",  # [n_head, d_head]
     "att",  # [1, n_embd] attention output, heads side by side
     "fc",  # [1, 4 n_embd]
-    "scores",  # [n_head, n_ctx] attention scratch
+    "scores",  # [n_head, max_seq] attention scratch (the cache's capacity)
     "logits",  # [1, n_vocab]
 ])
 
@@ -115,11 +120,13 @@ def stack_weights(w: GPT2Weights, quantize: str | None = None) -> StackedWeights
         np.ascontiguousarray(w.ln_f.weight, np.float32), np.ascontiguousarray(w.ln_f.bias, np.float32))
 
 
-def new_run_state(c: Config) -> RunState:
+def new_run_state(c: Config, max_seq: int) -> RunState:
+    """Scratch for one decode step against a cache of `max_seq` positions. Every buffer is
+    written before it is read, so it need not be zeroed."""
     d = c.n_embd
-    zeros = lambda *shape: np.zeros(shape, np.float32)  # noqa: E731
-    return RunState(zeros(1, d), zeros(1, d), zeros(1, 3 * d), zeros(c.n_head, c.d_head), zeros(1, d),
-                    zeros(1, 4 * d), zeros(c.n_head, c.n_ctx), zeros(1, c.n_vocab))
+    empty = lambda *shape: np.empty(shape, np.float32)  # noqa: E731
+    return RunState(empty(1, d), empty(1, d), empty(1, 3 * d), empty(c.n_head, c.d_head), empty(1, d),
+                    empty(1, 4 * d), empty(c.n_head, max_seq), empty(1, c.n_vocab))
 
 
 @njit(cache=True)
@@ -171,26 +178,52 @@ def embed_token(token, pos, wte, wte_scale, wpe, out):  # -> out: [1, n_embd]
 
 
 class FastModel:
-    """The Numba backend's state for one model: stacked (maybe int8) weights and a run state."""
+    """The Numba backend's weights for one model: stacked (maybe int8) and read-only once built.
+
+    Nothing here changes during a call: scratch buffers belong to the call and keys and values
+    to the caller's cache, so threads may share one FastModel. The compiled kernels trust their
+    arguments (Numba does not check bounds), so `decode` and `prefill` check the cache and the
+    token ids against the config first: a wrong-shaped cache is an error, never a write past a
+    buffer's end.
+    """
 
     def __init__(self, config: Config, weights: GPT2Weights, quantize: str | None = None):
         if quantize not in QUANTIZE:
             raise InvalidInputError(f"quantize={quantize!r} is not supported; choose None or 'int8'")
         self.config, self.quantize = config, quantize
         self.w = stack_weights(weights, quantize)
-        self.state = new_run_state(config)
         start_threads()
 
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
-        """One token at cache.length -> float32 [n_vocab] (a copy: the buffer is reused)."""
+        """One token at cache.length -> float32 [n_vocab]."""
         c = self.config
-        decode_step(token, cache.length, self.w, cache.k, cache.v, self.state, c.n_head,
-                    np.float32(c.layer_norm_eps))
+        self.check(np.array([token]), cache)
+        state = new_run_state(c, cache.max_seq)
+        with compiled_calls():
+            decode_step(int(token), cache.length, self.w, cache.k, cache.v, state, c.n_head,
+                        np.float32(c.layer_norm_eps))
         cache.advance(1)
-        return self.state.logits[0].copy()  # [n_vocab]
+        return state.logits[0]  # [n_vocab], this call's own buffer
+
+    def check(self, ids: np.ndarray, cache: KVCache) -> None:
+        """What the kernels index by must fit the buffers: the cache's shape and length against
+        the config, the ids against the vocabulary, the positions against n_ctx."""
+        c = self.config
+        cache.check_shape(c.n_layer, c.n_head, c.d_head)
+        cache.check_room(len(ids))
+        if not (isinstance(ids, np.ndarray) and ids.ndim == 1 and np.issubdtype(ids.dtype, np.integer)
+                and len(ids) and 0 <= ids.min() and ids.max() < c.n_vocab):
+            raise InvalidInputError(f"token ids must be a non-empty 1-D integer array in [0, {c.n_vocab})")
+        if cache.length + len(ids) > c.n_ctx:
+            raise ContextOverflowError(f"positions up to {cache.length + len(ids)} exceed n_ctx={c.n_ctx}")
 
     def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
         """The prompt in one pass: BLAS matmuls, Numba norms, GELU and tiled causal attention."""
+        self.check(ids, cache)
+        with compiled_calls():
+            return self._prefill(ids, cache, all_logits)
+
+    def _prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
         c, w = self.config, self.w
         x = self.embed(ids, cache.length)  # [n_seq, n_embd]
         for layer in range(c.n_layer):
@@ -251,12 +284,35 @@ class FastModel:
         return wte + self.w.wpe[start : start + len(ids)]  # [n_seq, n_embd]
 
 
+_COMPILED_LOCK = threading.Lock()
+_LAYER = {"needs_lock": True}  # until start_threads has seen which threading layer runs
+
+
+@contextmanager
+def compiled_calls() -> Iterator[None]:
+    """Serializes the compiled calls when Numba's threading layer cannot take concurrent ones.
+
+    Numba's default layer, `workqueue`, aborts the process when two Python threads enter
+    parallel kernels at once. The `omp` and `tbb` layers can (NUMBA_THREADING_LAYER=omp, or
+    install tbb): then this does nothing. With workqueue, one lock lets any number of threads
+    share the backend: their calls take turns, each still using every core
+    (benchmarks/threads.py measures what that costs)."""
+    if _LAYER["needs_lock"]:
+        with _COMPILED_LOCK:
+            yield
+    else:
+        yield
+
+
 def start_threads() -> None:
     """Start Numba's thread pool by calling a parallel kernel from Python. A function loaded from
     the cache (cache=True) that calls a parallel kernel does not start the pool itself, and
-    crashes if nothing has started it yet (seen with Numba 0.6x in a fresh process)."""
+    crashes if nothing has started it yet (seen with Numba 0.6x in a fresh process). Then note
+    whether the layer that started needs the calls serialized."""
     x = np.ones((1, 1), np.float32)  # [1, 1]
-    K.linear(x, x, np.zeros(1, np.float32), np.empty((1, 1), np.float32))
+    with _COMPILED_LOCK:
+        K.linear(x, x, np.zeros(1, np.float32), np.empty((1, 1), np.float32))
+    _LAYER["needs_lock"] = numba.threading_layer() == "workqueue"
 
 
 def norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:

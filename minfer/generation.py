@@ -12,12 +12,13 @@ decode. Generation stops at the first of:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 
 import numpy as np
 
+from minfer.checks import is_whole, token_id_array, whole_number
 from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.model import Model
 from minfer.sampling import SamplingParams, sample
@@ -85,7 +86,7 @@ def prompt_ids(model: Model, prompt: str | Sequence[int]) -> list[int]:
             )
         ids = model.tokenizer.encode(prompt)
         return ids if ids or model.tokenizer.eot_id is None else [model.tokenizer.eot_id]
-    return [int(i) for i in np.asarray(prompt).reshape(-1)]
+    return token_id_array(prompt, "a prompt of token ids").tolist()
 
 
 class TextStopper:
@@ -177,34 +178,61 @@ class Stream:
                 yield piece
 
 
-def check_max_new_tokens(max_new_tokens) -> None:
-    """Raise InvalidInputError unless max_new_tokens is an integer >= 1."""
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 1")
+def check_max_new_tokens(max_new_tokens) -> int:
+    """max_new_tokens as an int, or InvalidInputError unless it is an integer >= 1 (NumPy's too)."""
+    return whole_number(max_new_tokens, "max_new_tokens")
 
 
-def stop_token_set(model: Model, stop_tokens: Sequence[int] | None) -> frozenset[int]:
-    """The stop tokens as a set; None means the model's end-of-text token (if it has one)."""
+def stop_token_set(model: Model, stop_tokens: Sequence[int] | int | None) -> frozenset[int]:
+    """The stop tokens as a set; None means the model's end-of-text token (if it has one), and
+    one integer is one stop token."""
     if stop_tokens is None:
         stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
-    return frozenset(int(t) for t in stop_tokens)
+    if is_whole(stop_tokens):
+        stop_tokens = [stop_tokens]
+    return frozenset(token_id_array(stop_tokens, "stop_tokens").tolist())
+
+
+def stop_string_list(stop_strings: Sequence[str] | str | None) -> list[str]:
+    """The stop strings as a list: one string is one stop string (as in OpenAI's API, where
+    stop="\n" means stop at a newline), never split into its characters."""
+    if stop_strings is None:
+        return []
+    if isinstance(stop_strings, str):
+        return [stop_strings]
+    if isinstance(stop_strings, (bytes, dict)) or not isinstance(stop_strings, Iterable):
+        raise InvalidInputError(f"stop_strings must be a string or a list of strings, not "
+                                f"{type(stop_strings).__name__}")
+    stop_strings = list(stop_strings)
+    bad = [s for s in stop_strings if not isinstance(s, str)]
+    if bad:
+        raise InvalidInputError(f"stop_strings must be strings; {bad[0]!r} ({type(bad[0]).__name__}) is not")
+    return stop_strings
 
 
 def _start(model: Model, prompt, max_new_tokens, params, stop_tokens, stop_strings,
            context: str) -> tuple[Iterator[tuple[int, str]], Generation]:
     """Validate the arguments, tokenize, and set up the loop (nothing runs until iterated)."""
     start = perf_counter()
-    check_max_new_tokens(max_new_tokens)
+    max_new_tokens = check_max_new_tokens(max_new_tokens)
     if context not in ("stop", "error"):
         raise InvalidInputError(f"context={context!r} must be 'stop' or 'error'")
+    if not isinstance(params, SamplingParams):
+        raise InvalidInputError(f"params must be a SamplingParams, not {type(params).__name__}")
+    stop_strings = stop_string_list(stop_strings)
     if stop_strings and model.tokenizer is None:
         raise InvalidInputError("stop strings need a tokenizer; this model has none (use stop_tokens)")
     stops = stop_token_set(model, stop_tokens)
     ids = prompt_ids(model, prompt)
-    if context == "error" and len(ids) + max_new_tokens > model.config.n_ctx:
+    n_ctx = model.config.n_ctx
+    if len(ids) > n_ctx or (context == "error" and len(ids) == n_ctx):
+        raise ContextOverflowError(
+            f"the prompt has {len(ids)} tokens, but the context window n_ctx={n_ctx} must hold "
+            f"them and the new ones: shorten the prompt to fewer than {n_ctx} tokens")
+    if context == "error" and len(ids) + max_new_tokens > n_ctx:
         raise ContextOverflowError(
             f"{len(ids)} prompt + {max_new_tokens} new tokens exceed the context window "
-            f"n_ctx={model.config.n_ctx}; ask for at most {model.config.n_ctx - len(ids)} new tokens"
+            f"n_ctx={n_ctx}; ask for at most {n_ctx - len(ids)} new tokens"
         )
     stopper = TextStopper(model.tokenizer, stop_strings) if model.tokenizer is not None else None
     result = Generation(prompt_tokens=ids)

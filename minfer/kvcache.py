@@ -7,12 +7,14 @@ generation needs is known before it starts, and it is visible (`cache.nbytes`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from minfer.checks import check_fits, is_whole, whole_number
 from minfer.cost import Cost
-from minfer.errors import ContextOverflowError
+from minfer.errors import ContextOverflowError, InvalidInputError
 
 
 @dataclass
@@ -25,9 +27,32 @@ class KVCache:
 
     @classmethod
     def empty(cls, n_layer: int, n_head: int, max_seq: int, d_head: int) -> KVCache:
-        """A zeroed cache with room for `max_seq` positions."""
-        shape = (n_layer, n_head, max_seq, d_head)
+        """A zeroed cache with room for `max_seq` positions; an InsufficientMemoryError at once
+        if its two buffers would not fit in the memory available now."""
+        for name, value in (("n_layer", n_layer), ("n_head", n_head), ("max_seq", max_seq), ("d_head", d_head)):
+            whole_number(value, name)
+        shape = (int(n_layer), int(n_head), int(max_seq), int(d_head))
+        check_fits(2 * math.prod(shape) * 4, f"a KV cache of {max_seq:,} positions",
+                   "ask for fewer positions (model.new_cache(max_seq), or fewer new tokens)")
         return cls(k=np.zeros(shape, np.float32), v=np.zeros(shape, np.float32))  # shape
+
+    def check_shape(self, n_layer: int, n_head: int, d_head: int) -> None:
+        """Raise InvalidInputError unless both buffers are writable float32
+        [n_layer, n_head, max_seq, d_head] and 0 <= length <= max_seq: what a model writes into
+        (the compiled kernels index without bounds checks, so this is checked first)."""
+        want = f"float32 [n_layer={n_layer}, n_head={n_head}, max_seq, d_head={d_head}]"
+        for name in ("k", "v"):
+            a = getattr(self, name)
+            if (not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 4
+                    or (a.shape[0], a.shape[1], a.shape[3]) != (n_layer, n_head, d_head)
+                    or not a.flags.writeable):
+                got = f"{a.dtype} {list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
+                raise InvalidInputError(f"cache.{name} is {got}; this model needs writable {want}. "
+                                        "Make the cache with model.new_cache()")
+        if self.k.shape != self.v.shape:
+            raise InvalidInputError(f"cache.k {list(self.k.shape)} and cache.v {list(self.v.shape)} differ")
+        if not is_whole(self.length) or not 0 <= self.length <= self.max_seq:
+            raise InvalidInputError(f"cache.length={self.length!r} must be an integer in [0, {self.max_seq}]")
 
     @property
     def max_seq(self) -> int:

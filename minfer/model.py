@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from minfer.block import block
+from minfer.checks import is_whole, token_id_array
 from minfer.config import Config
 from minfer.embed import embed, lm_head
 from minfer.errors import ContextOverflowError, InvalidInputError
@@ -23,6 +25,17 @@ from minfer.tokenizer import Tokenizer
 from minfer.weights import GPT2Weights
 
 BACKENDS = ("numpy", "numba")  # the readable reference, and compiled kernels (minfer.fast)
+DEFAULT_CACHE_BYTES = 1 << 30  # new_cache() keeps all n_ctx positions while they fit in 1 GiB
+
+
+def kv_bytes_per_position(c: Config) -> int:
+    """Bytes one position adds to the KV cache: a key and a value per layer and head, float32."""
+    return 2 * c.n_layer * c.n_head * c.d_head * 4
+
+
+def default_cache_positions(c: Config) -> int:
+    """n_ctx, or as many positions as fit in DEFAULT_CACHE_BYTES when n_ctx's cache would not."""
+    return max(1, min(c.n_ctx, DEFAULT_CACHE_BYTES // kv_bytes_per_position(c)))
 
 
 def hidden_states(ids: np.ndarray, w: GPT2Weights, cfg: Config,
@@ -90,16 +103,26 @@ class Model:
 
     def forward(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Logits of every position, no cache. ids: [n_seq] -> float32 [n_seq, n_vocab]"""
-        ids = self._check_ids(ids, start=0)
+        ids = self._check_ids(ids)
         if self.fast is not None:  # a throwaway cache: the Numba prefill attends through one
             return self.fast.prefill(ids, self.new_cache(len(ids)), all_logits=True)  # [n_seq, n_vocab]
         return lm_head(hidden_states(ids, self.weights, self.config), self.weights.wte)  # [n_seq, n_vocab]
 
     def new_cache(self, max_seq: int | None = None) -> KVCache:
-        """An empty KV cache for up to `max_seq` positions (default and maximum: n_ctx)."""
+        """An empty KV cache for up to `max_seq` positions (at most n_ctx).
+
+        Without `max_seq`: n_ctx positions if they take at most DEFAULT_CACHE_BYTES, else as
+        many as do, with a warning saying what was chosen (a long-context model's full window
+        can take gigabytes). A cache that would not fit in memory is an InsufficientMemoryError.
+        """
         c = self.config
-        max_seq = c.n_ctx if max_seq is None else max_seq
-        if not isinstance(max_seq, (int, np.integer)) or not 1 <= max_seq <= c.n_ctx:
+        if max_seq is None:
+            max_seq = default_cache_positions(c)
+            if max_seq < c.n_ctx:
+                warnings.warn(f"new_cache(): n_ctx={c.n_ctx:,} positions would take "
+                              f"{c.n_ctx * kv_bytes_per_position(c) / 2**30:.1f} GiB, so the cache holds "
+                              f"{max_seq:,}; pass max_seq to choose", stacklevel=2)
+        if not is_whole(max_seq) or not 1 <= max_seq <= c.n_ctx:
             raise InvalidInputError(
                 f"max_seq={max_seq!r} must be an integer in [1, n_ctx={c.n_ctx}]: "
                 "positions past n_ctx have no position embedding"
@@ -113,8 +136,7 @@ class Model:
         Returns the last position's logits, float32 [n_vocab] (the LM head runs on that row
         only), or with `all_logits=True` every position's, [n_seq, n_vocab].
         """
-        ids = self._check_ids(ids, start=cache.length)
-        cache.check_room(len(ids))
+        ids = self._check_ids(ids, cache=cache)
         if self.fast is not None:
             return self.fast.prefill(ids, cache, all_logits)  # [n_vocab] or [n_seq, n_vocab]
         x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
@@ -124,26 +146,30 @@ class Model:
 
     def decode(self, token_id: int, cache: KVCache) -> np.ndarray:
         """One token at position `cache.length`: appends it to the cache, returns float32 [n_vocab]."""
-        if not isinstance(token_id, (int, np.integer)):
+        if not is_whole(token_id):
             raise InvalidInputError(
-                f"decode takes one token id (an int), got {type(token_id).__name__}; "
+                f"decode takes one token id (an int), got {token_id!r} ({type(token_id).__name__}); "
                 "use prefill for several tokens"
             )
-        ids = self._check_ids([token_id], start=cache.length)  # [1]
-        cache.check_room(1)
+        ids = self._check_ids([token_id], cache=cache)  # [1]
         if self.fast is not None:
             return self.fast.decode(int(ids[0]), cache)  # [n_vocab]
         x = hidden_states(ids, self.weights, self.config, cache)  # [1, n_embd]
         return lm_head(x, self.weights.wte)[0]  # [n_vocab]
 
-    def _check_ids(self, ids, start: int) -> np.ndarray:
-        """Validate token ids at the boundary: 1-D, non-empty, in the vocabulary, in the context."""
-        arr = np.asarray(ids)
-        if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-            raise InvalidInputError(
-                f"expected a non-empty 1-D sequence of token ids, got {type(ids).__name__} "
-                f"with shape {arr.shape} and dtype {arr.dtype}"
-            )
+    def _check_ids(self, ids, cache: KVCache | None = None) -> np.ndarray:
+        """Validate at the boundary: the cache against this model's shape, the token ids
+        (integers, 1-D, non-empty, in the vocabulary) and that they fit in the cache and n_ctx."""
+        start = 0
+        if cache is not None:
+            if not isinstance(cache, KVCache):
+                raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
+            c = self.config
+            cache.check_shape(c.n_layer, c.n_head, c.d_head)
+            start = cache.length
+        arr = token_id_array(ids)  # [n_seq]
+        if arr.size == 0:
+            raise InvalidInputError("expected a non-empty 1-D sequence of token ids, got an empty one")
         n_vocab, n_ctx = self.config.n_vocab, self.config.n_ctx
         bad = arr[(arr < 0) | (arr >= n_vocab)]
         if bad.size:
@@ -153,4 +179,6 @@ class Model:
                 f"{start} cached + {arr.size} new positions exceed the context window "
                 f"n_ctx={n_ctx}; shorten the prompt or generate fewer tokens"
             )
-        return arr.astype(np.int64)  # [n_seq]
+        if cache is not None:
+            cache.check_room(arr.size)
+        return arr  # [n_seq] int64

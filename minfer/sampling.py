@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minfer.errors import InvalidInputError
+from minfer.errors import InvalidInputError, NonFiniteError
 from minfer.layers import softmax
 
 
@@ -189,8 +189,9 @@ def _checked(logits: np.ndarray, history: Sequence[int]) -> tuple[np.ndarray, np
     if logits.ndim != 1 or len(logits) == 0:
         raise InvalidInputError(f"logits must be one non-empty row [n_vocab], got shape {logits.shape}")
     if not (logits < np.inf).all() or logits.max() == -np.inf:  # NaN < inf is False too
-        raise InvalidInputError("logits must have no NaN or +inf and at least one finite value "
-                                "(-inf marks a token that can never be drawn)")
+        raise NonFiniteError("logits must have no NaN or +inf and at least one finite value "
+                             "(-inf marks a token that can never be drawn); NaN from a model "
+                             "means its weights or activations overflowed")
     history = np.asarray(history, dtype=np.int64).reshape(-1)
     if len(history) and (history.min() < 0 or history.max() >= len(logits)):
         raise InvalidInputError(f"history holds token ids outside [0, {len(logits)}): "
@@ -251,8 +252,11 @@ def sample(logits: np.ndarray, params: SamplingParams, history: Sequence[int] = 
     Example:
         >>> sample(logits, SamplingParams(temperature=0.8, top_p=0.95, seed=0), history=ids)
     """
-    if params.greedy and not params.penalized:
-        return int(np.argmax(logits))  # the decode loop's common case: no float64 copy, no checks
+    if params.greedy and not params.penalized:  # the decode loop's common case: no float64 copy
+        token = int(np.argmax(logits))  # argmax lands on a NaN or +inf if there is one
+        if not math.isfinite(logits[token]):
+            _checked(logits, ())  # raises NonFiniteError
+        return token
     probs = distribution(logits, params, history)  # [n_vocab]
     if params.greedy:
         return int(np.argmax(probs))  # the one token with probability 1
