@@ -114,6 +114,7 @@ def run_generate(args: argparse.Namespace) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    sys.stdout.flush()  # the text before the report, even when both go to one pipe
     print(f"[{model.name}] {s.generation.summary()}", file=sys.stderr)
 
 

@@ -39,33 +39,35 @@ QUANTIZE = (None, "int8")
 FEW_ROWS = 8  # up to this many rows, the streaming kernels beat BLAS (benchmarks/kernels.py)
 
 
-def drop_stale_compiled_code() -> None:
+def drop_stale_compiled_code(cache_path: Path) -> None:
     """Numba's cache=True keys a compiled function on its own file only: after a change to a
     kernel in minfer/kernels/, a cached `decode_step` would still run the old kernel's code.
     So: stamp the kernels' source, and when it changes, delete this module's cached
-    compilations (they are rebuilt on the next call). Only the default cache place, the
-    `__pycache__` beside this file, is handled."""
+    compilations in `cache_path` (they are rebuilt on the next call)."""
     here = Path(__file__).parent
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((here / "kernels").glob("*.py")))).hexdigest()
-    stamp = here / "__pycache__" / "fast.kernels.sha256"
+    stamp = cache_path / "fast.kernels.sha256"
     try:
         if stamp.exists() and stamp.read_text() == digest:
             return
-        for compiled in stamp.parent.glob("fast.*.nb[ic]"):
+        for compiled in cache_path.glob("fast.*.nb[ic]"):
             compiled.unlink(missing_ok=True)
-        stamp.parent.mkdir(exist_ok=True)
+        cache_path.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest)
-    except OSError:  # a read-only install: Numba then caches elsewhere or not at all
+    except OSError:  # nowhere writable: Numba then compiles on every start
         pass
 
 
-drop_stale_compiled_code()
+def compiled_code_dir() -> Path:
+    """Where Numba keeps this module's compiled functions: `__pycache__` beside it, or in a
+    read-only install $MINFER_HOME/numba (see minfer.kernels.use_writable_numba_cache)."""
+    return Path(decode_step._cache._cache_path)
 
 
 def is_compiled() -> bool:
     """Whether Numba's cache holds a compiled decode step (if not, the first call compiles for
     tens of seconds)."""
-    return any((Path(__file__).parent / "__pycache__").glob("fast.decode_step-*.nbi"))
+    return any(compiled_code_dir().glob("fast.decode_step-*.nbi"))
 
 # Per-layer weights stacked on a leading n_layer axis, so one compiled function can walk the
 # layers. A matrix's `*_scale` is [n_layer, n_out] for int8 weights, or [n_layer, 0] for float32.
@@ -167,6 +169,9 @@ def decode_step(token, pos, w, k_cache, v_cache, s, n_head, eps):
         K.lm_head(s.h, w.wte, s.logits)
     else:
         K.lm_head_int8(s.h, w.wte, w.wte_scale, s.logits)
+
+
+drop_stale_compiled_code(compiled_code_dir())
 
 
 @njit(cache=True)

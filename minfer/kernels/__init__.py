@@ -12,7 +12,27 @@ where the weights are streamed once for one or a few rows (decode). benchmarks/k
 measures both on this machine.
 """
 
+import os
+from pathlib import Path
 from typing import Callable, NamedTuple
+
+import numba
+
+
+def use_writable_numba_cache(package_dir: Path = Path(__file__).resolve().parent.parent) -> str | None:
+    """Numba caches compiled kernels in `__pycache__` beside their source. A read-only install
+    (a system site-packages, a shared notebook image) cannot write there, and Numba's fallback
+    ignores $MINFER_HOME; so point it at $MINFER_HOME/numba (~/.cache/minfer/numba), unless
+    NUMBA_CACHE_DIR already chose. Runs before any kernel is defined. Returns the directory set."""
+    if os.environ.get("NUMBA_CACHE_DIR") or os.access(package_dir, os.W_OK):
+        return None
+    from minfer.checkpoint import cache_dir
+
+    numba.config.CACHE_DIR = str(cache_dir() / "numba")
+    return numba.config.CACHE_DIR
+
+
+use_writable_numba_cache()
 
 from minfer.attention import causal_attention
 from minfer.embed import embed as embed_numpy
