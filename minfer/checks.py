@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numbers
 import os
+import stat
+from pathlib import Path
 
 import numpy as np
 
@@ -79,3 +81,17 @@ def check_fits(n_bytes: int, what: str, fix: str) -> None:
     if free is not None and n_bytes > free:
         raise InsufficientMemoryError(f"{what} needs {n_bytes / 2**30:,.2f} GiB, but only "
                                       f"{free / 2**30:,.2f} GiB of memory is available; {fix}")
+
+
+def open_regular_file(path: Path, error: type[Exception]):
+    """Open `path` for reading in binary only if it is a regular file: a FIFO, a device or
+    /dev/stdin would block or read forever. O_NONBLOCK makes even opening a FIFO return at once."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise error(f"cannot read {path}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise error(f"{path} is not a regular file (a FIFO, device or directory); a model's "
+                    "files must be ordinary files")
+    return os.fdopen(fd, "rb")

@@ -72,6 +72,9 @@ def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "nu
     """
     name = "default" if path_or_name is None else str(path_or_name)
     model_dir = resolve_model_dir("default" if path_or_name is None else path_or_name)
+    for known in ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.tiktoken"):
+        if os.path.lexists(model_dir / known):
+            model_file(model_dir, known, known)  # no link out of the directory
     verify_checksums(model_dir)
     hf_config = read_config(model_dir)
     config = Config.from_hf(hf_config)
@@ -155,8 +158,8 @@ def model_file(model_dir: Path, name, listed_in: str) -> Path:
     path = model_dir / name
     root = trusted_root(model_dir).resolve()
     if not path.resolve().is_relative_to(root):
-        raise ModelLoadError(f"{path} (named in {listed_in}) is a link to {path.resolve()}, "
-                             f"outside the model directory {root}; refusing to read it")
+        raise ModelLoadError(f"{path} is a link to {path.resolve()}, outside the model directory "
+                             f"{root}; refusing to read it (copy the file into the directory)")
     return path
 
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
 
+from minfer import checks
 from minfer.errors import ModelLoadError
 
 # safetensors dtype -> how NumPy holds its bytes. bfloat16 is kept as raw uint16 until
@@ -35,17 +35,8 @@ CHUNK = 1 << 22  # numbers checked at a time for NaN and inf
 
 
 def open_regular_file(path: Path):
-    """Open `path` for reading only if it is a regular file: a FIFO, a device or /dev/stdin
-    would block or read forever. O_NONBLOCK makes even opening a FIFO return at once."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as e:
-        raise ModelLoadError(f"cannot open {path}: {e.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ModelLoadError(f"{path} is not a regular file (a FIFO, device or directory); "
-                             "a checkpoint's files must be ordinary files")
-    return os.fdopen(fd, "rb")
+    """`minfer.checks.open_regular_file`, failing with a ModelLoadError."""
+    return checks.open_regular_file(path, ModelLoadError)
 
 
 def read_header(path: Path) -> tuple[dict, int, int]:
@@ -108,12 +99,17 @@ def check_entry(path: Path, name: str, info) -> tuple[str, tuple[int, ...], int,
 def check_layout(path: Path, entries: dict[str, tuple[str, tuple, int, int]], n_data: int) -> None:
     """The tensors must tile the data section exactly: no overlap (one tensor's bytes read as
     another's), no gap, nothing past the end of the file."""
+    ordered = sorted(entries.items(), key=lambda e: (e[1][2], e[1][3]))  # by begin offset
+    for (before, (_, _, _, end)), (name, (_, _, begin, _)) in zip(ordered, ordered[1:]):
+        if begin < end:
+            raise ModelLoadError(f"{path}: tensor {name!r} starts at byte {begin:,}, inside {before!r} "
+                                 f"(which ends at {end:,}): their bytes overlap, so one would be read "
+                                 "as the other; the file is corrupt or was tampered with")
     end = 0
-    for name, (_, _, begin, stop) in sorted(entries.items(), key=lambda e: (e[1][2], e[1][3])):
+    for name, (_, _, begin, stop) in ordered:
         if begin != end:
-            problem = "overlaps the tensor before it" if begin < end else "leaves a gap before it"
-            raise ModelLoadError(f"{path}: tensor {name!r} starts at byte {begin:,} and {problem} "
-                                 f"(which ends at {end:,}); the file is corrupt or was tampered with")
+            raise ModelLoadError(f"{path}: tensor {name!r} starts at byte {begin:,}, leaving a gap "
+                                 f"after byte {end:,}; the file is corrupt or was tampered with")
         end = stop
     if end != n_data:
         raise ModelLoadError(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tiktoken
 
-from minfer.checks import is_whole, token_id_array
+from minfer.checks import is_whole, open_regular_file, token_id_array
 from minfer.errors import TokenizerError
 
 # GPT-2's pre-tokenization: text is first cut into words, numbers, punctuation runs and spaces
@@ -44,10 +44,8 @@ GPT2_RANKS_FILE = WEIGHTS_DIR / "gpt2.tiktoken"
 
 def read_ranks(path: Path, sha256: str | None = None) -> dict[bytes, int]:
     """Read a `.tiktoken` file into {token bytes: rank}; check its sha256 when one is given."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise TokenizerError(f"cannot read the tokenizer file {path}: {e.strerror}") from None
+    with open_regular_file(Path(path), TokenizerError) as f:
+        data = f.read()
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise TokenizerError(
             f"{path} does not have the expected sha256 {sha256[:12]}...: the file is corrupt "

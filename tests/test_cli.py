@@ -32,14 +32,14 @@ def test_json_output(capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "/nonexistent/dir"], "no model directory"),
+    (["--model", "{tmp}/absent"], "no model directory"),  # a path no other process can have made
     (["--temperature", "-1"], "temperature"),
     (["--quantize", "int8"], "backend='numba'"),
     (["--max-new-tokens", "0"], "max_new_tokens"),
     (["--model", "tests/fixtures/tiny-gpt2"], "no tokenizer"),
 ])
-def test_errors_are_one_line_and_exit_2(capsys, args, message):
-    assert main(["generate", "Hi", *args]) == 2
+def test_errors_are_one_line_and_exit_2(capsys, tmp_path, args, message):
+    assert main(["generate", "Hi", *[a.format(tmp=tmp_path) for a in args]]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("minfer: error:") and message in err and err.count("\n") == 1
