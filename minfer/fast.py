@@ -201,8 +201,12 @@ class FastModel:
 
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
         """One token at cache.length -> float32 [n_vocab]."""
-        c = self.config
         self.check(np.array([token]), cache)
+        return self._decode(int(token), cache)
+
+    def _decode(self, token: int, cache: KVCache) -> np.ndarray:
+        """decode for a caller that has made `check`'s checks (Model.decode makes them)."""
+        c = self.config
         state = new_run_state(c, cache.max_seq)
         with compiled_calls():
             decode_step(int(token), cache.length, self.w, cache.k, cache.v, state, c.n_head,
@@ -225,10 +229,14 @@ class FastModel:
     def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
         """The prompt in one pass: BLAS matmuls, Numba norms, GELU and tiled causal attention."""
         self.check(ids, cache)
-        with compiled_calls():
-            return self._prefill(ids, cache, all_logits)
+        return self._prefill(ids, cache, all_logits)
 
     def _prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
+        """prefill for a caller that has made `check`'s checks (Model.prefill makes them)."""
+        with compiled_calls():
+            return self._prefill_layers(ids, cache, all_logits)
+
+    def _prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
         c, w = self.config, self.w
         x = self.embed(ids, cache.length)  # [n_seq, n_embd]
         for layer in range(c.n_layer):

@@ -40,15 +40,15 @@ class KVCache:
         """Raise InvalidInputError unless both buffers are writable float32
         [n_layer, n_head, max_seq, d_head] and 0 <= length <= max_seq: what a model writes into
         (the compiled kernels index without bounds checks, so this is checked first)."""
-        want = f"float32 [n_layer={n_layer}, n_head={n_head}, max_seq, d_head={d_head}]"
         for name in ("k", "v"):
             a = getattr(self, name)
             if (not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 4
                     or (a.shape[0], a.shape[1], a.shape[3]) != (n_layer, n_head, d_head)
                     or not a.flags.writeable):
                 got = f"{a.dtype} {list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
-                raise InvalidInputError(f"cache.{name} is {got}; this model needs writable {want}. "
-                                        "Make the cache with model.new_cache()")
+                raise InvalidInputError(
+                    f"cache.{name} is {got}; this model needs writable float32 [n_layer={n_layer}, "
+                    f"n_head={n_head}, max_seq, d_head={d_head}]. Make the cache with model.new_cache()")
         if self.k.shape != self.v.shape:
             raise InvalidInputError(f"cache.k {list(self.k.shape)} and cache.v {list(self.v.shape)} differ")
         if not is_whole(self.length) or not 0 <= self.length <= self.max_seq:

@@ -105,7 +105,7 @@ class Model:
         """Logits of every position, no cache. ids: [n_seq] -> float32 [n_seq, n_vocab]"""
         ids = self._check_ids(ids)
         if self.fast is not None:  # a throwaway cache: the Numba prefill attends through one
-            return self.fast.prefill(ids, self.new_cache(len(ids)), all_logits=True)  # [n_seq, n_vocab]
+            return self.fast._prefill(ids, self.new_cache(len(ids)), all_logits=True)  # [n_seq, n_vocab]
         return lm_head(hidden_states(ids, self.weights, self.config), self.weights.wte)  # [n_seq, n_vocab]
 
     def new_cache(self, max_seq: int | None = None) -> KVCache:
@@ -138,7 +138,7 @@ class Model:
         """
         ids = self._check_ids(ids, cache=cache)
         if self.fast is not None:
-            return self.fast.prefill(ids, cache, all_logits)  # [n_vocab] or [n_seq, n_vocab]
+            return self.fast._prefill(ids, cache, all_logits)  # [n_vocab] or [n_seq, n_vocab]
         x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
         if all_logits:
             return lm_head(x, self.weights.wte)  # [n_seq, n_vocab]
@@ -151,34 +151,42 @@ class Model:
                 f"decode takes one token id (an int), got {token_id!r} ({type(token_id).__name__}); "
                 "use prefill for several tokens"
             )
-        ids = self._check_ids([token_id], cache=cache)  # [1]
+        if not 0 <= token_id < self.config.n_vocab:  # scalar checks: this runs once per token
+            raise InvalidInputError(f"token id {token_id} is outside the vocabulary [0, {self.config.n_vocab})")
+        self._check_cache(cache, n_new=1)
         if self.fast is not None:
-            return self.fast.decode(int(ids[0]), cache)  # [n_vocab]
-        x = hidden_states(ids, self.weights, self.config, cache)  # [1, n_embd]
+            return self.fast._decode(int(token_id), cache)  # [n_vocab]
+        x = hidden_states(np.array([token_id], np.int64), self.weights, self.config, cache)  # [1, n_embd]
         return lm_head(x, self.weights.wte)[0]  # [n_vocab]
 
+    def _check_cache(self, cache: KVCache, n_new: int) -> None:
+        """The cache must be this model's shape, and have room for n_new more positions within n_ctx."""
+        if not isinstance(cache, KVCache):
+            raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
+        c = self.config
+        cache.check_shape(c.n_layer, c.n_head, c.d_head)
+        if cache.length + n_new > c.n_ctx:
+            raise ContextOverflowError(
+                f"{cache.length} cached + {n_new} new positions exceed the context window "
+                f"n_ctx={c.n_ctx}; shorten the prompt or generate fewer tokens"
+            )
+        cache.check_room(n_new)
+
     def _check_ids(self, ids, cache: KVCache | None = None) -> np.ndarray:
-        """Validate at the boundary: the cache against this model's shape, the token ids
-        (integers, 1-D, non-empty, in the vocabulary) and that they fit in the cache and n_ctx."""
-        start = 0
-        if cache is not None:
-            if not isinstance(cache, KVCache):
-                raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
-            c = self.config
-            cache.check_shape(c.n_layer, c.n_head, c.d_head)
-            start = cache.length
+        """Validate at the boundary: the token ids (integers, 1-D, non-empty, in the vocabulary)
+        and, with a cache, the cache against this model and the room for them."""
         arr = token_id_array(ids)  # [n_seq]
         if arr.size == 0:
             raise InvalidInputError("expected a non-empty 1-D sequence of token ids, got an empty one")
-        n_vocab, n_ctx = self.config.n_vocab, self.config.n_ctx
+        n_vocab = self.config.n_vocab
         bad = arr[(arr < 0) | (arr >= n_vocab)]
         if bad.size:
             raise InvalidInputError(f"token id {int(bad[0])} is outside the vocabulary [0, {n_vocab})")
-        if start + arr.size > n_ctx:
-            raise ContextOverflowError(
-                f"{start} cached + {arr.size} new positions exceed the context window "
-                f"n_ctx={n_ctx}; shorten the prompt or generate fewer tokens"
-            )
         if cache is not None:
-            cache.check_room(arr.size)
+            self._check_cache(cache, arr.size)
+        elif arr.size > self.config.n_ctx:
+            raise ContextOverflowError(
+                f"0 cached + {arr.size} new positions exceed the context window "
+                f"n_ctx={self.config.n_ctx}; shorten the prompt or generate fewer tokens"
+            )
         return arr  # [n_seq] int64

@@ -368,6 +368,30 @@ def test_threads_sharing_one_model_get_the_single_threaded_tokens(backend):
         assert together[job] == [alone[job]] * 2, job
 
 
+def test_threads_under_numbas_workqueue_layer_take_turns():
+    """workqueue, Numba's fallback layer, aborts the process when two threads enter parallel
+    kernels at once; minfer then serializes its compiled calls. Forced here in a fresh process
+    (this machine's default is omp, which takes concurrent calls)."""
+    out = isolated("""
+        import os, threading
+        os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
+        import numba, minfer
+        from minfer import fast
+        model = minfer.load_model(backend="numba")
+        assert numba.threading_layer() == "workqueue" and fast._LAYER["needs_lock"]
+        prompts = ["And the king said", "In the beginning", "The LORD is my shepherd"] * 2
+        alone = [minfer.generate(model, p, 24).tokens for p in prompts]
+        got = [None] * len(prompts)
+        def run(i):
+            got[i] = minfer.generate(model, prompts[i], 24).tokens
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print("same" if got == alone else f"DIFFERENT {got} {alone}")
+    """)
+    assert out.strip().splitlines()[-1] == "same"
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
 def test_nan_from_overflow_is_an_error_on_every_path(tmp_path):
     """Finite weights so large that the activations overflow: greedy decoding (which once
