@@ -522,3 +522,18 @@ def test_new_cache_says_what_it_chose_for_a_long_context():
         minfer.generate(huge, [1, 2, 3], 2**20 - 10)
     with pytest.raises(minfer.InsufficientMemoryError, match="batch of 40"):
         minfer.generate_batch(huge, [[1, 2]] * 40, 2**16)
+
+
+def test_a_read_only_install_caches_compiled_code_under_minfer_home(monkeypatch, tmp_path):
+    import numba
+
+    from minfer.kernels import use_writable_numba_cache
+
+    monkeypatch.setenv("MINFER_HOME", str(tmp_path))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)  # restored afterwards
+    assert use_writable_numba_cache(tmp_path) is None  # writable: Numba's __pycache__ beside the source
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert use_writable_numba_cache(tmp_path) == str(tmp_path / "numba") == numba.config.CACHE_DIR
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/chosen")
+    assert use_writable_numba_cache(tmp_path) is None  # the user's choice stands
