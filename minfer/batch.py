@@ -42,7 +42,11 @@ class BatchKVCache:
 
     @classmethod
     def empty(cls, model: Model, n_batch: int, max_seq: int) -> BatchKVCache:
+        """Zeroed slots of `max_seq` positions; an InsufficientMemoryError at once if they would
+        not fit in the memory available now."""
         c = model.config
+        check_fits(n_batch * max_seq * kv_bytes_per_position(c), f"the KV cache of a batch of {n_batch}",
+                   "generate fewer sequences or fewer tokens at once")
         shape = (c.n_layer, n_batch, c.n_head, max_seq, c.d_head)
         return cls(np.zeros(shape, np.float32), np.zeros(shape, np.float32),  # shape
                    np.zeros(n_batch, np.int64))  # [n_batch]
@@ -162,13 +166,11 @@ def generate_batch(model: Model, prompts: Sequence[str | Sequence[int]], max_new
     max_new_tokens = check_max_new_tokens(max_new_tokens)
     stops = stop_token_set(model, stop_tokens)
     ids = [prompt_ids(model, p) for p in prompts]
-    n_ctx = model.config.n_ctx
-    if max(map(len, ids)) > n_ctx:
-        raise ContextOverflowError(f"a prompt has {max(map(len, ids))} tokens, more than the context "
-                                   f"window n_ctx={n_ctx}; shorten it")
-    check_fits(len(ids) * min(n_ctx, max(map(len, ids)) + max_new_tokens) * kv_bytes_per_position(model.config),
-               f"the KV cache of a batch of {len(ids)}", "generate fewer sequences or fewer tokens at once")
-    cache = BatchKVCache.empty(model, len(ids), min(n_ctx, max(map(len, ids)) + max_new_tokens))
+    n_ctx, longest = model.config.n_ctx, max(map(len, ids))
+    if longest > n_ctx:
+        raise ContextOverflowError(f"a prompt has {longest} tokens, more than the context window "
+                                   f"n_ctx={n_ctx}; shorten it")
+    cache = BatchKVCache.empty(model, len(ids), min(n_ctx, longest + max_new_tokens))
     results = [Generation(prompt_tokens=x) for x in ids]
     rngs = [np.random.default_rng(params.seed) for _ in ids]
     histories = [list(x) for x in ids]
