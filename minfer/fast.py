@@ -60,8 +60,10 @@ def drop_stale_compiled_code(cache_path: Path) -> None:
 
 def compiled_code_dir() -> Path:
     """Where Numba keeps this module's compiled functions: `__pycache__` beside it, or in a
-    read-only install $MINFER_HOME/numba (see minfer.kernels.use_writable_numba_cache)."""
-    return Path(decode_step._cache._cache_path)
+    read-only install $MINFER_HOME/numba (see minfer.kernels.use_writable_numba_cache). Read
+    from Numba's cache object (not public API: if a Numba release renames it, the default place)."""
+    path = getattr(getattr(decode_step, "_cache", None), "_cache_path", None)
+    return Path(path) if path else Path(__file__).parent / "__pycache__"
 
 
 def is_compiled() -> bool:
