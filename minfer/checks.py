@@ -47,6 +47,10 @@ def token_id_array(ids, what: str = "token ids", error: type[Exception] = Invali
         raise error(f"{expected}, got {type(ids).__name__}") from None
     if arr.size == 0:
         return np.zeros(0, np.int64)  # [0]
+    if arr.dtype == object and all(is_whole(i) for i in listed):  # Python ints too big for int64
+        raise error(f"{what}: {max(listed, key=abs)} is far outside any vocabulary")
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+        raise error(f"{what}: {arr.max()} is far outside any vocabulary")
     odd = [] if isinstance(listed, np.ndarray) or arr.dtype == object else [i for i in listed if isinstance(i, (bool, np.bool_))][:1]
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or odd:
         # checked one by one too: NumPy would quietly make [1, True] two integers

@@ -110,10 +110,12 @@ def run_generate(args: argparse.Namespace) -> None:
     pieces = iter(s)
     first = next(pieces, "")  # the prompt is echoed with the first piece, so an error prints nothing else
     sys.stdout.write(args.prompt + first)
-    for piece in pieces:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
+    try:
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    finally:  # an error mid-stream (NaN logits) starts its line on a line of its own
+        sys.stdout.write("\n")
     sys.stdout.flush()  # the text before the report, even when both go to one pipe
     print(f"[{model.name}] {s.generation.summary()}", file=sys.stderr)
 

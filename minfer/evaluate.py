@@ -50,7 +50,7 @@ def perplexity(model: Model, text_or_ids: str | list[int] | np.ndarray, chunk: i
             raise InvalidInputError("this model has no tokenizer: pass token ids instead of text")
         ids = np.asarray(model.tokenizer.encode(text_or_ids), np.int64)  # [n_tokens]
     else:
-        ids = token_id_array(text_or_ids)  # [n_tokens]
+        ids = token_id_array(text_or_ids, "text_or_ids (a str, or token ids)")  # [n_tokens]
     chunk = model.config.n_ctx if chunk is None else whole_number(chunk, "chunk", minimum=2)
     if len(ids) < 2:
         raise InvalidInputError(f"perplexity needs at least 2 tokens, got {ids.size}")

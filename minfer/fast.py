@@ -32,7 +32,7 @@ from numba import njit
 from minfer import kernels as K
 from minfer.config import Config
 from minfer.errors import ContextOverflowError, InvalidInputError
-from minfer.kvcache import KVCache
+from minfer.kvcache import KVCache, check_cache, in_use
 from minfer.weights import GPT2Weights
 
 QUANTIZE = (None, "int8")
@@ -203,8 +203,9 @@ class FastModel:
 
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
         """One token at cache.length -> float32 [n_vocab]."""
-        self.check(np.array([token]), cache)
-        return self._decode(int(token), cache)
+        with in_use(cache):
+            self.check(np.array([token]), cache)
+            return self._decode(int(token), cache)
 
     def _decode(self, token: int, cache: KVCache) -> np.ndarray:
         """decode for a caller that has made `check`'s checks (Model.decode makes them)."""
@@ -220,7 +221,7 @@ class FastModel:
         """What the kernels index by must fit the buffers: the cache's shape and length against
         the config, the ids against the vocabulary, the positions against n_ctx."""
         c = self.config
-        cache.check_shape(c.n_layer, c.n_head, c.d_head)
+        check_cache(cache, c.n_layer, c.n_head, c.d_head)
         cache.check_room(len(ids))
         if not (isinstance(ids, np.ndarray) and ids.ndim == 1 and np.issubdtype(ids.dtype, np.integer)
                 and len(ids) and 0 <= ids.min() and ids.max() < c.n_vocab):
@@ -230,8 +231,9 @@ class FastModel:
 
     def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
         """The prompt in one pass: BLAS matmuls, Numba norms, GELU and tiled causal attention."""
-        self.check(ids, cache)
-        return self._prefill(ids, cache, all_logits)
+        with in_use(cache):
+            self.check(ids, cache)
+            return self._prefill(ids, cache, all_logits)
 
     def _prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
         """prefill for a caller that has made `check`'s checks (Model.prefill makes them)."""

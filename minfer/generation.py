@@ -190,7 +190,12 @@ def stop_token_set(model: Model, stop_tokens: Sequence[int] | int | None) -> fro
         stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
     if is_whole(stop_tokens):
         stop_tokens = [stop_tokens]
-    return frozenset(token_id_array(stop_tokens, "stop_tokens").tolist())
+    ids = token_id_array(stop_tokens, "stop_tokens")  # [n_stop]
+    bad = ids[(ids < 0) | (ids >= model.config.n_vocab)]
+    if bad.size:
+        raise InvalidInputError(f"stop token {int(bad[0])} is outside the vocabulary [0, {model.config.n_vocab}): "
+                                "it could never be drawn")
+    return frozenset(ids.tolist())
 
 
 def stop_string_list(stop_strings: Sequence[str] | str | None) -> list[str]:
@@ -198,15 +203,14 @@ def stop_string_list(stop_strings: Sequence[str] | str | None) -> list[str]:
     stop="\n" means stop at a newline), never split into its characters."""
     if stop_strings is None:
         return []
-    if isinstance(stop_strings, str):
-        return [stop_strings]
     if isinstance(stop_strings, (bytes, dict)) or not isinstance(stop_strings, Iterable):
         raise InvalidInputError(f"stop_strings must be a string or a list of strings, not "
                                 f"{type(stop_strings).__name__}")
-    stop_strings = list(stop_strings)
-    bad = [s for s in stop_strings if not isinstance(s, str)]
+    stop_strings = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings)
+    bad = [s for s in stop_strings if not isinstance(s, str) or not s]
     if bad:
-        raise InvalidInputError(f"stop_strings must be strings; {bad[0]!r} ({type(bad[0]).__name__}) is not")
+        raise InvalidInputError(f"stop_strings must be non-empty strings; {bad[0]!r} "
+                                f"({type(bad[0]).__name__}) is not (an empty string would match everywhere)")
     return stop_strings
 
 

@@ -8,6 +8,9 @@ generation needs is known before it starts, and it is visible (`cache.nbytes`).
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +45,7 @@ class KVCache:
         (the compiled kernels index without bounds checks, so this is checked first)."""
         for name in ("k", "v"):
             a = getattr(self, name)
-            if (not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 4
+            if (type(a) not in (np.ndarray, np.memmap) or a.dtype != np.float32 or a.ndim != 4
                     or (a.shape[0], a.shape[1], a.shape[3]) != (n_layer, n_head, d_head)
                     or not a.flags.writeable):
                 got = f"{a.dtype} {list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
@@ -51,6 +54,8 @@ class KVCache:
                     f"n_head={n_head}, max_seq, d_head={d_head}]. Make the cache with model.new_cache()")
         if self.k.shape != self.v.shape:
             raise InvalidInputError(f"cache.k {list(self.k.shape)} and cache.v {list(self.v.shape)} differ")
+        if np.may_share_memory(self.k, self.v):
+            raise InvalidInputError("cache.k and cache.v share memory: values would overwrite keys")
         if not is_whole(self.length) or not 0 <= self.length <= self.max_seq:
             raise InvalidInputError(f"cache.length={self.length!r} must be an integer in [0, {self.max_seq}]")
 
@@ -89,6 +94,36 @@ class KVCache:
     def reset(self) -> None:
         """Forget every position (the buffers stay allocated)."""
         self.length = 0
+
+
+_IN_USE: set[int] = set()  # id() of the caches a model call is writing right now
+_IN_USE_LOCK = threading.Lock()
+
+
+def check_cache(cache, n_layer: int, n_head: int, d_head: int) -> None:
+    """`cache.check_shape`, after checking that it is a KVCache at all."""
+    if not isinstance(cache, KVCache):
+        raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
+    cache.check_shape(n_layer, n_head, d_head)
+
+
+@contextmanager
+def in_use(cache: KVCache) -> Iterator[None]:
+    """Claim `cache` for one model call: a second call on the same cache while this one runs (a
+    cache shared between threads) is an error, not a race. Two calls that both checked the
+    length before either advanced it would write past the end of the buffers."""
+    if not isinstance(cache, KVCache):
+        raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
+    with _IN_USE_LOCK:
+        if id(cache) in _IN_USE:
+            raise InvalidInputError("this KV cache is in use by another call (from another thread?); "
+                                    "a cache holds one sequence: give each thread its own, model.new_cache()")
+        _IN_USE.add(id(cache))
+    try:
+        yield
+    finally:
+        with _IN_USE_LOCK:
+            _IN_USE.discard(id(cache))
 
 
 def kv_write_cost(n_new: int, n_head: int, d_head: int, kv_size: int = 4, act_size: int = 4) -> Cost:

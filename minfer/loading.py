@@ -18,7 +18,8 @@ import numpy as np
 from minfer.config import Config
 from minfer.errors import ModelLoadError
 from minfer.model import Model
-from minfer.safetensors_io import non_finite_count, open_regular_file, read_safetensors, to_float32
+from minfer.safetensors_io import (no_duplicate_keys, non_finite_count, open_regular_file, read_safetensors,
+                                   to_float32)
 from minfer.tokenizer import load_tokenizer
 from minfer.weights import GPT2Weights, build_weights, expected_shapes
 
@@ -156,8 +157,11 @@ def model_file(model_dir: Path, name, listed_in: str) -> Path:
             f"{model_dir / listed_in} names the file {name!r}; it may only name plain file names "
             "inside the model directory (no folders, no '..', no absolute paths)")
     path = model_dir / name
-    root = trusted_root(model_dir).resolve()
-    if not path.resolve().is_relative_to(root):
+    try:
+        root, real = trusted_root(model_dir).resolve(), path.resolve()
+    except (RuntimeError, OSError) as e:  # a symlink loop
+        raise ModelLoadError(f"{path} cannot be resolved ({e}); is it a link that points to itself?") from None
+    if not real.is_relative_to(root):
         raise ModelLoadError(f"{path} is a link to {path.resolve()}, outside the model directory "
                              f"{root}; refusing to read it (copy the file into the directory)")
     return path
@@ -184,8 +188,19 @@ def verify_checksums(model_dir: Path) -> None:
         if digest.hexdigest() != want.lower():
             raise ModelLoadError(
                 f"{path} does not match its sha256 in SHA256SUMS: the file is corrupt or was "
-                "changed; restore it (git checkout weights/) or regenerate it with its recipe"
+                f"changed; {restore_hint(model_dir)}"
             )
+
+
+def restore_hint(model_dir: Path) -> str:
+    """How to get a good copy back: a bundled model from the repository or the package, any
+    other from wherever it came from."""
+    from minfer.checkpoint import bundled_weights_dir
+
+    if model_dir.resolve().is_relative_to(bundled_weights_dir().resolve()):
+        return ("restore it (git checkout weights/ in a clone, or reinstall minfer) or "
+                "regenerate it with its recipe in weights/recipes/")
+    return "download or copy the checkpoint again"
 
 
 def read_text(path: Path) -> str:
@@ -203,9 +218,9 @@ def read_text(path: Path) -> str:
 def read_json_object(path: Path) -> dict:
     """A JSON file of a checkpoint that must hold an object (config.json, the shard index)."""
     try:
-        value = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{path} is not valid JSON: {e}") from None
+        value = json.loads(read_text(path), object_pairs_hook=no_duplicate_keys)
+    except (ValueError, RecursionError) as e:  # bad JSON, a repeated key, a 5,000-digit number, deep nesting
+        raise ModelLoadError(f"{path} is not valid JSON: {str(e) or type(e).__name__}") from None
     if not isinstance(value, dict):
         raise ModelLoadError(f"{path} holds a JSON {type(value).__name__}; expected an object")
     return value
@@ -268,6 +283,9 @@ def read_weights(model_dir: Path, config: Config) -> GPT2Weights:
 
     def get(name: str) -> np.ndarray:
         dtype, array = stored[name]
+        if dtype not in ("F32", "F16", "BF16", "F64"):
+            raise ModelLoadError(f"tensor {name} in {model_dir} is {dtype}; a weight must be a float "
+                                 "(F32, F16 or BF16): the checkpoint is not a float GPT-2")
         if tuple(array.shape) != shapes[name]:
             raise ModelLoadError(
                 f"tensor {name} in {model_dir} has shape {tuple(array.shape)}, but config.json "
@@ -292,7 +310,18 @@ def check_names(model_dir: Path, found: set[str], wanted: set[str]) -> None:
             f"{model_dir} lacks {len(missing)} tensor(s) the config needs, e.g. {missing[0]}"
         )
     if extra:
+        n_layer = len(wanted_blocks(wanted))
+        blocks = [int(m.group(1)) for m in map(re.compile(r"h\.(\d+)\.").match, extra) if m]
+        if len(blocks) == len(extra) and min(blocks) >= n_layer:  # whole blocks past the config's
+            raise ModelLoadError(
+                f"{model_dir} has blocks up to h.{max(blocks)}, but its config.json says "
+                f"n_layer={n_layer}: the config and the weights do not belong together")
         raise ModelLoadError(
             f"{model_dir} has {len(extra)} tensor(s) GPT-2 does not use, e.g. {extra[0]}; "
             "is it another architecture?"
         )
+
+
+def wanted_blocks(names: set[str]) -> set[str]:
+    """The block prefixes ('h.0', 'h.1', ...) among tensor names."""
+    return {".".join(n.split(".")[:2]) for n in names if n.startswith("h.")}

@@ -19,7 +19,7 @@ from minfer.checks import is_whole, token_id_array
 from minfer.config import Config
 from minfer.embed import embed, lm_head
 from minfer.errors import ContextOverflowError, InvalidInputError
-from minfer.kvcache import KVCache
+from minfer.kvcache import KVCache, check_cache, in_use
 from minfer.layers import layer_norm
 from minfer.tokenizer import Tokenizer
 from minfer.weights import GPT2Weights
@@ -136,10 +136,12 @@ class Model:
         Returns the last position's logits, float32 [n_vocab] (the LM head runs on that row
         only), or with `all_logits=True` every position's, [n_seq, n_vocab].
         """
-        ids = self._check_ids(ids, cache=cache)
-        if self.fast is not None:
-            return self.fast._prefill(ids, cache, all_logits)  # [n_vocab] or [n_seq, n_vocab]
-        x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
+        ids = self._check_ids(ids)  # [n_seq]
+        with in_use(cache):  # the cache is checked and written by this call alone
+            self._check_cache(cache, len(ids))
+            if self.fast is not None:
+                return self.fast._prefill(ids, cache, all_logits)  # [n_vocab] or [n_seq, n_vocab]
+            x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
         if all_logits:
             return lm_head(x, self.weights.wte)  # [n_seq, n_vocab]
         return lm_head(x[-1:], self.weights.wte)[0]  # [n_vocab]
@@ -153,18 +155,17 @@ class Model:
             )
         if not 0 <= token_id < self.config.n_vocab:  # scalar checks: this runs once per token
             raise InvalidInputError(f"token id {token_id} is outside the vocabulary [0, {self.config.n_vocab})")
-        self._check_cache(cache, n_new=1)
-        if self.fast is not None:
-            return self.fast._decode(int(token_id), cache)  # [n_vocab]
-        x = hidden_states(np.array([token_id], np.int64), self.weights, self.config, cache)  # [1, n_embd]
+        with in_use(cache):  # the cache is checked and written by this call alone
+            self._check_cache(cache, n_new=1)
+            if self.fast is not None:
+                return self.fast._decode(int(token_id), cache)  # [n_vocab]
+            x = hidden_states(np.array([token_id], np.int64), self.weights, self.config, cache)  # [1, n_embd]
         return lm_head(x, self.weights.wte)[0]  # [n_vocab]
 
     def _check_cache(self, cache: KVCache, n_new: int) -> None:
         """The cache must be this model's shape, and have room for n_new more positions within n_ctx."""
-        if not isinstance(cache, KVCache):
-            raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
         c = self.config
-        cache.check_shape(c.n_layer, c.n_head, c.d_head)
+        check_cache(cache, c.n_layer, c.n_head, c.d_head)
         if cache.length + n_new > c.n_ctx:
             raise ContextOverflowError(
                 f"{cache.length} cached + {n_new} new positions exceed the context window "
@@ -172,21 +173,18 @@ class Model:
             )
         cache.check_room(n_new)
 
-    def _check_ids(self, ids, cache: KVCache | None = None) -> np.ndarray:
-        """Validate at the boundary: the token ids (integers, 1-D, non-empty, in the vocabulary)
-        and, with a cache, the cache against this model and the room for them."""
+    def _check_ids(self, ids) -> np.ndarray:
+        """Validate token ids at the boundary: integers, 1-D, non-empty, in the vocabulary, and
+        no more than n_ctx of them (the cache's own room is `_check_cache`'s)."""
         arr = token_id_array(ids)  # [n_seq]
         if arr.size == 0:
             raise InvalidInputError("expected a non-empty 1-D sequence of token ids, got an empty one")
-        n_vocab = self.config.n_vocab
+        n_vocab, n_ctx = self.config.n_vocab, self.config.n_ctx
         bad = arr[(arr < 0) | (arr >= n_vocab)]
         if bad.size:
             raise InvalidInputError(f"token id {int(bad[0])} is outside the vocabulary [0, {n_vocab})")
-        if cache is not None:
-            self._check_cache(cache, arr.size)
-        elif arr.size > self.config.n_ctx:
+        if arr.size > n_ctx:
             raise ContextOverflowError(
-                f"0 cached + {arr.size} new positions exceed the context window "
-                f"n_ctx={self.config.n_ctx}; shorten the prompt or generate fewer tokens"
+                f"{arr.size} positions exceed the context window n_ctx={n_ctx}; shorten the prompt"
             )
         return arr  # [n_seq] int64

@@ -54,8 +54,8 @@ def read_header(path: Path) -> tuple[dict, int, int]:
                 "or not a .safetensors file")
         text = f.read(n_header)
     try:
-        header = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        header = json.loads(text, object_pairs_hook=no_duplicate_keys)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting too deep
         raise ModelLoadError(f"{path}: the header is not valid JSON ({e})") from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{path}: the header is a JSON {type(header).__name__}, not an object "
@@ -63,11 +63,11 @@ def read_header(path: Path) -> tuple[dict, int, int]:
     return header, 8 + n_header, size - 8 - n_header
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+def no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
         twice = next(k for k in keys if keys.count(k) > 1)
-        raise ValueError(f"the key {twice!r} appears twice")
+        raise ValueError(f"the key {twice!r} appears twice (which one counts is a guess)")
     return dict(pairs)
 
 

@@ -169,8 +169,15 @@ class Tokenizer:
             raise TokenizerError(f"a token id is an integer, not {token_id!r} ({type(token_id).__name__})")
         token_id = int(token_id)
         if not 0 <= token_id < self.n_ranks and token_id not in self._special_ids:
-            raise TokenizerError(f"token id {token_id} is outside this vocabulary [0, {self.n_vocab})")
+            raise self._unknown(token_id)
         return self.encoding.decode_single_token_bytes(token_id)
+
+    def _unknown(self, token_id: int) -> TokenizerError:
+        """The error for an id with no text: out of range, or in a gap between the ranks and a
+        special token (a model's embedding can have more rows than its tokenizer has tokens)."""
+        specials = ", ".join(str(i) for i in sorted(self._special_ids)) or "none"
+        return TokenizerError(f"token id {token_id} has no text in this tokenizer: its BPE tokens are "
+                              f"0..{self.n_ranks - 1} and its special tokens {specials}")
 
     def check_ids(self, ids: Iterable[int]) -> list[int]:
         """Return ids as a list of ints, or raise TokenizerError naming the first bad one
@@ -178,9 +185,9 @@ class Tokenizer:
         arr = token_id_array(ids, "token ids to decode", TokenizerError)  # [n]
         for i in arr[arr >= self.n_ranks].tolist():
             if i not in self._special_ids:
-                raise TokenizerError(f"token id {i} is outside this vocabulary [0, {self.n_vocab})")
+                raise self._unknown(i)
         if arr.size and arr.min() < 0:
-            raise TokenizerError(f"token id {int(arr.min())} is outside this vocabulary [0, {self.n_vocab})")
+            raise self._unknown(int(arr.min()))
         return arr.tolist()
 
     def decoder(self) -> IncrementalDecoder:
@@ -219,17 +226,23 @@ def load_tokenizer(model_dir: Path | None, hf_config: dict, n_vocab: int) -> Tok
     """
     own = Path(model_dir) / "tokenizer.tiktoken" if model_dir is not None else None
     if own is not None and own.exists():
+        ranks = read_ranks(own)
+        if len(ranks) > n_vocab:
+            raise TokenizerError(f"{own} has {len(ranks)} BPE tokens, more than the model's "
+                                 f"{n_vocab} embedding rows: the tokenizer and the model do not belong together")
         special = hf_config.get("special_tokens")
-        if special is None and is_whole(hf_config.get("eos_token_id")):
-            special = {END_OF_TEXT: hf_config["eos_token_id"]}
-        tok = Tokenizer.from_file(own, special)
+        if special is None:
+            eos = hf_config.get("eos_token_id")
+            special = {END_OF_TEXT: eos if is_whole(eos) else len(ranks)}
+        tok = Tokenizer(ranks, special, name=own.stem)
     elif n_vocab == GPT2_EOT_ID + 1:
         tok = Tokenizer.gpt2()
     else:
         return None
     if tok.n_vocab > n_vocab:
         raise TokenizerError(
-            f"the tokenizer has {tok.n_vocab} ids but the model only {n_vocab} embedding rows"
+            f"the tokenizer has {tok.n_vocab} ids but the model only {n_vocab} embedding rows: "
+            "they do not belong together"
         )
     return tok
 
