@@ -51,9 +51,10 @@ def token_id_array(ids, what: str = "token ids", error: type[Exception] = Invali
         raise error(f"{what}: {max(listed, key=abs)} is far outside any vocabulary")
     if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
         raise error(f"{what}: {arr.max()} is far outside any vocabulary")
-    odd = [] if isinstance(listed, np.ndarray) or arr.dtype == object else [i for i in listed if isinstance(i, (bool, np.bool_))][:1]
+    odd = []  # a bool among Python ints: NumPy would quietly make [1, True] two integers
+    if not isinstance(listed, np.ndarray) and arr.dtype != object:
+        odd = [i for i in listed if isinstance(i, (bool, np.bool_))][:1]
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or odd:
-        # checked one by one too: NumPy would quietly make [1, True] two integers
         raise error(f"{expected}, got {type(ids).__name__} with shape {arr.shape} and dtype "
                     f"{arr.dtype}{f' holding {odd[0]!r}' if odd else ''} (floats and bools are not token ids)")
     return arr.astype(np.int64)  # [n]
