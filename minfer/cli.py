@@ -114,9 +114,9 @@ def run_generate(args: argparse.Namespace) -> None:
         for piece in pieces:
             sys.stdout.write(piece)
             sys.stdout.flush()
-    finally:  # an error mid-stream (NaN logits) starts its line on a line of its own
+    finally:  # an error mid-stream (NaN logits) starts on a line of its own, after the text
         sys.stdout.write("\n")
-    sys.stdout.flush()  # the text before the report, even when both go to one pipe
+        sys.stdout.flush()  # the text before the report, even when both go to one pipe
     print(f"[{model.name}] {s.generation.summary()}", file=sys.stderr)
 
 
