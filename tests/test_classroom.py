@@ -39,6 +39,7 @@ def test_logits_match_transformers(classroom):
     assert relative_diff(classroom.forward(ref["ids"]), ref["logits"]) < LOGIT_RTOL
 
 
+@pytest.mark.slow
 def test_heldout_loss_matches_the_training_recipe(classroom):
     recorded = json.loads((CLASSROOM_DIR / "training.json").read_text())["heldout_loss_chunked"]
     measured = minfer.perplexity(classroom, (CLASSROOM_DIR / "heldout.txt").read_text())

@@ -390,6 +390,7 @@ def test_threads_sharing_one_model_get_the_single_threaded_tokens(backend):
         assert together[job] == [alone[job]] * 2, job
 
 
+@pytest.mark.slow
 def test_threads_under_numbas_workqueue_layer_take_turns():
     """workqueue, Numba's fallback layer, aborts the process when two threads enter parallel
     kernels at once; minfer then serializes its compiled calls. Forced here in a fresh process
@@ -435,6 +436,7 @@ print(cache.length, cache.max_seq, sorted(errors))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["omp", "workqueue"])
 def test_one_cache_shared_by_threads_is_refused_not_overrun(layer):
     """Misuse: four threads decoding into ONE cache. Each call claims its cache, so a second

@@ -15,6 +15,7 @@ def test_there_are_lessons():
     assert len(LESSONS) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs(path):
     nb = nbformat.read(path, as_version=4)

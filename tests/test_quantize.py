@@ -28,6 +28,7 @@ def test_int8_logits_stay_close_to_float32(pair):
     assert (a.argmax(-1) == b.argmax(-1)).mean() > 0.9
 
 
+@pytest.mark.slow
 def test_int8_perplexity_rises_by_less_than_one_percent(pair):
     full, int8 = pair
     text = HELDOUT[:40_000]
