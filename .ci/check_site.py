@@ -29,9 +29,11 @@ from selenium.webdriver.chrome.service import Service
 # pages that must show a figure, and a word each one's title must contain; every other lesson
 # page is checked for its title, a code block and a clean console (lesson 01 draws no figure)
 WITH_FIGURES = {"index.html": "minfer", "lessons/09_roofline/index.html": "roofline"}
-FIGURE_JS = ("return Array.from(document.querySelectorAll('article img'))"
-             ".filter(i => i.complete && i.naturalWidth > 0).length"
-             " + document.querySelectorAll('article svg.matplotlib, article .jp-RenderedImage img').length;")
+FIGURE_JS = (
+    "return Array.from(document.querySelectorAll('article img'))"
+    ".filter(i => i.complete && i.naturalWidth > 0).length"
+    " + document.querySelectorAll('article svg.matplotlib, article .jp-RenderedImage img').length;"
+)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -54,9 +54,15 @@ def measure(model: Model, batch: int, context: int, steps: int, repeats: int) ->
             tokens = decode_batch(model, tokens, cache, rows).argmax(axis=-1)  # [batch]
         best = min(best, perf_counter() - t)
     cost = step_counts(model, batch, context, steps)  # all the timed steps
-    return {"batch": batch, "decode_tokens_per_s": batch * steps / best, "step_ms": 1e3 * best / steps,
-            "flop_per_byte": cost.flop_per_byte, "gflop_per_s": cost.flops / best / 1e9,
-            "gb_per_s": cost.bytes / best / 1e9, "kv_share": (cost.kv_read + cost.kv_write) / cost.bytes}
+    return {
+        "batch": batch,
+        "decode_tokens_per_s": batch * steps / best,
+        "step_ms": 1e3 * best / steps,
+        "flop_per_byte": cost.flop_per_byte,
+        "gflop_per_s": cost.flops / best / 1e9,
+        "gb_per_s": cost.bytes / best / 1e9,
+        "kv_share": (cost.kv_read + cost.kv_write) / cost.bytes,
+    }
 
 
 def main() -> None:
@@ -77,8 +83,10 @@ def main() -> None:
     print(f"model {model.name}: {model.n_params():,} parameters, context {a.context} tokens")
     print(f"{'batch':>5} {'tok/s':>9} {'ms/step':>8} {'FLOP/byte':>10} {'GFLOP/s':>8} {'GB/s':>6} {'KV %':>5}")
     for r in rows:
-        print(f"{r['batch']:>5} {r['decode_tokens_per_s']:>9.0f} {r['step_ms']:>8.2f} "
-              f"{r['flop_per_byte']:>10.2f} {r['gflop_per_s']:>8.1f} {r['gb_per_s']:>6.1f} {r['kv_share']:>5.0%}")
+        print(
+            f"{r['batch']:>5} {r['decode_tokens_per_s']:>9.0f} {r['step_ms']:>8.2f} "
+            f"{r['flop_per_byte']:>10.2f} {r['gflop_per_s']:>8.1f} {r['gb_per_s']:>6.1f} {r['kv_share']:>5.0%}"
+        )
     print(json.dumps({"model": model.name, "context": a.context, "rows": rows}))
 
 

@@ -27,16 +27,22 @@ def measure(name: str) -> dict:
     rows = [model.prefill(ref["ids"][:5], cache)] + [model.decode(int(t), cache) for t in ref["ids"][5:]]
     cached = relative_diff(np.stack(rows), ref["logits"][4:])
     g = minfer.generate(model, ref["greedy_prompt"], len(ref["greedy_tokens"]), stop_tokens=())
-    return {"model": name, "forward": forward, "prefill_decode": cached,
-            "greedy_identical": g.tokens == ref["greedy_tokens"].tolist()}
+    return {
+        "model": name,
+        "forward": forward,
+        "prefill_decode": cached,
+        "greedy_identical": g.tokens == ref["greedy_tokens"].tolist(),
+    }
 
 
 def main() -> None:
     rows = [measure(name) for name in MODELS]
     print(f"{'model':<18} {'forward':>10} {'prefill+decode':>15} {'greedy 32':>10}")
     for r in rows:
-        print(f"{r['model']:<18} {r['forward']:>10.1e} {r['prefill_decode']:>15.1e} "
-              f"{'identical' if r['greedy_identical'] else 'DIFFERS':>10}")
+        print(
+            f"{r['model']:<18} {r['forward']:>10.1e} {r['prefill_decode']:>15.1e} "
+            f"{'identical' if r['greedy_identical'] else 'DIFFERS':>10}"
+        )
     print(json.dumps(rows))
 
 

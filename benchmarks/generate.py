@@ -53,7 +53,10 @@ def run(model: minfer.Model, n_prompt: int, n_new: int, repeats: int) -> dict:
     t_decode = best_of(repeats, prefill_and_decode) - t_prefill
     t_nocache = best_of(max(1, repeats // 2), no_cache)
     return {
-        "model": model.name, "n_params": model.n_params(), "prompt_tokens": n_prompt, "new_tokens": n_new,
+        "model": model.name,
+        "n_params": model.n_params(),
+        "prompt_tokens": n_prompt,
+        "new_tokens": n_new,
         "prefill_tokens_per_s": n_prompt / t_prefill,
         "decode_tokens_per_s": n_new / t_decode,
         "no_cache_tokens_per_s": n_new / t_nocache,

@@ -53,8 +53,13 @@ def randn(*shape: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
 
 
-def interleaved(variants: dict[str, Callable[[int], object]], rounds: int, calls: int = 5,
-                pause: float = PAUSE, per_call: bool = True) -> dict[str, tuple[float, float]]:
+def interleaved(
+    variants: dict[str, Callable[[int], object]],
+    rounds: int,
+    calls: int = 5,
+    pause: float = PAUSE,
+    per_call: bool = True,
+) -> dict[str, tuple[float, float]]:
     """(median, best) seconds per call of each variant, over rounds.
 
     Round after round, each variant in turn: a pause (so no other thread pool is still spinning,
@@ -103,9 +108,17 @@ def matrix_rows(rounds: int) -> list[dict]:
         variants["linear_int8, 1 row"] = lambda n: K.linear_int8(x[1], *qs[n % len(qs)], b, out[1])
         nbytes["linear_int8, 1 row"] = i8
         for variant, (sec, best) in interleaved(variants, rounds).items():
-            rows.append({"op": f"{name} {n_in}x{n_out}", "variant": variant, "us": 1e6 * sec, "best_us": 1e6 * best,
-                         "bytes": nbytes[variant], "gbs": nbytes[variant] / sec / 1e9,
-                         "best_gbs": nbytes[variant] / best / 1e9})
+            rows.append(
+                {
+                    "op": f"{name} {n_in}x{n_out}",
+                    "variant": variant,
+                    "us": 1e6 * sec,
+                    "best_us": 1e6 * best,
+                    "bytes": nbytes[variant],
+                    "gbs": nbytes[variant] / sec / 1e9,
+                    "best_gbs": nbytes[variant] / best / 1e9,
+                }
+            )
     return rows + lm_head_rows(rounds)
 
 
@@ -115,15 +128,26 @@ def lm_head_rows(rounds: int) -> list[dict]:
     x = {r: randn(r, N_EMBD) for r in (1, 4)}
     out = {r: np.empty((r, N_VOCAB), np.float32) for r in (1, 4)}
     f32, i8 = 4 * wte.size, wte.size + 4 * N_VOCAB
-    variants = {"numpy x @ wte.T, 1 row": (lambda n: x[1] @ wte.T, f32),
-                "lm_head, 1 row": (lambda n: K.lm_head(x[1], wte, out[1]), f32),
-                "numpy x @ wte.T, 4 row": (lambda n: x[4] @ wte.T, f32),
-                "lm_head, 4 row": (lambda n: K.lm_head(x[4], wte, out[4]), f32),
-                "lm_head_int8, 1 row": (lambda n: K.lm_head_int8(x[1], wte_q, scale, out[1]), i8)}
+    variants = {
+        "numpy x @ wte.T, 1 row": (lambda n: x[1] @ wte.T, f32),
+        "lm_head, 1 row": (lambda n: K.lm_head(x[1], wte, out[1]), f32),
+        "numpy x @ wte.T, 4 row": (lambda n: x[4] @ wte.T, f32),
+        "lm_head, 4 row": (lambda n: K.lm_head(x[4], wte, out[4]), f32),
+        "lm_head_int8, 1 row": (lambda n: K.lm_head_int8(x[1], wte_q, scale, out[1]), i8),
+    }
     times = interleaved({k: v[0] for k, v in variants.items()}, max(5, rounds // 2), calls=3)
-    return [{"op": f"lm_head {N_VOCAB}x{N_EMBD}", "variant": k, "us": 1e6 * t, "best_us": 1e6 * best,
-             "bytes": variants[k][1], "gbs": variants[k][1] / t / 1e9, "best_gbs": variants[k][1] / best / 1e9}
-            for k, (t, best) in times.items()]
+    return [
+        {
+            "op": f"lm_head {N_VOCAB}x{N_EMBD}",
+            "variant": k,
+            "us": 1e6 * t,
+            "best_us": 1e6 * best,
+            "bytes": variants[k][1],
+            "gbs": variants[k][1] / t / 1e9,
+            "best_gbs": variants[k][1] / best / 1e9,
+        }
+        for k, (t, best) in times.items()
+    ]
 
 
 def attention_rows(rounds: int) -> list[dict]:
@@ -134,26 +158,53 @@ def attention_rows(rounds: int) -> list[dict]:
     k, v = randn(n_layer, N_HEAD, max_seq, 64, seed=1), randn(n_layer, N_HEAD, max_seq, 64, seed=2)
     q, out, scores = randn(N_HEAD, 64), np.empty((N_HEAD, 64), np.float32), np.empty((N_HEAD, max_seq), np.float32)
     for length in (1, 8, 32, 64, 256, 1024):
-        times = interleaved({
-            "numpy reference": lambda n: K.decode_attention_numpy(q, k[n % n_layer], v[n % n_layer], length),
-            "decode_attention": lambda n: K.decode_attention(q, k[n % n_layer], v[n % n_layer], length, out, scores),
-            "1 thread": lambda n: _decode_attention_serial(q, k[n % n_layer], v[n % n_layer], length, out, scores),
-            "all threads": lambda n: _decode_attention_parallel(q, k[n % n_layer], v[n % n_layer], length, out, scores),
-        }, rounds, calls=12)
+        times = interleaved(
+            {
+                "numpy reference": lambda n: K.decode_attention_numpy(q, k[n % n_layer], v[n % n_layer], length),
+                "decode_attention": lambda n: K.decode_attention(
+                    q, k[n % n_layer], v[n % n_layer], length, out, scores
+                ),
+                "1 thread": lambda n: _decode_attention_serial(q, k[n % n_layer], v[n % n_layer], length, out, scores),
+                "all threads": lambda n: _decode_attention_parallel(
+                    q, k[n % n_layer], v[n % n_layer], length, out, scores
+                ),
+            },
+            rounds,
+            calls=12,
+        )
         nbytes = 2 * N_HEAD * length * 64 * 4  # the keys and values read
-        rows += [{"op": f"decode attention, 12x64, length {length}", "variant": name, "us": 1e6 * t,
-                  "best_us": 1e6 * best, "bytes": nbytes, "gbs": nbytes / t / 1e9, "best_gbs": nbytes / best / 1e9}
-                 for name, (t, best) in times.items()]
+        rows += [
+            {
+                "op": f"decode attention, 12x64, length {length}",
+                "variant": name,
+                "us": 1e6 * t,
+                "best_us": 1e6 * best,
+                "bytes": nbytes,
+                "gbs": nbytes / t / 1e9,
+                "best_gbs": nbytes / best / 1e9,
+            }
+            for name, (t, best) in times.items()
+        ]
     for n in (256, 1024):
         q, k, v = randn(N_HEAD, n, 64), randn(N_HEAD, n, 64, seed=1), randn(N_HEAD, n, 64, seed=2)
         out = np.empty_like(q)
         variants = {"numpy causal_attention": lambda i: causal_attention(q, k, v)}
         for block in (32, 64, 128):
-            variants[f"prefill_attention block {block}"] = lambda i, block=block: K.prefill_attention(q, k, v, out, block)
+            variants[f"prefill_attention block {block}"] = lambda i, block=block: K.prefill_attention(
+                q, k, v, out, block
+            )
         flops = N_HEAD * n * (n + 1) / 2 * 4 * 64  # the causal half: q.k and p v, 2 d_head each
         times = interleaved(variants, max(3, rounds // 4), calls=2)
-        rows += [{"op": f"prefill attention, 12x64, {n} tokens", "variant": name, "us": 1e6 * t,
-                  "best_us": 1e6 * best, "gflops": flops / t / 1e9} for name, (t, best) in times.items()]
+        rows += [
+            {
+                "op": f"prefill attention, 12x64, {n} tokens",
+                "variant": name,
+                "us": 1e6 * t,
+                "best_us": 1e6 * best,
+                "gflops": flops / t / 1e9,
+            }
+            for name, (t, best) in times.items()
+        ]
     return rows
 
 
@@ -166,35 +217,58 @@ def overhead_rows(rounds: int) -> list[dict]:
     ids, wte = np.array([3]), randn(16, 8)
     q3, o3 = randn(1, 1, 8), np.empty((1, 1, 8), np.float32)
     pairs = {  # name: (kernel call, NumPy twin call)
-        "layer_norm": (lambda n: K.layer_norm(x, w[0], b, 1e-5, o), lambda n: K.TWINS["layer_norm"].reference(x, w[0], b)),
+        "layer_norm": (
+            lambda n: K.layer_norm(x, w[0], b, 1e-5, o),
+            lambda n: K.TWINS["layer_norm"].reference(x, w[0], b),
+        ),
         "gelu": (lambda n: K.gelu(x, o), lambda n: K.TWINS["gelu"].reference(x)),
         "add": (lambda n: K.add(x, x, o), lambda n: x + x),
         "embed": (lambda n: K.embed(ids, wte, wte, 0, o), lambda n: K.TWINS["embed"].reference(ids, wte, wte, 0)),
         "linear": (lambda n: K.linear(x, w, b, o), lambda n: x @ w + b),
         "linear_int8": (lambda n: K.linear_int8(x, wq, s, b, o), lambda n: K.linear_int8_numpy(x, wq, s, b)),
         "lm_head": (lambda n: K.lm_head(x, w, o), lambda n: x @ w.T),
-        "decode_attention": (lambda n: K.decode_attention(q, kc, kc, 4, oq, sc),
-                             lambda n: K.decode_attention_numpy(q, kc, kc, 4)),
-        "prefill_attention": (lambda n: K.prefill_attention(q3, q3, q3, o3, 64), lambda n: causal_attention(q3, q3, q3)),
+        "decode_attention": (
+            lambda n: K.decode_attention(q, kc, kc, 4, oq, sc),
+            lambda n: K.decode_attention_numpy(q, kc, kc, 4),
+        ),
+        "prefill_attention": (
+            lambda n: K.prefill_attention(q3, q3, q3, o3, 64),
+            lambda n: causal_attention(q3, q3, q3),
+        ),
     }
     variants = {}
     for name, (kernel, numpy) in pairs.items():
         variants[f"{name}|kernel"], variants[f"{name}|numpy"] = kernel, numpy
     times = interleaved(variants, rounds, calls=200, pause=0.02, per_call=False)
-    return [{"op": f"{name} (toy size)", "variant": "kernel" if which == "kernel" else "numpy twin",
-             "us": 1e6 * t, "best_us": 1e6 * best} for key, (t, best) in times.items() for name, which in [key.split("|")]]
+    return [
+        {
+            "op": f"{name} (toy size)",
+            "variant": "kernel" if which == "kernel" else "numpy twin",
+            "us": 1e6 * t,
+            "best_us": 1e6 * best,
+        }
+        for key, (t, best) in times.items()
+        for name, which in [key.split("|")]
+    ]
 
 
 def prefill_elementwise_rows(rounds: int) -> list[dict]:
     """layer_norm and gelu at a 256-token prefill's sizes, where NumPy's vector loops may win."""
     x, w, b = randn(256, 768), randn(768), randn(768)
     h, out, out_h = randn(256, 3072), np.empty((256, 768), np.float32), np.empty((256, 3072), np.float32)
-    times = interleaved({"layer_norm 256x768|kernel": lambda n: K.layer_norm(x, w, b, 1e-5, out),
-                         "layer_norm 256x768|numpy": lambda n: K.TWINS["layer_norm"].reference(x, w, b),
-                         "gelu 256x3072|kernel": lambda n: K.gelu(h, out_h),
-                         "gelu 256x3072|numpy": lambda n: K.TWINS["gelu"].reference(h)}, rounds)
-    return [{"op": key.split("|")[0], "variant": key.split("|")[1], "us": 1e6 * t, "best_us": 1e6 * best}
-            for key, (t, best) in times.items()]
+    times = interleaved(
+        {
+            "layer_norm 256x768|kernel": lambda n: K.layer_norm(x, w, b, 1e-5, out),
+            "layer_norm 256x768|numpy": lambda n: K.TWINS["layer_norm"].reference(x, w, b),
+            "gelu 256x3072|kernel": lambda n: K.gelu(h, out_h),
+            "gelu 256x3072|numpy": lambda n: K.TWINS["gelu"].reference(h),
+        },
+        rounds,
+    )
+    return [
+        {"op": key.split("|")[0], "variant": key.split("|")[1], "us": 1e6 * t, "best_us": 1e6 * best}
+        for key, (t, best) in times.items()
+    ]
 
 
 def after_blas(repeats: int) -> dict:
@@ -218,8 +292,10 @@ def after_blas(repeats: int) -> dict:
                 K.linear(x, ws[(r + 3 + c) % len(ws)], b, out)
             first.append(t1 - t0)
             next10.append(perf_counter() - t1)
-        result[label] = {"first_call_us": 1e6 * statistics.median(first),
-                         "next_10_calls_us": 1e6 * statistics.median(next10)}
+        result[label] = {
+            "first_call_us": 1e6 * statistics.median(first),
+            "next_10_calls_us": 1e6 * statistics.median(next10),
+        }
     return result
 
 
@@ -257,8 +333,9 @@ def compile_times() -> dict:
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for start in ("cold", "warm"):
-            done = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], env=env, check=True,
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, "-c", COMPILE_SCRIPT], env=env, check=True, capture_output=True, text=True
+            )
             result[start] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -294,8 +371,9 @@ def main() -> None:
     bw_end = measure_bandwidth_gbs(256 << 20, 3)
     bandwidth = max(bw_start, bw_end)
     print(f"bandwidth at the end: {bw_end:.1f} GB/s; the tables use the larger, {bandwidth:.1f} GB/s")
-    print_table("Matrix products (weights from DRAM; GB/s = weight bytes / time, median and best round)",
-                matrices, bandwidth)
+    print_table(
+        "Matrix products (weights from DRAM; GB/s = weight bytes / time, median and best round)", matrices, bandwidth
+    )
     print_table("Attention (GB/s: keys and values read; GFLOP/s: the causal half)", attention, bandwidth)
     print_table("Elementwise at prefill size", elementwise)
     print_table("Per-call cost at toy sizes", overhead)
@@ -305,10 +383,19 @@ def main() -> None:
     compiled = None if a.skip_compile else compile_times()
     if compiled:
         for start, r in compiled.items():
-            print(f"\n{start} start: import {r['import_s']:.2f} s, first calls {sum(r['first_call_s'].values()):.2f} s "
-                  f"({', '.join(f'{k} {v:.2f}' for k, v in r['first_call_s'].items())})")
-    result = {"bandwidth_gbs": {"start": bw_start, "end": bw_end}, "matrices": matrices, "attention": attention,
-              "elementwise": elementwise, "overhead": overhead, "after_blas": blas, "compile": compiled}
+            print(
+                f"\n{start} start: import {r['import_s']:.2f} s, first calls {sum(r['first_call_s'].values()):.2f} s "
+                f"({', '.join(f'{k} {v:.2f}' for k, v in r['first_call_s'].items())})"
+            )
+    result = {
+        "bandwidth_gbs": {"start": bw_start, "end": bw_end},
+        "matrices": matrices,
+        "attention": attention,
+        "elementwise": elementwise,
+        "overhead": overhead,
+        "after_blas": blas,
+        "compile": compiled,
+    }
     line = json.dumps(result)
     print(line)
     if a.json_out:

@@ -37,8 +37,7 @@ from minfer.tokenizer import END_OF_TEXT, GPT2_EOT_ID, GPT2_RANKS_FILE, GPT2_RAN
 from minfer.weights import random_weights
 
 LLAMA_CPP_PYTHON = "0.3.36"  # keep equal to the version installed in the llama.cpp venv
-GPT2_124M = minfer.Config(n_layer=12, n_head=12, n_embd=768, n_ctx=1024, n_vocab=50257,
-                          eos_token_id=GPT2_EOT_ID)
+GPT2_124M = minfer.Config(n_layer=12, n_head=12, n_embd=768, n_ctx=1024, n_vocab=50257, eos_token_id=GPT2_EOT_ID)
 SEED = 0
 CHECKPOINT_NAME = "gpt2-124m-random"
 OUTTYPES = ("f32", "f16")
@@ -50,6 +49,7 @@ def default_bench_dir() -> Path:
 
 
 # --- 1. the checkpoint --------------------------------------------------------------------------
+
 
 def ensure_checkpoint(bench_dir: Path) -> Path:
     """GPT-2 124M, random weights (seed 0), float32, written once into bench_dir."""
@@ -81,6 +81,7 @@ def check_against_transformers(model_dir: Path, n_tokens: int = 8) -> float:
 
 
 # --- 2. HF tokenizer files from the tiktoken ranks ------------------------------------------
+
 
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte -> printable character map: the alphabet of vocab.json and merges.txt.
@@ -136,8 +137,10 @@ def check_hf_tokenizer(out_dir: Path) -> None:
 
     hf = AutoTokenizer.from_pretrained(out_dir)
     ours = minfer.Tokenizer.gpt2()
-    sample = ("Hello, my dog is cute.  It's 2024: naïve café, 東京, emoji 🤗!\n\n\tIndented   "
-              "spaces, don't we'll they're 12345678 1.5e-3 <tags> ~~~ ÀÉÎÕÜ<|endoftext|>")
+    sample = (
+        "Hello, my dog is cute.  It's 2024: naïve café, 東京, emoji 🤗!\n\n\tIndented   "
+        "spaces, don't we'll they're 12345678 1.5e-3 <tags> ~~~ ÀÉÎÕÜ<|endoftext|>"
+    )
     if hf.encode(sample) != ours.encode(sample):
         raise SystemExit(f"the rebuilt vocab.json/merges.txt in {out_dir} tokenize differently from tiktoken")
 
@@ -165,6 +168,7 @@ def ensure_converter_input(model_dir: Path, bench_dir: Path) -> Path:
 
 # --- 3. the converter and the GGUF files --------------------------------------------------------
 
+
 def ensure_llama_cpp_source(bench_dir: Path) -> Path:
     """llama.cpp's source tree as vendored in the llama-cpp-python sdist, unpacked in BENCH/src."""
     root = bench_dir / "src"
@@ -173,8 +177,21 @@ def ensure_llama_cpp_source(bench_dir: Path) -> Path:
         return tree
     sdist = root / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz"
     if not sdist.exists():
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-                        f"llama-cpp-python=={LLAMA_CPP_PYTHON}", "-d", str(root)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
+                "-d",
+                str(root),
+            ],
+            check=True,
+        )
     with tarfile.open(sdist) as tar:
         tar.extractall(root, filter="data")
     return tree
@@ -188,8 +205,19 @@ def ensure_gguf(src: Path, llama_tree: Path, bench_dir: Path, outtype: str) -> P
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}
-    subprocess.run([sys.executable, str(llama_tree / "convert_hf_to_gguf.py"), str(src),
-                    "--outtype", outtype, "--outfile", str(tmp)], check=True, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            str(llama_tree / "convert_hf_to_gguf.py"),
+            str(src),
+            "--outtype",
+            outtype,
+            "--outfile",
+            str(tmp),
+        ],
+        check=True,
+        env=env,
+    )
     tmp.replace(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB)")
     return out
@@ -197,11 +225,13 @@ def ensure_gguf(src: Path, llama_tree: Path, bench_dir: Path, outtype: str) -> P
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bench-dir", type=Path, default=default_bench_dir(),
-                        help="scratch directory for the checkpoint, sources and GGUF files "
-                             "(default $MINFER_BENCH_DIR or /work/bench)")
-    parser.add_argument("--skip-check", action="store_true",
-                        help="do not compare transformers' logits with minfer's")
+    parser.add_argument(
+        "--bench-dir",
+        type=Path,
+        default=default_bench_dir(),
+        help="scratch directory for the checkpoint, sources and GGUF files (default $MINFER_BENCH_DIR or /work/bench)",
+    )
+    parser.add_argument("--skip-check", action="store_true", help="do not compare transformers' logits with minfer's")
     args = parser.parse_args(argv)
     model_dir = ensure_checkpoint(args.bench_dir)
     if not args.skip_check:

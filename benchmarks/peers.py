@@ -48,11 +48,18 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 N_CHECK = 8  # tokens of the logits check before timing
 # The variables that decide which threads and BLAS kernels the workers get: recorded in the JSON.
-ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+ENV_VARS = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 
 
 # --- the systems ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class System:
@@ -69,22 +76,61 @@ class System:
     options: dict = field(default_factory=dict)
 
 
-SYSTEMS = {s.name: s for s in [
-    System("minfer-numpy", "minfer", "minfer", "minfer, NumPy backend (OpenBLAS), float32", 4, 4,
-           options={"backend": "numpy"}),
-    System("minfer-numba", "minfer", "minfer", "minfer, Numba backend, float32", 4, 4,
-           options={"backend": "numba"}),
-    System("minfer-numba-int8", "minfer", "minfer", "minfer, Numba backend, int8 matrices with "
-           "a float32 scale per output column, float32 KV cache", 1, 4, scales=True,
-           options={"backend": "numba", "quantize": "int8"}),
-    System("hf-torch", "hf", "hf", "transformers + PyTorch, float32, sdpa, DynamicCache", 4, 4),
-    System("llama-f32", "llama", "llama", "llama.cpp (llama-cpp-python), f32 GGUF, f16 KV cache",
-           4, 2, options={"outtype": "f32"}),
-    System("llama-f16", "llama", "llama", "llama.cpp (llama-cpp-python), f16 GGUF, f16 KV cache",
-           2, 2, options={"outtype": "f16"}),
-    System("naive-numpy", "naive", "minfer", "minfer Model.forward over the whole sequence per "
-           "token: no KV cache", 4, 4, decode_only=True),
-]}
+SYSTEMS = {
+    s.name: s
+    for s in [
+        System(
+            "minfer-numpy",
+            "minfer",
+            "minfer",
+            "minfer, NumPy backend (OpenBLAS), float32",
+            4,
+            4,
+            options={"backend": "numpy"},
+        ),
+        System(
+            "minfer-numba", "minfer", "minfer", "minfer, Numba backend, float32", 4, 4, options={"backend": "numba"}
+        ),
+        System(
+            "minfer-numba-int8",
+            "minfer",
+            "minfer",
+            "minfer, Numba backend, int8 matrices with a float32 scale per output column, float32 KV cache",
+            1,
+            4,
+            scales=True,
+            options={"backend": "numba", "quantize": "int8"},
+        ),
+        System("hf-torch", "hf", "hf", "transformers + PyTorch, float32, sdpa, DynamicCache", 4, 4),
+        System(
+            "llama-f32",
+            "llama",
+            "llama",
+            "llama.cpp (llama-cpp-python), f32 GGUF, f16 KV cache",
+            4,
+            2,
+            options={"outtype": "f32"},
+        ),
+        System(
+            "llama-f16",
+            "llama",
+            "llama",
+            "llama.cpp (llama-cpp-python), f16 GGUF, f16 KV cache",
+            2,
+            2,
+            options={"outtype": "f16"},
+        ),
+        System(
+            "naive-numpy",
+            "naive",
+            "minfer",
+            "minfer Model.forward over the whole sequence per token: no KV cache",
+            4,
+            4,
+            decode_only=True,
+        ),
+    ]
+}
 
 
 @dataclass(frozen=True)
@@ -110,6 +156,7 @@ QUICK_PLAN = Plan((32, 128), (16, 128), 8, 2, 256 << 20, 3, 1536, 3)
 # and decode(token) return the greedy next token; logits(ids) returns the last position's logits
 # as a list, for the check.
 
+
 class MinferRunner:
     """minfer's Model with its preallocated KVCache."""
 
@@ -117,6 +164,7 @@ class MinferRunner:
         import numpy as np
 
         import minfer
+
         kwargs = {k: v for k, v in options.items() if k != "backend"}
         self.np = np
         self.model = minfer.load_model(model_dir, backend=options.get("backend", "numpy"), **kwargs)
@@ -124,8 +172,13 @@ class MinferRunner:
 
     def info(self) -> dict:
         import numba
-        return {"numpy": self.np.__version__, "numba": numba.__version__, "blas": openblas_info(),
-                "model": repr(self.model)}
+
+        return {
+            "numpy": self.np.__version__,
+            "numba": numba.__version__,
+            "blas": openblas_info(),
+            "model": repr(self.model),
+        }
 
     def reset(self) -> None:
         # A new cache per prompt, as minfer.generate makes one: its first writes fault the pages
@@ -171,6 +224,7 @@ class HFRunner:
 
         import torch
         from transformers import GPT2LMHeadModel
+
         torch.set_num_threads(threads)
         torch.set_grad_enabled(False)
         self.torch = torch
@@ -182,16 +236,21 @@ class HFRunner:
 
     def info(self) -> dict:
         import transformers
-        return {"torch": self.torch.__version__, "transformers": transformers.__version__,
-                "torch_threads": self.torch.get_num_threads(),
-                "attn_implementation": self.model.config._attn_implementation}
+
+        return {
+            "torch": self.torch.__version__,
+            "transformers": transformers.__version__,
+            "torch_threads": self.torch.get_num_threads(),
+            "attn_implementation": self.model.config._attn_implementation,
+        }
 
     def reset(self) -> None:
         self.cache = None
 
     def _step(self, ids: list[int]):
-        out = self.model(input_ids=self.torch.tensor([ids]), use_cache=True, logits_to_keep=1,
-                         **{self.cache_arg: self.cache})
+        out = self.model(
+            input_ids=self.torch.tensor([ids]), use_cache=True, logits_to_keep=1, **{self.cache_arg: self.cache}
+        )
         self.cache = out[self.cache_arg]
         return out.logits[0, -1]  # [n_vocab]
 
@@ -213,17 +272,27 @@ class LlamaRunner:
     def __init__(self, gguf_path: str, threads: int):
         import llama_cpp
         import numpy as np
+
         self.np, self.llama_cpp = np, llama_cpp
-        self.llm = llama_cpp.Llama(model_path=gguf_path, n_ctx=1024, n_threads=threads,
-                                   n_threads_batch=threads, n_batch=512, logits_all=False,
-                                   verbose=False)
+        self.llm = llama_cpp.Llama(
+            model_path=gguf_path,
+            n_ctx=1024,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=512,
+            logits_all=False,
+            verbose=False,
+        )
         self.n_vocab = self.llm.n_vocab()
 
     def info(self) -> dict:
-        return {"llama_cpp_python": self.llama_cpp.__version__, "numpy": self.np.__version__,
-                "system_info": self.llama_cpp.llama_print_system_info().decode().strip(),
-                "flash_attn_type": int(self.llm.context_params.flash_attn_type),
-                "n_ubatch": int(self.llm.context_params.n_ubatch)}
+        return {
+            "llama_cpp_python": self.llama_cpp.__version__,
+            "numpy": self.np.__version__,
+            "system_info": self.llama_cpp.llama_print_system_info().decode().strip(),
+            "flash_attn_type": int(self.llm.context_params.flash_attn_type),
+            "n_ubatch": int(self.llm.context_params.n_ubatch),
+        }
 
     def reset(self) -> None:
         self.llm.reset()  # n_tokens = 0; the next eval drops the cached positions from there on
@@ -261,6 +330,7 @@ def openblas_info() -> dict | None:
     """Which OpenBLAS numpy loaded and the kernel it chose (the core type), read through ctypes
     from the library itself, as threadpoolctl does."""
     import ctypes
+
     try:
         maps = Path("/proc/self/maps").read_text().splitlines()
     except OSError:
@@ -338,14 +408,18 @@ def worker_main(args: argparse.Namespace) -> None:
 def calibrate_main(args: argparse.Namespace) -> None:
     """A one-shot worker: this machine's read bandwidth and sgemm peak, as one JSON line."""
     from minfer.calibrate import measure_bandwidth_gbs, measure_matmul_gflops
+
     plan = QUICK_PLAN if args.quick else FULL_PLAN
-    result = {"bandwidth_gbs": measure_bandwidth_gbs(plan.stream_bytes, plan.stream_repeats),
-              "sgemm_gflops": measure_matmul_gflops(plan.matmul_n, plan.matmul_repeats),
-              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    result = {
+        "bandwidth_gbs": measure_bandwidth_gbs(plan.stream_bytes, plan.stream_repeats),
+        "sgemm_gflops": measure_matmul_gflops(plan.matmul_n, plan.matmul_repeats),
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     print(json.dumps(result))
 
 
 # --- parent side: workers, rounds, medians ------------------------------------------------------
+
 
 class Worker:
     """A system's worker process, spoken to in JSON lines; stopped while others measure."""
@@ -353,11 +427,11 @@ class Worker:
     def __init__(self, system: System, python: str, args: argparse.Namespace, env: dict, log_dir: Path):
         self.system = system
         self.log_path = log_dir / f"{system.name}.log"
-        cmd = [python, "-P", str(Path(__file__).resolve()), "--worker", system.name,
-               *worker_flags(args)]
+        cmd = [python, "-P", str(Path(__file__).resolve()), "--worker", system.name, *worker_flags(args)]
         self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.log, env=env, text=True, cwd=REPO)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True, cwd=REPO
+        )
         self.stopped = False
         self.info: dict = {}  # versions and settings, as the worker reports them once loaded
 
@@ -403,8 +477,7 @@ class Worker:
 
 def worker_flags(args: argparse.Namespace) -> list[str]:
     """The options a worker needs, passed on from the parent's command line."""
-    flags = ["--model-dir", str(args.model_dir), "--gguf-dir", str(args.gguf_dir),
-             "--threads", str(args.threads)]
+    flags = ["--model-dir", str(args.model_dir), "--gguf-dir", str(args.gguf_dir), "--threads", str(args.threads)]
     return flags + (["--quick"] if args.quick else [])
 
 
@@ -502,6 +575,7 @@ def warm_up(workers: list[Worker], plan: Plan) -> None:
 
 # --- theory: bytes and FLOPs of a step ----------------------------------------------------------
 
+
 def model_counts(model_dir: Path) -> dict:
     """Parameter counts of a GPT-2 config: the matrices (LM head = wte included), the vectors."""
     hf = json.loads((Path(model_dir) / "config.json").read_text())
@@ -509,9 +583,16 @@ def model_counts(model_dir: Path) -> dict:
     block_matrices = d * 3 * d + d * d + d * 4 * d + 4 * d * d  # c_attn, c_proj, c_fc, mlp.c_proj
     block_vectors = 4 * d + 3 * d + d + 4 * d + d  # ln_1, ln_2 (2 each), biases
     block_outputs = 3 * d + d + 4 * d + d  # output columns of the four matrices
-    return {"n_layer": L, "n_embd": d, "n_vocab": V, "n_ctx": hf["n_positions"],
-            "block_matrices": L * block_matrices, "lm_head": V * d,
-            "vectors": L * block_vectors + 2 * d, "scales": L * block_outputs + V}
+    return {
+        "n_layer": L,
+        "n_embd": d,
+        "n_vocab": V,
+        "n_ctx": hf["n_positions"],
+        "block_matrices": L * block_matrices,
+        "lm_head": V * d,
+        "vectors": L * block_vectors + 2 * d,
+        "scales": L * block_outputs + V,
+    }
 
 
 def decode_bytes(c: dict, system: System, context: float) -> float:
@@ -533,14 +614,18 @@ def prefill_flops(c: dict, n: int) -> float:
 
 # --- summary --------------------------------------------------------------------------------------
 
+
 def summarize(samples: dict, plan: Plan, counts: dict, ceilings: list[dict]) -> dict:
     """Medians over rounds of every measurement, with the rooflines' shares."""
     bandwidth = max(c["bandwidth_gbs"] for c in ceilings)  # a ceiling is the best the machine did
     peak = max(c["sgemm_gflops"] for c in ceilings)
     out = {}
     for name, s in samples.items():
-        row = {f"prefill_{n}": prefill_summary(s[f"prefill_{n}"], n, counts, peak)
-               for n in plan.prefill_lengths if f"prefill_{n}" in s}
+        row = {
+            f"prefill_{n}": prefill_summary(s[f"prefill_{n}"], n, counts, peak)
+            for n in plan.prefill_lengths
+            if f"prefill_{n}" in s
+        }
         for ctx in plan.decode_contexts:
             row[f"decode_{ctx}"] = decode_summary(s[f"decode_{ctx}"], SYSTEMS[name], ctx, counts, bandwidth)
         out[name] = row
@@ -551,23 +636,34 @@ def prefill_summary(times: list[float], n: int, counts: dict, peak_gflops: float
     """Prefill of n tokens, from the seconds of each round: tok/s, TTFT, GFLOP/s and its share
     of the sgemm peak, and the spread between the slowest and the fastest round."""
     t, gflop = statistics.median(times), prefill_flops(counts, n) / 1e9
-    return {"tok_s": n / t, "ttft_ms": 1e3 * t, "gflops": gflop / t, "peak_share": gflop / t / peak_gflops,
-            "spread": max(times) / min(times)}
+    return {
+        "tok_s": n / t,
+        "ttft_ms": 1e3 * t,
+        "gflops": gflop / t,
+        "peak_share": gflop / t / peak_gflops,
+        "spread": max(times) / min(times),
+    }
 
 
-def decode_summary(rounds: list[list[float]], system: System, ctx: int, counts: dict,
-                   bandwidth_gbs: float) -> dict:
+def decode_summary(rounds: list[list[float]], system: System, ctx: int, counts: dict, bandwidth_gbs: float) -> dict:
     """Decode after ctx cached tokens, from each round's step times: tok/s, TPOT (median step),
     and the GB/s the step's bytes imply, as a share of the measured bandwidth."""
     n_steps = len(rounds[0])
     per_round = [n_steps / sum(steps) for steps in rounds]  # tok/s of each round
     tok_s = statistics.median(per_round)
-    entry = {"tok_s": tok_s, "tpot_ms": 1e3 * statistics.median(statistics.median(r) for r in rounds),
-             "steps": n_steps, "spread": max(per_round) / min(per_round)}
+    entry = {
+        "tok_s": tok_s,
+        "tpot_ms": 1e3 * statistics.median(statistics.median(r) for r in rounds),
+        "steps": n_steps,
+        "spread": max(per_round) / min(per_round),
+    }
     if not system.decode_only:  # without a cache, a step's bytes are not those of decode_bytes
         step_bytes = decode_bytes(counts, system, ctx + (n_steps - 1) / 2)  # at the mean context
-        entry |= {"bytes_per_token": step_bytes, "gbs": step_bytes * tok_s / 1e9,
-                  "bandwidth_share": step_bytes * tok_s / 1e9 / bandwidth_gbs}
+        entry |= {
+            "bytes_per_token": step_bytes,
+            "gbs": step_bytes * tok_s / 1e9,
+            "bandwidth_share": step_bytes * tok_s / 1e9 / bandwidth_gbs,
+        }
     return entry
 
 
@@ -593,57 +689,80 @@ def tables(summary: dict, plan: Plan, baseline: str, unavailable: dict) -> str:
     """The results as two markdown tables (prefill, decode) and the list of skipped systems."""
     base = summary.get(baseline)
     p = plan.prefill_lengths
-    lines = ["| system | " + " | ".join(f"prefill {n} tok/s | TTFT {n} ms | % sgemm peak" for n in p)
-             + f" | x {baseline} ({p[-1]}) |",
-             "|---|" + "---:|" * (3 * len(p) + 1)]
+    lines = [
+        "| system | "
+        + " | ".join(f"prefill {n} tok/s | TTFT {n} ms | % sgemm peak" for n in p)
+        + f" | x {baseline} ({p[-1]}) |",
+        "|---|" + "---:|" * (3 * len(p) + 1),
+    ]
     for name, row in summary.items():
         cells = []
         for n in p:
             e = row.get(f"prefill_{n}")
-            cells += [fmt_rate(e, ".0f"), fmt(e and e["ttft_ms"], ".1f"),
-                      fmt(e and 100 * e["peak_share"], ".0f")]
+            cells += [fmt_rate(e, ".0f"), fmt(e and e["ttft_ms"], ".1f"), fmt(e and 100 * e["peak_share"], ".0f")]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio(row, base, f'prefill_{p[-1]}')} |")
     c = plan.decode_contexts
-    lines += ["", "| system | " + " | ".join(f"decode @{x} tok/s | TPOT @{x} ms | GB/s @{x} | % bandwidth @{x}"
-                                          for x in c) + f" | x {baseline} (@{c[0]}) |",
-              "|---|" + "---:|" * (4 * len(c) + 1)]
+    lines += [
+        "",
+        "| system | "
+        + " | ".join(f"decode @{x} tok/s | TPOT @{x} ms | GB/s @{x} | % bandwidth @{x}" for x in c)
+        + f" | x {baseline} (@{c[0]}) |",
+        "|---|" + "---:|" * (4 * len(c) + 1),
+    ]
     for name, row in summary.items():
         cells = []
         for x in c:
             e = row[f"decode_{x}"]
-            cells += [fmt_rate(e, ".1f"), fmt(e["tpot_ms"], ".1f"), fmt(e.get("gbs"), ".1f"),
-                      fmt(e.get("bandwidth_share") and 100 * e["bandwidth_share"], ".0f")]
+            cells += [
+                fmt_rate(e, ".1f"),
+                fmt(e["tpot_ms"], ".1f"),
+                fmt(e.get("gbs"), ".1f"),
+                fmt(e.get("bandwidth_share") and 100 * e["bandwidth_share"], ".0f"),
+            ]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio(row, base, f'decode_{c[0]}')} |")
-    lines += ["", f"\\* the rounds' fastest and slowest differ by more than {NOISY}x: another process "
-              "took a core during a round (the samples are in the JSON)"]
+    lines += [
+        "",
+        f"\\* the rounds' fastest and slowest differ by more than {NOISY}x: another process "
+        "took a core during a round (the samples are in the JSON)",
+    ]
     lines += [f"- {name}: {why}" for name, why in unavailable.items()]
     return "\n".join(lines)
 
 
 # --- main -----------------------------------------------------------------------------------------
 
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bench = Path(os.environ.get("MINFER_BENCH_DIR", "/work/bench"))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--systems", default=",".join(SYSTEMS),
-                   help=f"comma-separated, from: {', '.join(SYSTEMS)} (default: all)")
+    p.add_argument(
+        "--systems", default=",".join(SYSTEMS), help=f"comma-separated, from: {', '.join(SYSTEMS)} (default: all)"
+    )
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians over them")
     p.add_argument("--quick", action="store_true", help="short prompts and few tokens: a smoke test")
     p.add_argument("--threads", type=int, default=2, help="threads of every system (default 2)")
-    p.add_argument("--unset-openblas", action="store_true",
-                   help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the workers' environment")
-    p.add_argument("--baseline", default="llama-f32",
-                   help="system the x columns divide by (if it did not run: the first system)")
+    p.add_argument(
+        "--unset-openblas",
+        action="store_true",
+        help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the workers' environment",
+    )
+    p.add_argument(
+        "--baseline", default="llama-f32", help="system the x columns divide by (if it did not run: the first system)"
+    )
     p.add_argument("--json-out", type=Path, help="write every sample and the summary as JSON here")
     p.add_argument("--from-json", type=Path, help="measure nothing: print the tables of a saved --json-out")
-    p.add_argument("--model-dir", type=Path, default=bench / "gpt2-124m-random",
-                   help="the Hugging Face-format checkpoint (benchmarks/make_gguf.py writes it)")
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=bench / "gpt2-124m-random",
+        help="the Hugging Face-format checkpoint (benchmarks/make_gguf.py writes it)",
+    )
     p.add_argument("--gguf-dir", type=Path, default=bench / "gguf", help="where the GGUF files are")
     p.add_argument("--minfer-python", default=sys.executable, help="interpreter with minfer")
-    p.add_argument("--hf-python", default="/work/refenv/bin/python",
-                   help="interpreter with torch and transformers")
-    p.add_argument("--llama-python", default=str(bench / "llamavenv" / "bin" / "python"),
-                   help="interpreter with llama-cpp-python")
+    p.add_argument("--hf-python", default="/work/refenv/bin/python", help="interpreter with torch and transformers")
+    p.add_argument(
+        "--llama-python", default=str(bench / "llamavenv" / "bin" / "python"), help="interpreter with llama-cpp-python"
+    )
     p.add_argument("--worker", choices=list(SYSTEMS), help=argparse.SUPPRESS)
     p.add_argument("--calibrate", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -657,8 +776,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_model_dir(args: argparse.Namespace) -> None:
     if not (args.model_dir / "model.safetensors").exists():
-        sys.exit(f"no checkpoint at {args.model_dir}; make it first with "
-                 f"`/work/refenv/bin/python benchmarks/make_gguf.py` (see benchmarks/README.md)")
+        sys.exit(
+            f"no checkpoint at {args.model_dir}; make it first with "
+            f"`/work/refenv/bin/python benchmarks/make_gguf.py` (see benchmarks/README.md)"
+        )
 
 
 def measure(args: argparse.Namespace, plan: Plan) -> dict:
@@ -684,8 +805,7 @@ def measure(args: argparse.Namespace, plan: Plan) -> dict:
         for w in workers:
             w.close()
     shutil.rmtree(log_dir)  # kept only when a worker failed: its error names the log
-    return {"checks": checks, "ceilings": ceilings, "samples": samples, "infos": infos,
-            "unavailable": unavailable}
+    return {"checks": checks, "ceilings": ceilings, "samples": samples, "infos": infos, "unavailable": unavailable}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -701,11 +821,17 @@ def main(argv: list[str] | None = None) -> None:
         return print_report(report, plan, args.baseline)
     check_model_dir(args)
     plan = QUICK_PLAN if args.quick else FULL_PLAN
-    report = {"command": shlex.join([Path(sys.executable).name, *sys.argv]),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "rounds": args.rounds, "threads": args.threads, "plan": plan.__dict__,
-              "env": {k: worker_env(args).get(k) for k in ENV_VARS}, "cpu": cpu_name(),
-              "minfer_git": git_describe(), "counts": model_counts(args.model_dir)}
+    report = {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rounds": args.rounds,
+        "threads": args.threads,
+        "plan": plan.__dict__,
+        "env": {k: worker_env(args).get(k) for k in ENV_VARS},
+        "cpu": cpu_name(),
+        "minfer_git": git_describe(),
+        "counts": model_counts(args.model_dir),
+    }
     report |= measure(args, plan)
     report["summary"] = summarize(report["samples"], plan, report["counts"], report["ceilings"])
     print_report(report, plan, args.baseline)
@@ -717,8 +843,9 @@ def main(argv: list[str] | None = None) -> None:
 def git_describe() -> str | None:
     """The commit minfer was measured at, '-dirty' when the work tree has changes."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip()
@@ -734,14 +861,25 @@ def cpu_name() -> str:
 def print_report(report: dict, plan: Plan, baseline: str) -> None:
     bw = [c["bandwidth_gbs"] for c in report["ceilings"]]
     peak = [c["sgemm_gflops"] for c in report["ceilings"]]
-    print(f"\n`{report['command']}` — {report['started']}, {report['cpu']}, {report['threads']} threads, "
-          f"{report['rounds']} rounds (medians), minfer at {report.get('minfer_git')}")
+    print(
+        f"\n`{report['command']}` — {report['started']}, {report['cpu']}, {report['threads']} threads, "
+        f"{report['rounds']} rounds (medians), minfer at {report.get('minfer_git')}"
+    )
     print(f"OpenBLAS env: CORETYPE={report['env']['OPENBLAS_CORETYPE']} L2_SIZE={report['env']['OPENBLAS_L2_SIZE']}")
-    print(f"read bandwidth GB/s (start, middle, end): {', '.join(f'{x:.1f}' for x in bw)}; "
-          f"sgemm GFLOP/s: {', '.join(f'{x:.0f}' for x in peak)}; shares use the best of each\n")
-    print("logits check (8 tokens, last position) vs " + next(iter(report["checks"].values()))["reference"] + ": "
-          + "; ".join(f"{n} {c['max_abs_diff']:.1e}{'' if c['argmax_agrees'] else ' ARGMAX DIFFERS'}"
-                      for n, c in report["checks"].items()) + "\n")
+    print(
+        f"read bandwidth GB/s (start, middle, end): {', '.join(f'{x:.1f}' for x in bw)}; "
+        f"sgemm GFLOP/s: {', '.join(f'{x:.0f}' for x in peak)}; shares use the best of each\n"
+    )
+    print(
+        "logits check (8 tokens, last position) vs "
+        + next(iter(report["checks"].values()))["reference"]
+        + ": "
+        + "; ".join(
+            f"{n} {c['max_abs_diff']:.1e}{'' if c['argmax_agrees'] else ' ARGMAX DIFFERS'}"
+            for n, c in report["checks"].items()
+        )
+        + "\n"
+    )
     if baseline not in report["summary"]:
         baseline = next(iter(report["summary"]))  # the x columns divide by the first system run
     print(tables(report["summary"], plan, baseline, report["unavailable"]))

@@ -22,8 +22,10 @@ def main() -> None:
     cli.add_argument("out", type=Path, help="the figure, .png or .svg")
     args = cli.parse_args()
     data = json.loads(args.results.read_text())
-    ceilings = {"peak_gflops": max(c["sgemm_gflops"] for c in data["ceilings"]),
-                "bandwidth_gbs": max(c["bandwidth_gbs"] for c in data["ceilings"])}
+    ceilings = {
+        "peak_gflops": max(c["sgemm_gflops"] for c in data["ceilings"]),
+        "bandwidth_gbs": max(c["bandwidth_gbs"] for c in data["ceilings"]),
+    }
     title = f"GPT-2 124M shape, {data['threads']} threads, {data['started'][:10]}: tokens/s (bars), roofline bound (|)"
     print(save_figure(benchmark_bars(data["summary"], ceilings, title=title), args.out))
 

@@ -99,8 +99,17 @@ def main() -> None:
             print(f"wrote {path}")
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(data, indent=1))
-    print(json.dumps({"model": model.name, "ceilings": roof.to_dict(), "phases": data["phases"],
-                      "overhead": cost, "sweep": sweep}))
+    print(
+        json.dumps(
+            {
+                "model": model.name,
+                "ceilings": roof.to_dict(),
+                "phases": data["phases"],
+                "overhead": cost,
+                "sweep": sweep,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

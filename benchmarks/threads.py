@@ -36,20 +36,30 @@ from minfer.config import Config
 from minfer.model import Model
 from minfer.weights import random_weights
 
-PROMPTS = ["And the king said", "In the beginning", "The LORD is my shepherd", "And it came to pass",
-           "Blessed are the poor", "Now the serpent was", "Let there be light", "Behold, I stand"]
+PROMPTS = [
+    "And the king said",
+    "In the beginning",
+    "The LORD is my shepherd",
+    "And it came to pass",
+    "Blessed are the poor",
+    "Now the serpent was",
+    "Let there be light",
+    "Behold, I stand",
+]
 
 
 def load(args: argparse.Namespace, backend: str) -> Model:
     if args.gpt2_124m:
         cfg = Config(n_layer=12, n_head=12, n_embd=768, n_ctx=1024, n_vocab=50257, eos_token_id=50256)
-        return Model(cfg, random_weights(cfg, seed=0), minfer.Tokenizer.gpt2(), backend=backend,
-                     name="gpt2-124M-shape (random)")
+        return Model(
+            cfg, random_weights(cfg, seed=0), minfer.Tokenizer.gpt2(), backend=backend, name="gpt2-124M-shape (random)"
+        )
     return minfer.load_model(args.model, backend=backend)
 
 
 def aggregate_rate(model: Model, n_threads: int, tokens: int) -> float:
     """Tokens per second of n_threads generating at once on one model."""
+
     def run(i: int) -> None:
         minfer.generate(model, PROMPTS[i % len(PROMPTS)], tokens, stop_tokens=())
 
@@ -104,8 +114,10 @@ def child(args: argparse.Namespace) -> None:
     for backend in ("numba", "numpy") if args.with_numpy else ("numba",):
         model = load(args, backend)
         minfer.generate(model, PROMPTS[0], 4)  # compile or warm up
-        rates = {n: float(np.median([aggregate_rate(model, n, args.tokens) for _ in range(args.rounds)]))
-                 for n in args.thread_counts}
+        rates = {
+            n: float(np.median([aggregate_rate(model, n, args.tokens) for _ in range(args.rounds)]))
+            for n in args.thread_counts
+        }
         out[backend] = rates
         if backend == "numba":
             out["layer"] = numba.threading_layer()
@@ -130,16 +142,29 @@ def main() -> None:
         return
     runs = {}
     for layer in ("workqueue", "omp"):
-        cmd = [sys.executable, __file__, "--child", "--threads", args.threads, "--tokens", str(args.tokens),
-               "--rounds", str(args.rounds)] + (["--with-numpy"] if layer == "workqueue" else [])
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--threads",
+            args.threads,
+            "--tokens",
+            str(args.tokens),
+            "--rounds",
+            str(args.rounds),
+        ] + (["--with-numpy"] if layer == "workqueue" else [])
         cmd += ["--gpt2-124m"] if args.gpt2_124m else (["--model", args.model] if args.model else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NUMBA_THREADING_LAYER": layer})
         if proc.returncode != 0:
-            print(f"{layer}: failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})")
+            print(
+                f"{layer}: failed ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode})"
+            )
             continue
         runs[layer] = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"aggregate decode tok/s, N threads each generating {args.tokens} tokens on one shared model "
-          f"(median of {args.rounds})")
+    print(
+        f"aggregate decode tok/s, N threads each generating {args.tokens} tokens on one shared model "
+        f"(median of {args.rounds})"
+    )
     print(f"{'backend / layer':<26}" + "".join(f"{f'{n} thr':>10}" for n in args.thread_counts) + f"{'N/1':>8}")
     rows = [(f"numba / {k} ({'lock' if r['lock'] else 'no lock'})", r["numba"]) for k, r in runs.items()]
     if "workqueue" in runs and "numpy" in runs["workqueue"]:
@@ -147,12 +172,17 @@ def main() -> None:
     for name, rates in rows:
         rates = {int(n): v for n, v in rates.items()}
         last = args.thread_counts[-1]
-        print(f"{name:<26}" + "".join(f"{rates[n]:>10.0f}" for n in args.thread_counts)
-              + f"{rates[last] / rates[args.thread_counts[0]]:>8.2f}")
+        print(
+            f"{name:<26}"
+            + "".join(f"{rates[n]:>10.0f}" for n in args.thread_counts)
+            + f"{rates[last] / rates[args.thread_counts[0]]:>8.2f}"
+        )
     for k, r in runs.items():
         o = r["overhead"]
-        print(f"decode step ({k}): {o['step_ms']:.3f} ms, of which the cache claim, the checks and the "
-              f"per-call scratch take {o['python_side_us']:.1f} us ({o['share']:.1%})")
+        print(
+            f"decode step ({k}): {o['step_ms']:.3f} ms, of which the cache claim, the checks and the "
+            f"per-call scratch take {o['python_side_us']:.1f} us ({o['share']:.1%})"
+        )
     print(json.dumps({"tokens": args.tokens, "rounds": args.rounds, "runs": runs}))
 
 

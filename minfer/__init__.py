@@ -6,8 +6,15 @@ Beside them, the instrumentation: counts -> profiler -> calibrate -> plots -> wh
 """
 
 from minfer.config import Config
-from minfer.errors import (ContextOverflowError, InsufficientMemoryError, InvalidInputError, MinferError,
-                           ModelLoadError, NonFiniteError, TokenizerError)
+from minfer.errors import (
+    ContextOverflowError,
+    InsufficientMemoryError,
+    InvalidInputError,
+    MinferError,
+    ModelLoadError,
+    NonFiniteError,
+    TokenizerError,
+)
 from minfer.evaluate import Perplexity, perplexity
 from minfer.batch import generate_batch
 from minfer.generation import Generation, Stream, generate, stream
@@ -21,7 +28,26 @@ from minfer.tokenizer import IncrementalDecoder, Tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
-    "Config", "ContextOverflowError", "Generation", "IncrementalDecoder", "InsufficientMemoryError",
-    "InvalidInputError", "KVCache", "MinferError", "Model", "ModelLoadError", "NonFiniteError", "Perplexity", "Profiler", "SamplingParams", "Tokenizer",
-    "Stream", "TokenizerError", "generate", "generate_batch", "load_model", "perplexity", "stream",
+    "Config",
+    "ContextOverflowError",
+    "Generation",
+    "IncrementalDecoder",
+    "InsufficientMemoryError",
+    "InvalidInputError",
+    "KVCache",
+    "MinferError",
+    "Model",
+    "ModelLoadError",
+    "NonFiniteError",
+    "Perplexity",
+    "Profiler",
+    "SamplingParams",
+    "Tokenizer",
+    "Stream",
+    "TokenizerError",
+    "generate",
+    "generate_batch",
+    "load_model",
+    "perplexity",
+    "stream",
 ]

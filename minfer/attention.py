@@ -49,8 +49,16 @@ def causal_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     return weights @ v  # [n_head, n_q, d_head]
 
 
-def attention_cost(n_q: int, n_k: int, n_head: int, d_head: int, n_kv_head: int | None = None,
-                   kv_size: int = 4, act_size: int = 4, cached: bool = True) -> Cost:
+def attention_cost(
+    n_q: int,
+    n_k: int,
+    n_head: int,
+    d_head: int,
+    n_kv_head: int | None = None,
+    kv_size: int = 4,
+    act_size: int = 4,
+    cached: bool = True,
+) -> Cost:
     """Per head, query and key: 4 d_head + 7 FLOPs (q.k is 2 d_head, scale 1, mask 1, softmax 5:
     max, subtract, exp, sum, divide; weights @ v is 2 d_head). The whole n_q x n_k rectangle is
     counted, as the reference computes it; a causal kernel could skip the masked half in prefill.
@@ -62,14 +70,17 @@ def attention_cost(n_q: int, n_k: int, n_head: int, d_head: int, n_kv_head: int 
     """
     n_kv_head = n_head if n_kv_head is None else n_kv_head
     kv = 2 * n_kv_head * n_k * d_head
-    return Cost(flops=n_head * n_q * n_k * (4 * d_head + 7),
-                kv_read=kv * kv_size if cached else 0,
-                act_read=n_head * n_q * d_head * act_size + (0 if cached else kv * act_size),
-                act_write=n_head * n_q * d_head * act_size)
+    return Cost(
+        flops=n_head * n_q * n_k * (4 * d_head + 7),
+        kv_read=kv * kv_size if cached else 0,
+        act_read=n_head * n_q * d_head * act_size + (0 if cached else kv * act_size),
+        act_write=n_head * n_q * d_head * act_size,
+    )
 
 
-def self_attention(x: np.ndarray, w: AttentionWeights, n_head: int,
-                   cache: KVCache | None = None, layer: int = 0) -> np.ndarray:
+def self_attention(
+    x: np.ndarray, w: AttentionWeights, n_head: int, cache: KVCache | None = None, layer: int = 0
+) -> np.ndarray:
     """Multi-head causal self-attention of the new tokens x. x: [n_seq, n_embd] -> [n_seq, n_embd]
 
     Without a cache, x is the whole sequence. With one, x holds only the new tokens: their keys

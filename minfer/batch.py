@@ -45,11 +45,17 @@ class BatchKVCache:
         """Zeroed slots of `max_seq` positions; an InsufficientMemoryError at once if they would
         not fit in the memory available now."""
         c = model.config
-        check_fits(n_batch * max_seq * kv_bytes_per_position(c), f"the KV cache of a batch of {n_batch}",
-                   "generate fewer sequences or fewer tokens at once")
+        check_fits(
+            n_batch * max_seq * kv_bytes_per_position(c),
+            f"the KV cache of a batch of {n_batch}",
+            "generate fewer sequences or fewer tokens at once",
+        )
         shape = (c.n_layer, n_batch, c.n_head, max_seq, c.d_head)
-        return cls(np.zeros(shape, np.float32), np.zeros(shape, np.float32),  # shape
-                   np.zeros(n_batch, np.int64))  # [n_batch]
+        return cls(
+            np.zeros(shape, np.float32),
+            np.zeros(shape, np.float32),  # shape
+            np.zeros(n_batch, np.int64),
+        )  # [n_batch]
 
     def slot(self, b: int) -> KVCache:
         """Sequence b's part as an ordinary KVCache (a view: writes land in this batch cache)."""
@@ -64,8 +70,9 @@ def prefill_slot(model: Model, ids: Sequence[int], cache: BatchKVCache, b: int) 
     return logits
 
 
-def write_kv_rows(cache: BatchKVCache, layer: int, rows: np.ndarray, k: np.ndarray,
-                  v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def write_kv_rows(
+    cache: BatchKVCache, layer: int, rows: np.ndarray, k: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Write one new key and value per row at that slot's length; return every row's keys and
     values up to the longest. k, v: [n_rows, n_head, d_head] -> 2 x [n_rows, n_head, n_keys, d_head]"""
     pos = cache.lengths[rows]  # [n_rows] where each new token goes
@@ -87,8 +94,9 @@ def masked_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, pos: n
     return softmax(scores + mask[:, None, None, :]) @ values  # [n_rows, n_head, 1, d_head]
 
 
-def batch_attention(x: np.ndarray, w: AttentionWeights, n_head: int, cache: BatchKVCache,
-                    layer: int, rows: np.ndarray) -> np.ndarray:
+def batch_attention(
+    x: np.ndarray, w: AttentionWeights, n_head: int, cache: BatchKVCache, layer: int, rows: np.ndarray
+) -> np.ndarray:
     """One new token per sequence attends over its own cached keys. x: [n_rows, n_embd] -> same
 
     `rows` are the cache slots of x's rows. Slots have different lengths, so keys past a slot's
@@ -104,8 +112,9 @@ def batch_attention(x: np.ndarray, w: AttentionWeights, n_head: int, cache: Batc
     return linear(merge_heads(out[:, :, 0].transpose(1, 0, 2)), w.c_proj.weight, w.c_proj.bias)  # [n_rows, n_embd]
 
 
-def batch_block(x: np.ndarray, w: BlockWeights, cfg: Config, cache: BatchKVCache, layer: int,
-                rows: np.ndarray) -> np.ndarray:
+def batch_block(
+    x: np.ndarray, w: BlockWeights, cfg: Config, cache: BatchKVCache, layer: int, rows: np.ndarray
+) -> np.ndarray:
     """`minfer.block.block` for one new token per row, each at its own position. x: [n_rows, n_embd] -> same"""
     h = layer_norm(x, w.ln_1.weight, w.ln_1.bias, cfg.layer_norm_eps)  # [n_rows, n_embd]
     x = x + batch_attention(h, w.attn, cfg.n_head, cache, layer, rows)  # [n_rows, n_embd]
@@ -128,8 +137,15 @@ def decode_batch(model: Model, tokens: np.ndarray, cache: BatchKVCache, rows: np
     return lm_head(layer_norm(x, w.ln_f.weight, w.ln_f.bias, c.layer_norm_eps), w.wte)  # [n_rows, n_vocab]
 
 
-def record_token(g: Generation, history: list[int], token: int, seconds: float, stops: frozenset[int],
-           max_new_tokens: int, context_full: bool) -> None:
+def record_token(
+    g: Generation,
+    history: list[int],
+    token: int,
+    seconds: float,
+    stops: frozenset[int],
+    max_new_tokens: int,
+    context_full: bool,
+) -> None:
     """Record one new token of one sequence and set its finish_reason if it is done."""
     g.tokens.append(token)
     g.token_seconds.append(seconds)
@@ -142,10 +158,16 @@ def record_token(g: Generation, history: list[int], token: int, seconds: float, 
         g.finish_reason = "context"
 
 
-def generate_batch(model: Model, prompts: Sequence[str | Sequence[int]], max_new_tokens: int = 64, *,
-                   temperature: float = 0.0, seed: int | None = None,
-                   stop_tokens: Sequence[int] | None = None,
-                   params: SamplingParams | None = None) -> list[Generation]:
+def generate_batch(
+    model: Model,
+    prompts: Sequence[str | Sequence[int]],
+    max_new_tokens: int = 64,
+    *,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    stop_tokens: Sequence[int] | None = None,
+    params: SamplingParams | None = None,
+) -> list[Generation]:
     """Generate after every prompt at once; returns one Generation per prompt, in order.
 
     Each sequence samples with its own random generator seeded by `seed`, so with the same
@@ -159,8 +181,10 @@ def generate_batch(model: Model, prompts: Sequence[str | Sequence[int]], max_new
     start = perf_counter()
     params = params or SamplingParams(temperature=temperature, seed=seed)
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
-        raise InvalidInputError(f"generate_batch takes a list of prompts, not a {type(prompts).__name__}; "
-                                "for one prompt pass [prompt] (or call generate)")
+        raise InvalidInputError(
+            f"generate_batch takes a list of prompts, not a {type(prompts).__name__}; "
+            "for one prompt pass [prompt] (or call generate)"
+        )
     if not prompts:
         raise InvalidInputError("generate_batch needs at least one prompt")
     max_new_tokens = check_max_new_tokens(max_new_tokens)
@@ -168,8 +192,9 @@ def generate_batch(model: Model, prompts: Sequence[str | Sequence[int]], max_new
     ids = [prompt_ids(model, p) for p in prompts]
     n_ctx, longest = model.config.n_ctx, max(map(len, ids))
     if longest > n_ctx:
-        raise ContextOverflowError(f"a prompt has {longest} tokens, more than the context window "
-                                   f"n_ctx={n_ctx}; shorten it")
+        raise ContextOverflowError(
+            f"a prompt has {longest} tokens, more than the context window n_ctx={n_ctx}; shorten it"
+        )
     cache = BatchKVCache.empty(model, len(ids), min(n_ctx, longest + max_new_tokens))
     results = [Generation(prompt_tokens=x) for x in ids]
     rngs = [np.random.default_rng(params.seed) for _ in ids]

@@ -33,8 +33,14 @@ def time_variant(model, ids: list[int], n_new: int) -> dict:
     return {"prefill_s": prefill, "decode_s": (time.perf_counter() - t) / n_new}
 
 
-def bench(model_path=None, variants=("numpy", "numba", "numba-int8"), prompt_tokens: int = 128,
-          new_tokens: int = 32, rounds: int = 3, ceilings=None) -> list[dict]:
+def bench(
+    model_path=None,
+    variants=("numpy", "numba", "numba-int8"),
+    prompt_tokens: int = 128,
+    new_tokens: int = 32,
+    rounds: int = 3,
+    ceilings=None,
+) -> list[dict]:
     """Median prefill tok/s, TTFT, decode tok/s and TPOT per variant, with their shares of the
     ceilings when given. Variants are loaded once and warmed up (JIT compilation not timed)."""
     unknown = [v for v in variants if v not in VARIANTS]
@@ -59,10 +65,16 @@ def summarize(variant: str, model, runs: list[dict], n_prompt: int, n_new: int, 
     tpot = statistics.median(r["decode_s"] for r in runs)
     arch = Arch.from_model(model)
     step = decode_cost(arch, n_prompt + n_new // 2)  # a step in the middle of the run
-    row = {"variant": variant, "weights": model.weight_dtype, "prefill_tokens_per_s": n_prompt / prefill,
-           "ttft_ms": 1e3 * prefill, "decode_tokens_per_s": 1 / tpot, "tpot_ms": 1e3 * tpot,
-           "decode_gbs": step.bytes / tpot / 1e9,
-           "prefill_gflops": prefill_cost(arch, n_prompt).flops / prefill / 1e9}
+    row = {
+        "variant": variant,
+        "weights": model.weight_dtype,
+        "prefill_tokens_per_s": n_prompt / prefill,
+        "ttft_ms": 1e3 * prefill,
+        "decode_tokens_per_s": 1 / tpot,
+        "tpot_ms": 1e3 * tpot,
+        "decode_gbs": step.bytes / tpot / 1e9,
+        "prefill_gflops": prefill_cost(arch, n_prompt).flops / prefill / 1e9,
+    }
     if ceilings is not None:
         row["decode_share_of_bandwidth"] = row["decode_gbs"] / ceilings.bandwidth_gbs
         row["prefill_share_of_peak"] = row["prefill_gflops"] / ceilings.peak_gflops
@@ -72,12 +84,16 @@ def summarize(variant: str, model, runs: list[dict], n_prompt: int, n_new: int, 
 def table(rows: list[dict]) -> str:
     """The rows as an aligned text table, ratios to the first row."""
     base = rows[0]
-    lines = [f"{'variant':<11} {'weights':<8} {'prefill tok/s':>13} {'TTFT ms':>8} {'decode tok/s':>12} "
-             f"{'TPOT ms':>8} {'x ' + base['variant']:>12} {'GB/s':>6} {'% BW':>5} {'% peak':>6}"]
+    lines = [
+        f"{'variant':<11} {'weights':<8} {'prefill tok/s':>13} {'TTFT ms':>8} {'decode tok/s':>12} "
+        f"{'TPOT ms':>8} {'x ' + base['variant']:>12} {'GB/s':>6} {'% BW':>5} {'% peak':>6}"
+    ]
     for r in rows:
         share = lambda k: f"{100 * r[k]:.0f}%" if k in r else "-"  # noqa: E731
-        lines.append(f"{r['variant']:<11} {r['weights']:<8} {r['prefill_tokens_per_s']:>13,.0f} "
-                     f"{r['ttft_ms']:>8.1f} {r['decode_tokens_per_s']:>12,.1f} {r['tpot_ms']:>8.2f} "
-                     f"{r['decode_tokens_per_s'] / base['decode_tokens_per_s']:>11.2f}x {r['decode_gbs']:>6.1f} "
-                     f"{share('decode_share_of_bandwidth'):>5} {share('prefill_share_of_peak'):>6}")
+        lines.append(
+            f"{r['variant']:<11} {r['weights']:<8} {r['prefill_tokens_per_s']:>13,.0f} "
+            f"{r['ttft_ms']:>8.1f} {r['decode_tokens_per_s']:>12,.1f} {r['tpot_ms']:>8.2f} "
+            f"{r['decode_tokens_per_s'] / base['decode_tokens_per_s']:>11.2f}x {r['decode_gbs']:>6.1f} "
+            f"{share('decode_share_of_bandwidth'):>5} {share('prefill_share_of_peak'):>6}"
+        )
     return "\n".join(lines)

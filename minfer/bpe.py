@@ -50,8 +50,8 @@ Pair = tuple[int, int]  # two adjacent token ids (= ranks), e.g. (116, 104) for 
 def pretokenize(text: str) -> list[str]:
     """Cut text into the pieces BPE works inside, exactly as tiktoken does with GPT-2's regex.
 
-        >>> pretokenize("In the beginning, God")
-        ['In', ' the', ' beginning', ',', ' God']
+    >>> pretokenize("In the beginning, God")
+    ['In', ' the', ' beginning', ',', ' God']
     """
     return PIECE_RE.findall(text)
 
@@ -69,8 +69,8 @@ def pairs_in(word: list[int]) -> Iterator[Pair]:
 def merge_pair(word: list[int], pair: Pair, new_id: int) -> list[int]:
     """Replace every occurrence of pair in word by new_id, scanning left to right.
 
-        >>> merge_pair([97, 97, 97, 98], (97, 97), 256)
-        [256, 97, 98]
+    >>> merge_pair([97, 97, 97, 98], (97, 97), 256)
+    [256, 97, 98]
     """
     out: list[int] = []
     i = 0
@@ -187,14 +187,14 @@ def encode_piece(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     # by BPE (ours, GPT-2's) merging would get there too; the shortcut only saves time.
     if piece in ranks:
         return [ranks[piece]]
-    parts = [piece[i:i + 1] for i in range(len(piece))]  # start from single bytes
+    parts = [piece[i : i + 1] for i in range(len(piece))]  # start from single bytes
     while len(parts) > 1:
         merged = [ranks.get(a + b) for a, b in zip(parts, parts[1:])]  # rank or None per pair
         candidates = [(rank, i) for i, rank in enumerate(merged) if rank is not None]
         if not candidates:
             break
         _, i = min(candidates)  # lowest rank, then leftmost position
-        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
     return [ranks[part] for part in parts]
 
 

@@ -51,8 +51,7 @@ from minfer.errors import InvalidInputError
 
 # Variables that change what the ceilings measure: OpenBLAS's kernel choice, its cache blocking
 # and its threads, and the threads of OpenMP and Numba. Recorded, never set.
-ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-            "NUMBA_NUM_THREADS")
+ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
 # (matmul_n, stream_bytes, matmul repeats, stream repeats) of a full and of a quick calibration.
 # Full: 2 * 3072**3 = 58 GFLOP per matmul (~0.4 s here, long enough to time well) and 1 GiB,
 # 32x the 32 MiB L3 cache. Quick: 8x fewer FLOPs, still past the size where BLAS peaks, and
@@ -102,15 +101,22 @@ class Ceilings:
         if missing:
             raise InvalidInputError(f"ceilings are missing the key(s) {missing}")
         try:
-            return cls(peak_gflops=float(d["peak_gflops"]), bandwidth_gbs=float(d["bandwidth_gbs"]),
-                       matmul_n=int(d["matmul_n"]), stream_bytes=int(d["stream_bytes"]),
-                       threads=int(d["threads"]), cpu=str(d["cpu"]),
-                       measured_at=str(d["measured_at"]), env=dict(d["env"]))
+            return cls(
+                peak_gflops=float(d["peak_gflops"]),
+                bandwidth_gbs=float(d["bandwidth_gbs"]),
+                matmul_n=int(d["matmul_n"]),
+                stream_bytes=int(d["stream_bytes"]),
+                threads=int(d["threads"]),
+                cpu=str(d["cpu"]),
+                measured_at=str(d["measured_at"]),
+                env=dict(d["env"]),
+            )
         except (TypeError, ValueError) as e:
             raise InvalidInputError(f"ceilings have a field of the wrong type: {e}") from e
 
 
 # --- the two measurements ---------------------------------------------------------------------
+
 
 def best_seconds(run: Callable[[], object], repeats: int = 5, warmup: bool = True) -> float:
     """The fastest of `repeats` timed calls of `run`, after one untimed warm-up call.
@@ -143,8 +149,10 @@ def median_seconds(runs: Sequence[Callable[[], object]], repeats: int = 7, warmu
         >>> one_pass, token_by_token = median_seconds([lambda: prefill(ids), lambda: loop(ids)])  # doctest: +SKIP
     """
     if not isinstance(runs, Sequence) or not runs:
-        raise InvalidInputError(f"runs must be a non-empty list of functions to time, got {runs!r}; "
-                                "e.g. median_seconds([lambda: f(x), lambda: g(x)])")
+        raise InvalidInputError(
+            f"runs must be a non-empty list of functions to time, got {runs!r}; "
+            "e.g. median_seconds([lambda: f(x), lambda: g(x)])"
+        )
     _check_at_least(1, repeats=repeats)
     for run in runs if warmup else []:
         run()  # Numba compiles, BLAS starts its threads, caches fill
@@ -251,6 +259,7 @@ def _check_at_least(minimum: int, **values: int) -> None:
 
 # --- both ceilings, with their provenance -----------------------------------------------------
 
+
 def calibrate(quick: bool = False) -> Ceilings:
     """Measure both ceilings: ~5 s here; quick=True (smaller sizes, fewer repeats) ~1-2 s.
 
@@ -262,9 +271,13 @@ def calibrate(quick: bool = False) -> Ceilings:
     return Ceilings(
         peak_gflops=measure_matmul_gflops(matmul_n, matmul_repeats),
         bandwidth_gbs=measure_bandwidth_gbs(stream_bytes, stream_repeats),
-        matmul_n=matmul_n, stream_bytes=stream_bytes, threads=numba.get_num_threads(),
-        cpu=cpu_name(), measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        env={name: os.environ.get(name) for name in ENV_VARS})
+        matmul_n=matmul_n,
+        stream_bytes=stream_bytes,
+        threads=numba.get_num_threads(),
+        cpu=cpu_name(),
+        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        env={name: os.environ.get(name) for name in ENV_VARS},
+    )
 
 
 def cpu_name() -> str:
@@ -279,6 +292,7 @@ def cpu_name() -> str:
 
 
 # --- the cache --------------------------------------------------------------------------------
+
 
 def ceilings_path() -> Path:
     """Where the measured ceilings are cached: cache_dir() / "ceilings.json"."""
@@ -301,8 +315,9 @@ def load_ceilings(path: str | os.PathLike | None = None) -> Ceilings | None:
     try:
         return Ceilings.from_dict(json.loads(path.read_text()))
     except (ValueError, InvalidInputError) as e:  # JSONDecodeError is a ValueError
-        raise InvalidInputError(f"{path} is not valid saved ceilings ({e}); rerun "
-                                f"`minfer calibrate` to measure them again") from e
+        raise InvalidInputError(
+            f"{path} is not valid saved ceilings ({e}); rerun `minfer calibrate` to measure them again"
+        ) from e
 
 
 def ceilings(measure_if_missing: bool = True, quick: bool = True) -> Ceilings | None:

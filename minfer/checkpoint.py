@@ -21,8 +21,9 @@ from minfer.tokenizer import GPT2_EOT_ID, WEIGHTS_DIR, bundled_weights_dir  # no
 from minfer.weights import GPT2Weights, random_weights
 
 CLASSROOM_DIR = WEIGHTS_DIR / "classroom"
-RANDOM_GPT2_CONFIG = Config(n_layer=2, n_head=4, n_embd=64, n_ctx=256, n_vocab=GPT2_EOT_ID + 1,
-                            eos_token_id=GPT2_EOT_ID)
+RANDOM_GPT2_CONFIG = Config(
+    n_layer=2, n_head=4, n_embd=64, n_ctx=256, n_vocab=GPT2_EOT_ID + 1, eos_token_id=GPT2_EOT_ID
+)
 RANDOM_GPT2_SEED = 1234
 
 
@@ -31,14 +32,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MINFER_HOME", Path.home() / ".cache" / "minfer"))
 
 
-def save_checkpoint(path: str | os.PathLike, config: Config, weights: GPT2Weights,
-                    dtype: type = np.float32) -> Path:
+def save_checkpoint(path: str | os.PathLike, config: Config, weights: GPT2Weights, dtype: type = np.float32) -> Path:
     """Write config.json and model.safetensors (float32 or float16) that both minfer and
     `transformers.GPT2LMHeadModel.from_pretrained` read."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tensors = {f"transformer.{name}": np.ascontiguousarray(a, dtype=dtype)
-               for name, a in weights.arrays().items()}
+    tensors = {f"transformer.{name}": np.ascontiguousarray(a, dtype=dtype) for name, a in weights.arrays().items()}
     save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
     (path / "config.json").write_text(json.dumps(config.to_hf(), indent=2) + "\n")
     return path

@@ -55,8 +55,10 @@ def token_id_array(ids, what: str = "token ids", error: type[Exception] = Invali
     if not isinstance(listed, np.ndarray) and arr.dtype != object:
         odd = [i for i in listed if isinstance(i, (bool, np.bool_))][:1]
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or odd:
-        raise error(f"{expected}, got {type(ids).__name__} with shape {arr.shape} and dtype "
-                    f"{arr.dtype}{f' holding {odd[0]!r}' if odd else ''} (floats and bools are not token ids)")
+        raise error(
+            f"{expected}, got {type(ids).__name__} with shape {arr.shape} and dtype "
+            f"{arr.dtype}{f' holding {odd[0]!r}' if odd else ''} (floats and bools are not token ids)"
+        )
     return arr.astype(np.int64)  # [n]
 
 
@@ -84,8 +86,9 @@ def check_fits(n_bytes: int, what: str, fix: str) -> None:
     against what is available before they are made."""
     free = available_memory()
     if free is not None and n_bytes > free:
-        raise InsufficientMemoryError(f"{what} needs {n_bytes / 2**30:,.2f} GiB, but only "
-                                      f"{free / 2**30:,.2f} GiB of memory is available; {fix}")
+        raise InsufficientMemoryError(
+            f"{what} needs {n_bytes / 2**30:,.2f} GiB, but only {free / 2**30:,.2f} GiB of memory is available; {fix}"
+        )
 
 
 def open_regular_file(path: Path, error: type[Exception]):
@@ -97,6 +100,7 @@ def open_regular_file(path: Path, error: type[Exception]):
         raise error(f"cannot read {path}: {e.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise error(f"{path} is not a regular file (a FIFO, device or directory); a model's "
-                    "files must be ordinary files")
+        raise error(
+            f"{path} is not a regular file (a FIFO, device or directory); a model's files must be ordinary files"
+        )
     return os.fdopen(fd, "rb")

@@ -16,34 +16,64 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="generate text after a prompt")
     gen.add_argument("prompt", help="the text to continue ('' starts from <|endoftext|>)")
-    gen.add_argument("--model", default=None,
-                     help="a Hugging Face-format directory or Hub name (default: minfer's default model)")
+    gen.add_argument(
+        "--model", default=None, help="a Hugging Face-format directory or Hub name (default: minfer's default model)"
+    )
     gen.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
     gen.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
     gen.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K most likely tokens (0 = off)")
-    gen.add_argument("--top-p", type=float, default=1.0, metavar="P", help="nucleus: smallest set with mass >= P (1 = off)")
-    gen.add_argument("--min-p", type=float, default=0.0, metavar="P", help="drop tokens below P x the top probability (0 = off)")
-    gen.add_argument("--repetition-penalty", type=float, default=1.0, metavar="R", help="> 1 discourages repeats (1 = off)")
-    gen.add_argument("--frequency-penalty", type=float, default=0.0, metavar="F", help="subtract F x count (OpenAI style)")
+    gen.add_argument(
+        "--top-p", type=float, default=1.0, metavar="P", help="nucleus: smallest set with mass >= P (1 = off)"
+    )
+    gen.add_argument(
+        "--min-p", type=float, default=0.0, metavar="P", help="drop tokens below P x the top probability (0 = off)"
+    )
+    gen.add_argument(
+        "--repetition-penalty", type=float, default=1.0, metavar="R", help="> 1 discourages repeats (1 = off)"
+    )
+    gen.add_argument(
+        "--frequency-penalty", type=float, default=0.0, metavar="F", help="subtract F x count (OpenAI style)"
+    )
     gen.add_argument("--presence-penalty", type=float, default=0.0, metavar="F", help="subtract F once per seen token")
     gen.add_argument("--seed", type=int, default=None, metavar="S")
-    gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
-                     help="stop before this text (repeatable; e.g. --stop $'\\n\\n')")
-    gen.add_argument("--backend", choices=["numpy", "numba"], default="numpy",
-                     help="numpy: the readable reference; numba: compiled kernels")
-    gen.add_argument("--quantize", choices=["int8"], default=None,
-                     help="int8 weights with a scale per column (needs --backend numba)")
+    gen.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="stop before this text (repeatable; e.g. --stop $'\\n\\n')",
+    )
+    gen.add_argument(
+        "--backend",
+        choices=["numpy", "numba"],
+        default="numpy",
+        help="numpy: the readable reference; numba: compiled kernels",
+    )
+    gen.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="int8 weights with a scale per column (needs --backend numba)",
+    )
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     prof = commands.add_parser("profile", help="generate under the profiler: FLOPs, bytes and time per phase and op")
     prof.add_argument("prompt", help="the text to continue")
     prof.add_argument("--model", default=None, help="as for generate (default: minfer's default model)")
     prof.add_argument("--max-new-tokens", type=int, default=32, metavar="N")
     prof.add_argument("--batch", type=int, default=1, metavar="B", help="generate B copies of the prompt at once")
-    prof.add_argument("--sweep", default=None, metavar="B1,B2,...",
-                      help="also time decode at these batch sizes (e.g. 1,2,4,8,16): points on the roofline")
+    prof.add_argument(
+        "--sweep",
+        default=None,
+        metavar="B1,B2,...",
+        help="also time decode at these batch sizes (e.g. 1,2,4,8,16): points on the roofline",
+    )
     prof.add_argument("--phases-only", action="store_true", help="time whole calls only (no per-op overhead)")
-    prof.add_argument("--plot", default=None, metavar="FILE",
-                      help="write the roofline to FILE (.png or .svg) and the timeline to FILE-timeline.*")
+    prof.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE",
+        help="write the roofline to FILE (.png or .svg) and the timeline to FILE-timeline.*",
+    )
     prof.add_argument("--top", type=int, default=8, metavar="N", help="ops per phase in the report")
     prof.add_argument("--backend", choices=["numpy", "numba"], default="numpy")
     prof.add_argument("--quantize", choices=["int8"], default=None, help="int8 weights (needs --backend numba)")
@@ -53,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--json", action="store_true")
     bench = commands.add_parser("bench", help="prefill and decode speed of minfer's backends, side by side")
     bench.add_argument("--model", default=None, help="as for generate (default: minfer's default model)")
-    bench.add_argument("--variants", default="numpy,numba,numba-int8", metavar="V1,V2",
-                       help="from numpy, numba, numba-int8 (ratios are to the first)")
+    bench.add_argument(
+        "--variants",
+        default="numpy,numba,numba-int8",
+        metavar="V1,V2",
+        help="from numpy, numba, numba-int8 (ratios are to the first)",
+    )
     bench.add_argument("--prompt-tokens", type=int, default=128, metavar="N")
     bench.add_argument("--new-tokens", type=int, default=32, metavar="N")
     bench.add_argument("--rounds", type=int, default=3, metavar="R", help="interleaved rounds; medians over them")
@@ -64,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_exercises_parser(commands)
 
-    add_whatif_arguments(commands.add_parser(
-        "whatif", help="roofline bounds of a model on other hardware: TTFT, tok/s, tok/s per W, $ per M tokens"))
+    add_whatif_arguments(
+        commands.add_parser(
+            "whatif", help="roofline bounds of a model on other hardware: TTFT, tok/s, tok/s per W, $ per M tokens"
+        )
+    )
     ev = commands.add_parser("eval", help="mean loss and perplexity of a model over a text file")
     ev.add_argument("file", help="a UTF-8 text file")
     ev.add_argument("--model", default=None)
@@ -77,9 +114,14 @@ def sampling_params(args: argparse.Namespace):
     from minfer.sampling import SamplingParams
 
     return SamplingParams(
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-        repetition_penalty=args.repetition_penalty, frequency_penalty=args.frequency_penalty,
-        presence_penalty=args.presence_penalty, seed=args.seed,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        frequency_penalty=args.frequency_penalty,
+        presence_penalty=args.presence_penalty,
+        seed=args.seed,
     )
 
 
@@ -89,8 +131,11 @@ def note_compiling(backend: str) -> None:
         from minfer.fast import is_compiled
 
         if not is_compiled():
-            print("minfer: compiling the Numba kernels (first run only, about half a minute); "
-                  "later runs load them from the cache", file=sys.stderr)
+            print(
+                "minfer: compiling the Numba kernels (first run only, about half a minute); "
+                "later runs load them from the cache",
+                file=sys.stderr,
+            )
 
 
 def run_generate(args: argparse.Namespace) -> None:
@@ -103,8 +148,11 @@ def run_generate(args: argparse.Namespace) -> None:
     ids = prompt_ids(model, args.prompt)  # fails before anything is printed
     if args.json:
         g = generate(model, ids, args.max_new_tokens, params=params, stop_strings=args.stop)
-        print(json.dumps({"model": model.name, "prompt": args.prompt, "text": g.text,
-                          "tokens": g.tokens, "stats": g.stats()}))
+        print(
+            json.dumps(
+                {"model": model.name, "prompt": args.prompt, "text": g.text, "tokens": g.tokens, "stats": g.stats()}
+            )
+        )
         return
     s = stream(model, ids, args.max_new_tokens, params=params, stop_strings=args.stop)
     pieces = iter(s)
@@ -132,15 +180,27 @@ def run_eval(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     p = perplexity(model, text)
     if args.json:
-        print(json.dumps({"model": model.name, "file": args.file, "loss": p.loss,
-                          "perplexity": p.perplexity, "tokens": p.tokens, "chunks": p.chunks}))
+        print(
+            json.dumps(
+                {
+                    "model": model.name,
+                    "file": args.file,
+                    "loss": p.loss,
+                    "perplexity": p.perplexity,
+                    "tokens": p.tokens,
+                    "chunks": p.chunks,
+                }
+            )
+        )
     else:
-        print(f"{args.file}: loss {p.loss:.4f} nats/token, perplexity {p.perplexity:.2f} "
-              f"({p.tokens:,} tokens in {p.chunks} chunks of at most {model.config.n_ctx})")
+        print(
+            f"{args.file}: loss {p.loss:.4f} nats/token, perplexity {p.perplexity:.2f} "
+            f"({p.tokens:,} tokens in {p.chunks} chunks of at most {model.config.n_ctx})"
+        )
 
 
 def batch_sizes(text: str | None) -> list[int]:
-    """"1,2,4" -> [1, 2, 4], or a one-line error."""
+    """ "1,2,4" -> [1, 2, 4], or a one-line error."""
     from minfer.errors import InvalidInputError
 
     try:
@@ -193,8 +253,10 @@ def write_plots(data: dict, roof, path: str, sweep: list[dict] | None) -> list:
 
     p = Path(path)
     try:
-        return [save_figure(roofline(data, roof, sweep=sweep), p),
-                save_figure(timeline(data), p.with_name(f"{p.stem}-timeline{p.suffix}"))]
+        return [
+            save_figure(roofline(data, roof, sweep=sweep), p),
+            save_figure(timeline(data), p.with_name(f"{p.stem}-timeline{p.suffix}")),
+        ]
     except OSError as e:
         raise InvalidInputError(f"cannot write the plot {path}: {e.strerror or e}") from None
 
@@ -209,13 +271,24 @@ def run_bench(args: argparse.Namespace) -> None:
     roof = ceilings(measure_if_missing=True, quick=True)
     rows = bench(args.model, args.variants.split(","), args.prompt_tokens, args.new_tokens, args.rounds, roof)
     if args.json:
-        print(json.dumps({"rows": rows, "ceilings": roof.to_dict(), "prompt_tokens": args.prompt_tokens,
-                          "new_tokens": args.new_tokens, "rounds": args.rounds}))
+        print(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "ceilings": roof.to_dict(),
+                    "prompt_tokens": args.prompt_tokens,
+                    "new_tokens": args.new_tokens,
+                    "rounds": args.rounds,
+                }
+            )
+        )
         return
     print(table(rows))
-    print(f"medians of {args.rounds} interleaved rounds; prompt {args.prompt_tokens} tokens, "
-          f"{args.new_tokens} decode steps; ceilings {roof.peak_gflops:.0f} GFLOP/s, {roof.bandwidth_gbs:.1f} GB/s "
-          f"(minfer calibrate, {roof.measured_at[:16]})")
+    print(
+        f"medians of {args.rounds} interleaved rounds; prompt {args.prompt_tokens} tokens, "
+        f"{args.new_tokens} decode steps; ceilings {roof.peak_gflops:.0f} GFLOP/s, {roof.bandwidth_gbs:.1f} GB/s "
+        f"(minfer calibrate, {roof.measured_at[:16]})"
+    )
 
 
 def run_calibrate(args: argparse.Namespace) -> None:
@@ -227,8 +300,10 @@ def run_calibrate(args: argparse.Namespace) -> None:
         print(json.dumps(c.to_dict() | {"path": str(path)}))
         return
     print(f"float32 matmul peak:   {c.peak_gflops:,.1f} GFLOP/s (NumPy @ on {c.matmul_n}x{c.matmul_n}, best run)")
-    print(f"memory read bandwidth: {c.bandwidth_gbs:,.1f} GB/s (Numba parallel sum over "
-          f"{c.stream_bytes / 2**20:,.0f} MiB, best run, {c.threads} threads)")
+    print(
+        f"memory read bandwidth: {c.bandwidth_gbs:,.1f} GB/s (Numba parallel sum over "
+        f"{c.stream_bytes / 2**20:,.0f} MiB, best run, {c.threads} threads)"
+    )
     print(f"ridge point:           {c.ridge_point:.1f} FLOP/byte: below it a phase is memory-bound")
     print(f"saved to {path} ({c.cpu}, {c.measured_at})")
 

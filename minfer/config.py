@@ -49,8 +49,9 @@ class Config:
             raise ModelLoadError(f"config field layer_norm_eps={eps!r} must be a number in (0, 1)")
         eos = self.eos_token_id
         if eos is not None and (not is_whole(eos) or not 0 <= eos < self.n_vocab):
-            raise ModelLoadError(f"config field eos_token_id={eos!r} must be None or a token id "
-                                 f"in [0, n_vocab={self.n_vocab})")
+            raise ModelLoadError(
+                f"config field eos_token_id={eos!r} must be None or a token id in [0, n_vocab={self.n_vocab})"
+            )
         if self.n_embd % self.n_head:
             raise ModelLoadError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: "
@@ -74,9 +75,7 @@ class Config:
             )
         for key, want in _REQUIRED_GPT2_SETTINGS.items():
             if key in hf and hf[key] != want:
-                raise ModelLoadError(
-                    f"config.json sets {key}={hf[key]!r}; minfer implements GPT-2 with {key}={want!r}"
-                )
+                raise ModelLoadError(f"config.json sets {key}={hf[key]!r}; minfer implements GPT-2 with {key}={want!r}")
         try:
             return cls(
                 n_layer=hf["n_layer"],

@@ -51,8 +51,19 @@ class Arch:
     @classmethod
     def from_config(cls, cfg: Config, name: str = "", weight_size: int = 4, kv_size: int = 4) -> Arch:
         """The Arch of a GPT-2 `Config`."""
-        return cls(name, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_head, cfg.d_head, 4 * cfg.n_embd,
-                   cfg.n_vocab, cfg.n_ctx, weight_size=weight_size, kv_size=kv_size)
+        return cls(
+            name,
+            cfg.n_layer,
+            cfg.n_embd,
+            cfg.n_head,
+            cfg.n_head,
+            cfg.d_head,
+            4 * cfg.n_embd,
+            cfg.n_vocab,
+            cfg.n_ctx,
+            weight_size=weight_size,
+            kv_size=kv_size,
+        )
 
     @classmethod
     def from_model(cls, model, kv_size: int = 4) -> Arch:
@@ -72,8 +83,12 @@ class Arch:
         """Parameters, counted from the shapes (a tied LM head once)."""
         d, bias = self.n_embd, self.bias
         norm = 2 * d if bias else d  # layer norm: scale and shift; RMSNorm: scale only
-        linears = [(d, (self.n_head + 2 * self.n_kv_head) * self.d_head), (self.n_head * self.d_head, d),
-                   (d, self.d_ff * (2 if self.gated_mlp else 1)), (self.d_ff, d)]  # (n_in, n_out)
+        linears = [
+            (d, (self.n_head + 2 * self.n_kv_head) * self.d_head),
+            (self.n_head * self.d_head, d),
+            (d, self.d_ff * (2 if self.gated_mlp else 1)),
+            (self.d_ff, d),
+        ]  # (n_in, n_out)
         per_layer = 2 * norm + sum(n_in * n_out + (n_out if bias else 0) for n_in, n_out in linears)
         embed = (self.n_vocab + (self.n_ctx if self.learned_positions else 0)) * d
         head = 0 if self.tied_embeddings else self.n_vocab * d
@@ -97,29 +112,35 @@ class OpCost:
     cost: Cost
 
 
-def layer_costs(a: Arch, layer: int, n_new: int, n_k: int, n_batch: int = 1,
-                cached: bool = True) -> list[OpCost]:
+def layer_costs(a: Arch, layer: int, n_new: int, n_k: int, n_batch: int = 1, cached: bool = True) -> list[OpCost]:
     """The ops of one block for n_batch sequences of n_new new tokens attending over n_k keys."""
     rows, ws, acts = n_batch * n_new, a.weight_size, a.act_size
     n_q_out = (a.n_head + 2 * a.n_kv_head) * a.d_head  # q, k and v side by side
     n_fc = a.d_ff * (2 if a.gated_mlp else 1)
-    ops = [("ln_1", layer_norm_cost(rows, a.n_embd, ws, acts)),
-           ("attn.c_attn", linear_cost(rows, a.n_embd, n_q_out, ws, acts, a.bias))]
+    ops = [
+        ("ln_1", layer_norm_cost(rows, a.n_embd, ws, acts)),
+        ("attn.c_attn", linear_cost(rows, a.n_embd, n_q_out, ws, acts, a.bias)),
+    ]
     if cached:
         ops.append(("attn.kv_write", n_batch * kv_write_cost(n_new, a.n_kv_head, a.d_head, a.kv_size, acts)))
-    ops += [("attn.attention", n_batch * attention_cost(n_new, n_k, a.n_head, a.d_head, a.n_kv_head,
-                                                         a.kv_size, acts, cached)),
-            ("attn.c_proj", linear_cost(rows, a.n_head * a.d_head, a.n_embd, ws, acts, a.bias)),
-            ("ln_2", layer_norm_cost(rows, a.n_embd, ws, acts)),
-            ("mlp.c_fc", linear_cost(rows, a.n_embd, n_fc, ws, acts, a.bias)),
-            ("mlp.swiglu" if a.gated_mlp else "mlp.gelu", gelu_cost(rows * a.d_ff, acts)),
-            ("mlp.c_proj", linear_cost(rows, a.d_ff, a.n_embd, ws, acts, a.bias)),
-            ("residual", 2 * residual_cost(rows, a.n_embd, acts))]
+    ops += [
+        (
+            "attn.attention",
+            n_batch * attention_cost(n_new, n_k, a.n_head, a.d_head, a.n_kv_head, a.kv_size, acts, cached),
+        ),
+        ("attn.c_proj", linear_cost(rows, a.n_head * a.d_head, a.n_embd, ws, acts, a.bias)),
+        ("ln_2", layer_norm_cost(rows, a.n_embd, ws, acts)),
+        ("mlp.c_fc", linear_cost(rows, a.n_embd, n_fc, ws, acts, a.bias)),
+        ("mlp.swiglu" if a.gated_mlp else "mlp.gelu", gelu_cost(rows * a.d_ff, acts)),
+        ("mlp.c_proj", linear_cost(rows, a.d_ff, a.n_embd, ws, acts, a.bias)),
+        ("residual", 2 * residual_cost(rows, a.n_embd, acts)),
+    ]
     return [OpCost(layer, name, cost) for name, cost in ops]
 
 
-def step_costs(a: Arch, n_new: int, n_past: int = 0, n_batch: int = 1, lm_rows: int | None = None,
-               cached: bool = True) -> list[OpCost]:
+def step_costs(
+    a: Arch, n_new: int, n_past: int = 0, n_batch: int = 1, lm_rows: int | None = None, cached: bool = True
+) -> list[OpCost]:
     """Every op of one model call, in the order the model runs them.
 
     n_batch sequences each bring n_new tokens after n_past cached positions (a batched step
@@ -189,12 +210,31 @@ def _gpt2(name: str, n_layer: int, n_embd: int, n_head: int) -> Arch:
 
 
 def _llama(name: str, n_layer: int, n_embd: int, n_head: int, n_kv_head: int, d_ff: int) -> Arch:
-    return Arch(name, n_layer, n_embd, n_head, n_kv_head, n_embd // n_head, d_ff, 128256, 8192,
-                gated_mlp=True, tied_embeddings=False, learned_positions=False, bias=False)
+    return Arch(
+        name,
+        n_layer,
+        n_embd,
+        n_head,
+        n_kv_head,
+        n_embd // n_head,
+        d_ff,
+        128256,
+        8192,
+        gated_mlp=True,
+        tied_embeddings=False,
+        learned_positions=False,
+        bias=False,
+    )
 
 
-ARCHS: dict[str, Arch] = {a.name: a for a in [  # public shapes, for counting and what-if projections
-    _gpt2("gpt2", 12, 768, 12), _gpt2("gpt2-medium", 24, 1024, 16),
-    _gpt2("gpt2-large", 36, 1280, 20), _gpt2("gpt2-xl", 48, 1600, 25),
-    _llama("llama-3-8b", 32, 4096, 32, 8, 14336), _llama("llama-3-70b", 80, 8192, 64, 8, 28672),
-]}
+ARCHS: dict[str, Arch] = {
+    a.name: a
+    for a in [  # public shapes, for counting and what-if projections
+        _gpt2("gpt2", 12, 768, 12),
+        _gpt2("gpt2-medium", 24, 1024, 16),
+        _gpt2("gpt2-large", 36, 1280, 20),
+        _gpt2("gpt2-xl", 48, 1600, 25),
+        _llama("llama-3-8b", 32, 4096, 32, 8, 14336),
+        _llama("llama-3-70b", 80, 8192, 64, 8, 28672),
+    ]
+}

@@ -17,13 +17,16 @@ def embed(ids: np.ndarray, wte: np.ndarray, wpe: np.ndarray, start: int = 0) -> 
     return wte[ids] + wpe[start : start + len(ids)]  # [n_seq, n_embd]
 
 
-def embed_cost(n_rows: int, n_embd: int, weight_size: int = 4, act_size: int = 4,
-               positions: bool = True) -> Cost:
+def embed_cost(n_rows: int, n_embd: int, weight_size: int = 4, act_size: int = 4, positions: bool = True) -> Cost:
     """A gather, not a product: only the n_rows rows of wte (and of wpe) that the ids pick are
     read, plus the ids (8-byte integers); one add per number when positions are learned."""
     tables = 2 if positions else 1
-    return Cost(flops=n_rows * n_embd * (tables - 1), weight_bytes=tables * n_rows * n_embd * weight_size,
-                act_read=8 * n_rows, act_write=n_rows * n_embd * act_size)
+    return Cost(
+        flops=n_rows * n_embd * (tables - 1),
+        weight_bytes=tables * n_rows * n_embd * weight_size,
+        act_read=8 * n_rows,
+        act_write=n_rows * n_embd * act_size,
+    )
 
 
 def lm_head(x: np.ndarray, wte: np.ndarray) -> np.ndarray:
@@ -35,5 +38,9 @@ def lm_head_cost(n_rows: int, n_embd: int, n_vocab: int, weight_size: int = 4, a
     """A linear layer without bias: 2 n_rows n_embd n_vocab FLOPs, and the whole embedding
     matrix read again (tied weights are read twice per step: a few rows by `embed`, all of it here).
     Usually the largest single matrix of a small model."""
-    return Cost(flops=2 * n_rows * n_embd * n_vocab, weight_bytes=n_vocab * n_embd * weight_size,
-                act_read=n_rows * n_embd * act_size, act_write=n_rows * n_vocab * act_size)
+    return Cost(
+        flops=2 * n_rows * n_embd * n_vocab,
+        weight_bytes=n_vocab * n_embd * weight_size,
+        act_read=n_rows * n_embd * act_size,
+        act_write=n_rows * n_vocab * act_size,
+    )

@@ -63,6 +63,8 @@ def perplexity(model: Model, text_or_ids: str | list[int] | np.ndarray, chunk: i
         count += len(piece) - 1
         n_chunks += 1
     if not math.isfinite(total):
-        raise NonFiniteError(f"the loss over {count:,} tokens is {total}: the model's logits hold "
-                             "NaN or inf, so there is no loss or perplexity to report")
+        raise NonFiniteError(
+            f"the loss over {count:,} tokens is {total}: the model's logits hold "
+            "NaN or inf, so there is no loss or perplexity to report"
+        )
     return Perplexity(loss=total / count, tokens=count, chunks=n_chunks)

@@ -71,36 +71,56 @@ def is_compiled() -> bool:
     tens of seconds)."""
     return any(compiled_code_dir().glob("fast.decode_step-*.nbi"))
 
+
 # Per-layer weights stacked on a leading n_layer axis, so one compiled function can walk the
 # layers. A matrix's `*_scale` is [n_layer, n_out] for int8 weights, or [n_layer, 0] for float32.
-StackedWeights = namedtuple("StackedWeights", [
-    "wte",  # [n_vocab, n_embd] float32 or int8 (then wte_scale: [n_vocab], one per row)
-    "wte_scale", "wpe",  # [n_ctx, n_embd]
-    "ln_1_w", "ln_1_b",  # [n_layer, n_embd]
-    "attn_w", "attn_scale", "attn_b",  # [n_layer, n_embd, 3 n_embd], ..., [n_layer, 3 n_embd]
-    "proj_w", "proj_scale", "proj_b",  # [n_layer, n_embd, n_embd]
-    "ln_2_w", "ln_2_b",
-    "fc_w", "fc_scale", "fc_b",  # [n_layer, n_embd, 4 n_embd]
-    "out_w", "out_scale", "out_b",  # [n_layer, 4 n_embd, n_embd]: the MLP's c_proj
-    "ln_f_w", "ln_f_b",  # [n_embd]
-])
+StackedWeights = namedtuple(
+    "StackedWeights",
+    [
+        "wte",  # [n_vocab, n_embd] float32 or int8 (then wte_scale: [n_vocab], one per row)
+        "wte_scale",
+        "wpe",  # [n_ctx, n_embd]
+        "ln_1_w",
+        "ln_1_b",  # [n_layer, n_embd]
+        "attn_w",
+        "attn_scale",
+        "attn_b",  # [n_layer, n_embd, 3 n_embd], ..., [n_layer, 3 n_embd]
+        "proj_w",
+        "proj_scale",
+        "proj_b",  # [n_layer, n_embd, n_embd]
+        "ln_2_w",
+        "ln_2_b",
+        "fc_w",
+        "fc_scale",
+        "fc_b",  # [n_layer, n_embd, 4 n_embd]
+        "out_w",
+        "out_scale",
+        "out_b",  # [n_layer, 4 n_embd, n_embd]: the MLP's c_proj
+        "ln_f_w",
+        "ln_f_b",  # [n_embd]
+    ],
+)
 
 # Buffers for one decode step, allocated by each call (a few microseconds), never kept on the
 # model: two threads decoding on one model each have their own.
-RunState = namedtuple("RunState", [
-    "x",  # [1, n_embd] the residual stream
-    "h",  # [1, n_embd] a normed copy, then each sublayer's output
-    "qkv",  # [1, 3 n_embd]
-    "q",  # [n_head, d_head]
-    "att",  # [1, n_embd] attention output, heads side by side
-    "fc",  # [1, 4 n_embd]
-    "scores",  # [n_head, max_seq] attention scratch (the cache's capacity)
-    "logits",  # [1, n_vocab]
-])
+RunState = namedtuple(
+    "RunState",
+    [
+        "x",  # [1, n_embd] the residual stream
+        "h",  # [1, n_embd] a normed copy, then each sublayer's output
+        "qkv",  # [1, 3 n_embd]
+        "q",  # [n_head, d_head]
+        "att",  # [1, n_embd] attention output, heads side by side
+        "fc",  # [1, 4 n_embd]
+        "scores",  # [n_head, max_seq] attention scratch (the cache's capacity)
+        "logits",  # [1, n_vocab]
+    ],
+)
 
 
 def stack_weights(w: GPT2Weights, quantize: str | None = None) -> StackedWeights:
     """Copy the per-block weights into stacked arrays (int8 with per-column scales if asked)."""
+
     def stack(get):  # [n_layer, ...]
         return np.ascontiguousarray(np.stack([get(b) for b in w.h]), dtype=np.float32)
 
@@ -116,12 +136,20 @@ def stack_weights(w: GPT2Weights, quantize: str | None = None) -> StackedWeights
     else:
         wte, wte_scale = K.quantize_int8(np.asarray(w.wte, np.float32), axis=1)  # one scale per row
     return StackedWeights(
-        wte, wte_scale.reshape(-1), np.ascontiguousarray(w.wpe, np.float32),
-        stack(lambda b: b.ln_1.weight), stack(lambda b: b.ln_1.bias),
-        *matrix(lambda b: b.attn.c_attn), *matrix(lambda b: b.attn.c_proj),
-        stack(lambda b: b.ln_2.weight), stack(lambda b: b.ln_2.bias),
-        *matrix(lambda b: b.mlp.c_fc), *matrix(lambda b: b.mlp.c_proj),
-        np.ascontiguousarray(w.ln_f.weight, np.float32), np.ascontiguousarray(w.ln_f.bias, np.float32))
+        wte,
+        wte_scale.reshape(-1),
+        np.ascontiguousarray(w.wpe, np.float32),
+        stack(lambda b: b.ln_1.weight),
+        stack(lambda b: b.ln_1.bias),
+        *matrix(lambda b: b.attn.c_attn),
+        *matrix(lambda b: b.attn.c_proj),
+        stack(lambda b: b.ln_2.weight),
+        stack(lambda b: b.ln_2.bias),
+        *matrix(lambda b: b.mlp.c_fc),
+        *matrix(lambda b: b.mlp.c_proj),
+        np.ascontiguousarray(w.ln_f.weight, np.float32),
+        np.ascontiguousarray(w.ln_f.bias, np.float32),
+    )
 
 
 def new_run_state(c: Config, max_seq: int) -> RunState:
@@ -129,8 +157,16 @@ def new_run_state(c: Config, max_seq: int) -> RunState:
     written before it is read, so it need not be zeroed."""
     d = c.n_embd
     empty = lambda *shape: np.empty(shape, np.float32)  # noqa: E731
-    return RunState(empty(1, d), empty(1, d), empty(1, 3 * d), empty(c.n_head, c.d_head), empty(1, d),
-                    empty(1, 4 * d), empty(c.n_head, max_seq), empty(1, c.n_vocab))
+    return RunState(
+        empty(1, d),
+        empty(1, d),
+        empty(1, 3 * d),
+        empty(c.n_head, c.d_head),
+        empty(1, d),
+        empty(1, 4 * d),
+        empty(c.n_head, max_seq),
+        empty(1, c.n_vocab),
+    )
 
 
 @njit(cache=True)
@@ -157,8 +193,7 @@ def decode_step(token, pos, w, k_cache, v_cache, s, n_head, eps):
                 s.q[head, i] = s.qkv[0, head * d_head + i]
                 k_cache[layer, head, pos, i] = s.qkv[0, d + head * d_head + i]
                 v_cache[layer, head, pos, i] = s.qkv[0, 2 * d + head * d_head + i]
-        K.decode_attention(s.q, k_cache[layer], v_cache[layer], pos + 1, s.att.reshape(n_head, d_head),
-                           s.scores)
+        K.decode_attention(s.q, k_cache[layer], v_cache[layer], pos + 1, s.att.reshape(n_head, d_head), s.scores)
         linear_any(s.att, w.proj_w[layer], w.proj_scale[layer], w.proj_b[layer], s.h)
         K.add(s.x, s.h, s.x)
         K.layer_norm(s.x, w.ln_2_w[layer], w.ln_2_b[layer], eps, s.h)
@@ -212,8 +247,9 @@ class FastModel:
         c = self.config
         state = new_run_state(c, cache.max_seq)
         with compiled_calls():
-            decode_step(int(token), cache.length, self.w, cache.k, cache.v, state, c.n_head,
-                        np.float32(c.layer_norm_eps))
+            decode_step(
+                int(token), cache.length, self.w, cache.k, cache.v, state, c.n_head, np.float32(c.layer_norm_eps)
+            )
         cache.advance(1)
         return state.logits[0]  # [n_vocab], this call's own buffer
 
@@ -223,8 +259,14 @@ class FastModel:
         c = self.config
         check_cache(cache, c.n_layer, c.n_head, c.d_head)
         cache.check_room(len(ids))
-        if not (isinstance(ids, np.ndarray) and ids.ndim == 1 and np.issubdtype(ids.dtype, np.integer)
-                and len(ids) and 0 <= ids.min() and ids.max() < c.n_vocab):
+        if not (
+            isinstance(ids, np.ndarray)
+            and ids.ndim == 1
+            and np.issubdtype(ids.dtype, np.integer)
+            and len(ids)
+            and 0 <= ids.min()
+            and ids.max() < c.n_vocab
+        ):
             raise InvalidInputError(f"token ids must be a non-empty 1-D integer array in [0, {c.n_vocab})")
         if cache.length + len(ids) > c.n_ctx:
             raise ContextOverflowError(f"positions up to {cache.length + len(ids)} exceed n_ctx={c.n_ctx}")
@@ -269,8 +311,10 @@ class FastModel:
     def attention(self, qkv: np.ndarray, cache: KVCache, layer: int) -> np.ndarray:
         """Write the new keys and values into the cache, attend causally. qkv: [n_seq, 3 n_embd] -> [n_seq, n_embd]"""
         n_seq, c = qkv.shape[0], self.config
-        q, k, v = (np.ascontiguousarray(p.reshape(n_seq, c.n_head, c.d_head).transpose(1, 0, 2))
-                   for p in np.split(qkv, 3, axis=1))  # [n_head, n_seq, d_head]
+        q, k, v = (
+            np.ascontiguousarray(p.reshape(n_seq, c.n_head, c.d_head).transpose(1, 0, 2))
+            for p in np.split(qkv, 3, axis=1)
+        )  # [n_head, n_seq, d_head]
         keys, values = cache.update(layer, k, v)  # [n_head, n_past + n_seq, d_head]
         out = np.empty_like(q)  # [n_head, n_seq, d_head]
         K.prefill_attention(q, np.ascontiguousarray(keys), np.ascontiguousarray(values), out, 64)

@@ -68,11 +68,19 @@ class Generation:
     def summary(self) -> str:
         """One line: the prefill and decode phases and why generation stopped."""
         decode = self.token_seconds[1:]
-        decode_part = (f"decode {len(decode)} tok at {self.decode_tokens_per_second:.1f} tok/s "
-                       f"({1e3 * sum(decode) / len(decode):.2f} ms/tok)") if decode else "decode 0 tok"
-        return (f"prefill {len(self.prompt_tokens)} tok in {1e3 * self.prefill_seconds:.1f} ms "
-                f"({self.prefill_tokens_per_second:.0f} tok/s) | TTFT "
-                f"{1e3 * self.time_to_first_token:.1f} ms | {decode_part} | finish: {self.finish_reason}")
+        decode_part = (
+            (
+                f"decode {len(decode)} tok at {self.decode_tokens_per_second:.1f} tok/s "
+                f"({1e3 * sum(decode) / len(decode):.2f} ms/tok)"
+            )
+            if decode
+            else "decode 0 tok"
+        )
+        return (
+            f"prefill {len(self.prompt_tokens)} tok in {1e3 * self.prefill_seconds:.1f} ms "
+            f"({self.prefill_tokens_per_second:.0f} tok/s) | TTFT "
+            f"{1e3 * self.time_to_first_token:.1f} ms | {decode_part} | finish: {self.finish_reason}"
+        )
 
 
 def prompt_ids(model: Model, prompt: str | Sequence[int]) -> list[int]:
@@ -118,8 +126,7 @@ class TextStopper:
 
     def _held_back(self) -> int:
         """Length of the longest end of `pending` that is the start of some stop string."""
-        return max((k for s in self.stop_strings for k in range(1, len(s))
-                    if self.pending.endswith(s[:k])), default=0)
+        return max((k for s in self.stop_strings for k in range(1, len(s)) if self.pending.endswith(s[:k])), default=0)
 
     def _release(self, n: int) -> str:
         piece, self.pending = self.pending[:n], self.pending[n:]
@@ -127,9 +134,16 @@ class TextStopper:
         return piece
 
 
-def _steps(model: Model, ids: list[int], max_new_tokens: int, params: SamplingParams,
-           stops: frozenset[int], stopper: TextStopper | None, result: Generation,
-           start: float) -> Iterator[tuple[int, str]]:
+def _steps(
+    model: Model,
+    ids: list[int],
+    max_new_tokens: int,
+    params: SamplingParams,
+    stops: frozenset[int],
+    stopper: TextStopper | None,
+    result: Generation,
+    start: float,
+) -> Iterator[tuple[int, str]]:
     """The generation loop: yields (token, newly released text) and fills `result` as it goes."""
     rng = np.random.default_rng(params.seed)
     history = list(ids)  # every token so far, for the repetition penalties
@@ -193,8 +207,9 @@ def stop_token_set(model: Model, stop_tokens: Sequence[int] | int | None) -> fro
     ids = token_id_array(stop_tokens, "stop_tokens")  # [n_stop]
     bad = ids[(ids < 0) | (ids >= model.config.n_vocab)]
     if bad.size:
-        raise InvalidInputError(f"stop token {int(bad[0])} is outside the vocabulary [0, {model.config.n_vocab}): "
-                                "it could never be drawn")
+        raise InvalidInputError(
+            f"stop token {int(bad[0])} is outside the vocabulary [0, {model.config.n_vocab}): it could never be drawn"
+        )
     return frozenset(ids.tolist())
 
 
@@ -204,18 +219,22 @@ def stop_string_list(stop_strings: Sequence[str] | str | None) -> list[str]:
     if stop_strings is None:
         return []
     if isinstance(stop_strings, (bytes, dict)) or not isinstance(stop_strings, Iterable):
-        raise InvalidInputError(f"stop_strings must be a string or a list of strings, not "
-                                f"{type(stop_strings).__name__}")
+        raise InvalidInputError(
+            f"stop_strings must be a string or a list of strings, not {type(stop_strings).__name__}"
+        )
     stop_strings = [stop_strings] if isinstance(stop_strings, str) else list(stop_strings)
     bad = [s for s in stop_strings if not isinstance(s, str) or not s]
     if bad:
-        raise InvalidInputError(f"stop_strings must be non-empty strings; {bad[0]!r} "
-                                f"({type(bad[0]).__name__}) is not (an empty string would match everywhere)")
+        raise InvalidInputError(
+            f"stop_strings must be non-empty strings; {bad[0]!r} "
+            f"({type(bad[0]).__name__}) is not (an empty string would match everywhere)"
+        )
     return stop_strings
 
 
-def _start(model: Model, prompt, max_new_tokens, params, stop_tokens, stop_strings,
-           context: str) -> tuple[Iterator[tuple[int, str]], Generation]:
+def _start(
+    model: Model, prompt, max_new_tokens, params, stop_tokens, stop_strings, context: str
+) -> tuple[Iterator[tuple[int, str]], Generation]:
     """Validate the arguments, tokenize, and set up the loop (nothing runs until iterated)."""
     start = perf_counter()
     max_new_tokens = check_max_new_tokens(max_new_tokens)
@@ -232,7 +251,8 @@ def _start(model: Model, prompt, max_new_tokens, params, stop_tokens, stop_strin
     if len(ids) > n_ctx or (context == "error" and len(ids) == n_ctx):
         raise ContextOverflowError(
             f"the prompt has {len(ids)} tokens, but the context window n_ctx={n_ctx} must hold "
-            f"them and the new ones: shorten the prompt to fewer than {n_ctx} tokens")
+            f"them and the new ones: shorten the prompt to fewer than {n_ctx} tokens"
+        )
     if context == "error" and len(ids) + max_new_tokens > n_ctx:
         raise ContextOverflowError(
             f"{len(ids)} prompt + {max_new_tokens} new tokens exceed the context window "
@@ -243,11 +263,19 @@ def _start(model: Model, prompt, max_new_tokens, params, stop_tokens, stop_strin
     return _steps(model, ids, max_new_tokens, params, stops, stopper, result, start), result
 
 
-def generate(model: Model, prompt: str | Sequence[int], max_new_tokens: int = 64, *,
-             temperature: float = 0.0, seed: int | None = None,
-             stop_tokens: Sequence[int] | None = None, stop_strings: Sequence[str] = (),
-             context: str = "stop", on_token: Callable[[int], None] | None = None,
-             params: SamplingParams | None = None) -> Generation:
+def generate(
+    model: Model,
+    prompt: str | Sequence[int],
+    max_new_tokens: int = 64,
+    *,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    stop_tokens: Sequence[int] | None = None,
+    stop_strings: Sequence[str] = (),
+    context: str = "stop",
+    on_token: Callable[[int], None] | None = None,
+    params: SamplingParams | None = None,
+) -> Generation:
     """Generate up to `max_new_tokens` tokens after `prompt` (a string or token ids).
 
     Temperature 0 is greedy. Stops at the model's end-of-text token unless `stop_tokens` says
@@ -268,10 +296,18 @@ def generate(model: Model, prompt: str | Sequence[int], max_new_tokens: int = 64
     return result
 
 
-def stream(model: Model, prompt: str | Sequence[int], max_new_tokens: int = 64, *,
-           temperature: float = 0.0, seed: int | None = None,
-           stop_tokens: Sequence[int] | None = None, stop_strings: Sequence[str] = (),
-           context: str = "stop", params: SamplingParams | None = None) -> Stream:
+def stream(
+    model: Model,
+    prompt: str | Sequence[int],
+    max_new_tokens: int = 64,
+    *,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    stop_tokens: Sequence[int] | None = None,
+    stop_strings: Sequence[str] = (),
+    context: str = "stop",
+    params: SamplingParams | None = None,
+) -> Stream:
     """Like `generate`, but yields the new text piece by piece as tokens arrive.
 
     Pieces are whole characters (a token that ends inside a UTF-8 character waits for the next)

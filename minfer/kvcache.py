@@ -35,8 +35,11 @@ class KVCache:
         for name, value in (("n_layer", n_layer), ("n_head", n_head), ("max_seq", max_seq), ("d_head", d_head)):
             whole_number(value, name)
         shape = (int(n_layer), int(n_head), int(max_seq), int(d_head))
-        check_fits(2 * math.prod(shape) * 4, f"a KV cache of {max_seq:,} positions",
-                   "ask for fewer positions (model.new_cache(max_seq), or fewer new tokens)")
+        check_fits(
+            2 * math.prod(shape) * 4,
+            f"a KV cache of {max_seq:,} positions",
+            "ask for fewer positions (model.new_cache(max_seq), or fewer new tokens)",
+        )
         return cls(k=np.zeros(shape, np.float32), v=np.zeros(shape, np.float32))  # shape
 
     def check_shape(self, n_layer: int, n_head: int, d_head: int) -> None:
@@ -45,13 +48,18 @@ class KVCache:
         (the compiled kernels index without bounds checks, so this is checked first)."""
         for name in ("k", "v"):
             a = getattr(self, name)
-            if (type(a) not in (np.ndarray, np.memmap) or a.dtype != np.float32 or a.ndim != 4
-                    or (a.shape[0], a.shape[1], a.shape[3]) != (n_layer, n_head, d_head)
-                    or not a.flags.writeable):
+            if (
+                type(a) not in (np.ndarray, np.memmap)
+                or a.dtype != np.float32
+                or a.ndim != 4
+                or (a.shape[0], a.shape[1], a.shape[3]) != (n_layer, n_head, d_head)
+                or not a.flags.writeable
+            ):
                 got = f"{a.dtype} {list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
                 raise InvalidInputError(
                     f"cache.{name} is {got}; this model needs writable float32 [n_layer={n_layer}, "
-                    f"n_head={n_head}, max_seq, d_head={d_head}]. Make the cache with model.new_cache()")
+                    f"n_head={n_head}, max_seq, d_head={d_head}]. Make the cache with model.new_cache()"
+                )
         if self.k.shape != self.v.shape:
             raise InvalidInputError(f"cache.k {list(self.k.shape)} and cache.v {list(self.v.shape)} differ")
         if np.may_share_memory(self.k, self.v):
@@ -116,8 +124,10 @@ def in_use(cache: KVCache) -> Iterator[None]:
         raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
     with _IN_USE_LOCK:
         if id(cache) in _IN_USE:
-            raise InvalidInputError("this KV cache is in use by another call (from another thread?); "
-                                    "a cache holds one sequence: give each thread its own, model.new_cache()")
+            raise InvalidInputError(
+                "this KV cache is in use by another call (from another thread?); "
+                "a cache holds one sequence: give each thread its own, model.new_cache()"
+            )
         _IN_USE.add(id(cache))
     try:
         yield

@@ -19,8 +19,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return x @ weight + bias  # [n_seq, n_out]
 
 
-def linear_cost(n_rows: int, n_in: int, n_out: int, weight_size: int = 4, act_size: int = 4,
-                bias: bool = True) -> Cost:
+def linear_cost(n_rows: int, n_in: int, n_out: int, weight_size: int = 4, act_size: int = 4, bias: bool = True) -> Cost:
     """One multiply-add per weight per row (2 n_rows n_in n_out FLOPs) plus the bias add.
 
     The weights (and bias) are read once whatever n_rows is: a matrix product streams the matrix
@@ -28,9 +27,12 @@ def linear_cost(n_rows: int, n_in: int, n_out: int, weight_size: int = 4, act_si
     row, and why decode (one row) is memory-bound. `weight_size`, `act_size`: bytes per number.
     """
     n_bias = n_out if bias else 0
-    return Cost(flops=2 * n_rows * n_in * n_out + n_rows * n_bias,
-                weight_bytes=(n_in * n_out + n_bias) * weight_size,
-                act_read=n_rows * n_in * act_size, act_write=n_rows * n_out * act_size)
+    return Cost(
+        flops=2 * n_rows * n_in * n_out + n_rows * n_bias,
+        weight_bytes=(n_in * n_out + n_bias) * weight_size,
+        act_read=n_rows * n_in * act_size,
+        act_write=n_rows * n_out * act_size,
+    )
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -48,8 +50,12 @@ def layer_norm_cost(n_rows: int, n_embd: int, weight_size: int = 4, act_size: in
     """7 FLOPs per number (sum for the mean, centre, square, sum for the variance, divide by the
     standard deviation, scale, shift) and 4 per row (two divisions by n_embd, + eps, sqrt).
     Reads x, weight and bias; writes y."""
-    return Cost(flops=7 * n_rows * n_embd + 4 * n_rows, weight_bytes=2 * n_embd * weight_size,
-                act_read=n_rows * n_embd * act_size, act_write=n_rows * n_embd * act_size)
+    return Cost(
+        flops=7 * n_rows * n_embd + 4 * n_rows,
+        weight_bytes=2 * n_embd * weight_size,
+        act_read=n_rows * n_embd * act_size,
+        act_write=n_rows * n_embd * act_size,
+    )
 
 
 def gelu(x: np.ndarray) -> np.ndarray:

@@ -18,8 +18,7 @@ import numpy as np
 from minfer.config import Config
 from minfer.errors import ModelLoadError
 from minfer.model import Model
-from minfer.safetensors_io import (no_duplicate_keys, non_finite_count, open_regular_file, read_safetensors,
-                                   to_float32)
+from minfer.safetensors_io import no_duplicate_keys, non_finite_count, open_regular_file, read_safetensors, to_float32
 from minfer.tokenizer import load_tokenizer
 from minfer.weights import GPT2Weights, build_weights, expected_shapes
 
@@ -31,8 +30,13 @@ HUB_NAMES = {
     "gpt2-xl": "openai-community/gpt2-xl",
     "distilgpt2": "distilbert/distilgpt2",
 }
-_HUB_FILES = ["config.json", "model.safetensors", "model.safetensors.index.json",
-              "model-*.safetensors", "tokenizer.tiktoken"]
+_HUB_FILES = [
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*.safetensors",
+    "tokenizer.tiktoken",
+]
 # Keys some GPT-2 checkpoints carry that are not parameters: the causal-mask buffers of old
 # transformers versions. The LM head is tied to wte (checked when present).
 _NOT_PARAMETERS = (".attn.bias", ".attn.masked_bias")
@@ -47,8 +51,9 @@ DEFAULT_MODEL = "classroom"
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
-def load_model(path_or_name: str | os.PathLike | None = None, backend: str = "numpy",
-               quantize: str | None = None) -> Model:
+def load_model(
+    path_or_name: str | os.PathLike | None = None, backend: str = "numpy", quantize: str | None = None
+) -> Model:
     """Load a GPT-2 checkpoint.
 
     `path_or_name` is, in this order of precedence:
@@ -113,8 +118,10 @@ def resolve_model_dir(path_or_name: str | os.PathLike) -> Path:
         if path.is_dir():
             return path
         what = "is not a directory" if path.exists() else "does not exist"
-        raise ModelLoadError(f"no model directory at {name!r}: {path.absolute()} {what}; pass a "
-                             "directory holding config.json and model.safetensors")
+        raise ModelLoadError(
+            f"no model directory at {name!r}: {path.absolute()} {what}; pass a "
+            "directory holding config.json and model.safetensors"
+        )
     if name in HUB_NAMES or _REPO_ID.fullmatch(name):
         return download(name)
     raise ModelLoadError(
@@ -151,19 +158,21 @@ def trusted_root(model_dir: Path) -> Path:
 def model_file(model_dir: Path, name, listed_in: str) -> Path:
     """The path of a file that an index or SHA256SUMS names, if it is a plain file name whose
     real location stays inside the model directory; a ModelLoadError otherwise."""
-    if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
-            or "\0" in name):
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise ModelLoadError(
             f"{model_dir / listed_in} names the file {name!r}; it may only name plain file names "
-            "inside the model directory (no folders, no '..', no absolute paths)")
+            "inside the model directory (no folders, no '..', no absolute paths)"
+        )
     path = model_dir / name
     try:
         root, real = trusted_root(model_dir).resolve(), path.resolve()
     except (RuntimeError, OSError) as e:  # a symlink loop
         raise ModelLoadError(f"{path} cannot be resolved ({e}); is it a link that points to itself?") from None
     if not real.is_relative_to(root):
-        raise ModelLoadError(f"{path} is a link to {path.resolve()}, outside the model directory "
-                             f"{root}; refusing to read it (copy the file into the directory)")
+        raise ModelLoadError(
+            f"{path} is a link to {path.resolve()}, outside the model directory "
+            f"{root}; refusing to read it (copy the file into the directory)"
+        )
     return path
 
 
@@ -177,8 +186,10 @@ def verify_checksums(model_dir: Path) -> None:
             continue
         fields = line.split(maxsplit=1)
         if len(fields) != 2 or not re.fullmatch(r"[0-9a-fA-F]{64}", fields[0]):
-            raise ModelLoadError(f"{sums} line {number} is {line[:80]!r}; each line must be "
-                                 "'<64 hex digits>  <file name>', as sha256sum writes it")
+            raise ModelLoadError(
+                f"{sums} line {number} is {line[:80]!r}; each line must be "
+                "'<64 hex digits>  <file name>', as sha256sum writes it"
+            )
         want, name = fields
         path = model_file(model_dir, name.strip().removeprefix("*"), "SHA256SUMS")
         digest = hashlib.sha256()
@@ -198,8 +209,10 @@ def restore_hint(model_dir: Path) -> str:
     from minfer.checkpoint import bundled_weights_dir
 
     if model_dir.resolve().is_relative_to(bundled_weights_dir().resolve()):
-        return ("restore it (git checkout weights/ in a clone, or reinstall minfer) or "
-                "regenerate it with its recipe in weights/recipes/")
+        return (
+            "restore it (git checkout weights/ in a clone, or reinstall minfer) or "
+            "regenerate it with its recipe in weights/recipes/"
+        )
     return "download or copy the checkpoint again"
 
 
@@ -247,9 +260,15 @@ def weight_files(model_dir: Path) -> list[Path]:
         names = sorted({model_file(model_dir, f, index.name).name for f in weight_map.values()})
         return [model_dir / f for f in names]
     pickles = [p.name for p in model_dir.glob("*.bin")] + [p.name for p in model_dir.glob("*.pt*")]
-    hint = (f" It has {', '.join(pickles)}: pickle files, which minfer never opens because "
+    hint = (
+        (
+            f" It has {', '.join(pickles)}: pickle files, which minfer never opens because "
             "unpickling can run arbitrary code. Convert with transformers: "
-            "model.save_pretrained(dir, safe_serialization=True).") if pickles else ""
+            "model.save_pretrained(dir, safe_serialization=True)."
+        )
+        if pickles
+        else ""
+    )
     raise ModelLoadError(f"{model_dir} has no model.safetensors or model.safetensors.index.json.{hint}")
 
 
@@ -263,8 +282,10 @@ def check_finite(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> None
     for name, (dtype, array) in tensors.items():
         bad = non_finite_count(dtype, array)
         if bad:
-            raise ModelLoadError(f"{path}: tensor {name!r} holds {bad:,} NaN or infinite number(s); "
-                                 "a model computed from it gives NaN. The checkpoint is corrupt")
+            raise ModelLoadError(
+                f"{path}: tensor {name!r} holds {bad:,} NaN or infinite number(s); "
+                "a model computed from it gives NaN. The checkpoint is corrupt"
+            )
     _FINITE_FILES.add(key)
 
 
@@ -284,8 +305,10 @@ def read_weights(model_dir: Path, config: Config) -> GPT2Weights:
     def get(name: str) -> np.ndarray:
         dtype, array = stored[name]
         if dtype not in ("F32", "F16", "BF16", "F64"):
-            raise ModelLoadError(f"tensor {name} in {model_dir} is {dtype}; a weight must be a float "
-                                 "(F32, F16 or BF16): the checkpoint is not a float GPT-2")
+            raise ModelLoadError(
+                f"tensor {name} in {model_dir} is {dtype}; a weight must be a float "
+                "(F32, F16 or BF16): the checkpoint is not a float GPT-2"
+            )
         if tuple(array.shape) != shapes[name]:
             raise ModelLoadError(
                 f"tensor {name} in {model_dir} has shape {tuple(array.shape)}, but config.json "
@@ -306,19 +329,17 @@ def check_names(model_dir: Path, found: set[str], wanted: set[str]) -> None:
     """Raise if the checkpoint lacks a tensor the config needs, or holds one minfer would ignore."""
     missing, extra = sorted(wanted - found), sorted(found - wanted)
     if missing:
-        raise ModelLoadError(
-            f"{model_dir} lacks {len(missing)} tensor(s) the config needs, e.g. {missing[0]}"
-        )
+        raise ModelLoadError(f"{model_dir} lacks {len(missing)} tensor(s) the config needs, e.g. {missing[0]}")
     if extra:
         n_layer = len(wanted_blocks(wanted))
         blocks = [int(m.group(1)) for m in map(re.compile(r"h\.(\d+)\.").match, extra) if m]
         if len(blocks) == len(extra) and min(blocks) >= n_layer:  # whole blocks past the config's
             raise ModelLoadError(
                 f"{model_dir} has blocks up to h.{max(blocks)}, but its config.json says "
-                f"n_layer={n_layer}: the config and the weights do not belong together")
+                f"n_layer={n_layer}: the config and the weights do not belong together"
+            )
         raise ModelLoadError(
-            f"{model_dir} has {len(extra)} tensor(s) GPT-2 does not use, e.g. {extra[0]}; "
-            "is it another architecture?"
+            f"{model_dir} has {len(extra)} tensor(s) GPT-2 does not use, e.g. {extra[0]}; is it another architecture?"
         )
 
 

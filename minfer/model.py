@@ -38,8 +38,7 @@ def default_cache_positions(c: Config) -> int:
     return max(1, min(c.n_ctx, DEFAULT_CACHE_BYTES // kv_bytes_per_position(c)))
 
 
-def hidden_states(ids: np.ndarray, w: GPT2Weights, cfg: Config,
-                  cache: KVCache | None = None) -> np.ndarray:
+def hidden_states(ids: np.ndarray, w: GPT2Weights, cfg: Config, cache: KVCache | None = None) -> np.ndarray:
     """Run the blocks over `ids` and return the final-norm hidden states. ids: [n_seq] -> [n_seq, n_embd]
 
     With a cache, `ids` are the tokens after the `cache.length` already cached; their keys and
@@ -65,8 +64,15 @@ class Model:
         >>> logits = model.decode(int(logits.argmax()), cache)              # [n_vocab]
     """
 
-    def __init__(self, config: Config, weights: GPT2Weights, tokenizer: Tokenizer | None = None,
-                 backend: str = "numpy", name: str = "", quantize: str | None = None):
+    def __init__(
+        self,
+        config: Config,
+        weights: GPT2Weights,
+        tokenizer: Tokenizer | None = None,
+        backend: str = "numpy",
+        name: str = "",
+        quantize: str | None = None,
+    ):
         if backend not in BACKENDS:
             raise InvalidInputError(f"backend {backend!r} is not available; choose one of {', '.join(BACKENDS)}")
         if quantize is not None and backend != "numba":
@@ -93,9 +99,11 @@ class Model:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"Model({self.name!r}, n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
-                f"n_ctx={c.n_ctx}, n_vocab={c.n_vocab}, params={self.n_params():,}, "
-                f"backend={self.backend!r}, weights={self.weight_dtype!r})")
+        return (
+            f"Model({self.name!r}, n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+            f"n_ctx={c.n_ctx}, n_vocab={c.n_vocab}, params={self.n_params():,}, "
+            f"backend={self.backend!r}, weights={self.weight_dtype!r})"
+        )
 
     def n_params(self) -> int:
         """Number of parameters (the tied LM head counted once)."""
@@ -119,9 +127,12 @@ class Model:
         if max_seq is None:
             max_seq = default_cache_positions(c)
             if max_seq < c.n_ctx:
-                warnings.warn(f"new_cache(): n_ctx={c.n_ctx:,} positions would take "
-                              f"{c.n_ctx * kv_bytes_per_position(c) / 2**30:.1f} GiB, so the cache holds "
-                              f"{max_seq:,}; pass max_seq to choose", stacklevel=2)
+                warnings.warn(
+                    f"new_cache(): n_ctx={c.n_ctx:,} positions would take "
+                    f"{c.n_ctx * kv_bytes_per_position(c) / 2**30:.1f} GiB, so the cache holds "
+                    f"{max_seq:,}; pass max_seq to choose",
+                    stacklevel=2,
+                )
         if not is_whole(max_seq) or not 1 <= max_seq <= c.n_ctx:
             raise InvalidInputError(
                 f"max_seq={max_seq!r} must be an integer in [1, n_ctx={c.n_ctx}]: "
@@ -129,8 +140,7 @@ class Model:
             )
         return KVCache.empty(c.n_layer, c.n_head, int(max_seq), c.d_head)
 
-    def prefill(self, ids: Sequence[int] | np.ndarray, cache: KVCache,
-                all_logits: bool = False) -> np.ndarray:
+    def prefill(self, ids: Sequence[int] | np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
         """Process a prompt in one pass, appending its keys and values to `cache`.
 
         Returns the last position's logits, float32 [n_vocab] (the LM head runs on that row

@@ -99,21 +99,30 @@ class Profiler:
             setattr(holder, name, wrapper)
 
     def _targets(self) -> list:
-        phases = [(Model, "forward", self._phase_wrapper("forward", _no_cache, _forward_shape)),
-                  (Model, "prefill", self._phase_wrapper("prefill", _cache_before, _cache_shape)),
-                  (Model, "decode", self._phase_wrapper("decode", _cache_before, _cache_shape)),
-                  (batch, "decode_batch", self._phase_wrapper("decode", _batch_before, _batch_shape)),
-                  (generation, "sample", self._sampling_wrapper)]
+        phases = [
+            (Model, "forward", self._phase_wrapper("forward", _no_cache, _forward_shape)),
+            (Model, "prefill", self._phase_wrapper("prefill", _cache_before, _cache_shape)),
+            (Model, "decode", self._phase_wrapper("decode", _cache_before, _cache_shape)),
+            (batch, "decode_batch", self._phase_wrapper("decode", _batch_before, _batch_shape)),
+            (generation, "sample", self._sampling_wrapper),
+        ]
         if not self.ops:
             return phases
         named, fixed = self._named_op, self._fixed_op
         return phases + [
-            (layers, "linear", named), (layers, "layer_norm", named), (block, "block", named),
-            (attention, "self_attention", named), (mlp, "mlp", named), (batch, "batch_block", named),
+            (layers, "linear", named),
+            (layers, "layer_norm", named),
+            (block, "block", named),
+            (attention, "self_attention", named),
+            (mlp, "mlp", named),
+            (batch, "batch_block", named),
             (batch, "batch_attention", named),
-            (layers, "gelu", fixed("mlp.gelu")), (attention, "causal_attention", fixed("attn.attention")),
-            (batch, "masked_attention", fixed("attn.attention")), (embed, "embed", fixed("embed", top=True)),
-            (batch, "embed_rows", fixed("embed", top=True)), (embed, "lm_head", fixed("lm_head", top=True)),
+            (layers, "gelu", fixed("mlp.gelu")),
+            (attention, "causal_attention", fixed("attn.attention")),
+            (batch, "masked_attention", fixed("attn.attention")),
+            (embed, "embed", fixed("embed", top=True)),
+            (batch, "embed_rows", fixed("embed", top=True)),
+            (embed, "lm_head", fixed("lm_head", top=True)),
             (KVCache, "update", self._layer_arg_op("attn.kv_write")),
             (batch, "write_kv_rows", self._layer_arg_op("attn.kv_write", index=1)),
         ]
@@ -122,6 +131,7 @@ class Profiler:
     def _phase_wrapper(self, phase: str, state_of, shape_of):
         """Time a whole model call and record its shapes: `state_of(args, kwargs)` reads the cache
         before the call, `shape_of(args, result, before)` the shapes after it."""
+
         def wrap(fn):
             @functools.wraps(fn)
             def timed(*args, **kwargs):
@@ -138,7 +148,9 @@ class Profiler:
                     self._phase = None
                 self._record(phase, model, shape_of(args, result, before), seconds)
                 return result
+
             return timed
+
         return wrap
 
     def _record(self, phase: str, model: Model, shape: tuple, seconds: float) -> None:
@@ -157,10 +169,12 @@ class Profiler:
             finally:
                 self.sampling_seconds += perf_counter() - t0
                 self.sampling_calls += 1
+
         return timed
 
     def _op_wrapper(self, fn, key):
         """Time fn's exclusive seconds under (phase, layer, op) = key(args)."""
+
         @functools.wraps(fn)
         def timed(*args, **kwargs):
             if self._phase is None:
@@ -176,15 +190,18 @@ class Profiler:
                 inner = stack.pop()
                 stack[-1] += elapsed
                 self.op_seconds[(self._phase, layer, op)] += elapsed - inner
+
         return timed
 
     def _named_op(self, fn):
         """Ops named by the weights they are given (args[1]): linear, layer_norm, block, ..."""
+
         def key(args):
             layer, op = self._names.get(id(args[1]), (self._layer, fn.__name__))
             if layer is not None:
                 self._layer = layer
             return layer, op
+
         return self._op_wrapper(fn, key)
 
     def _fixed_op(self, op: str, top: bool = False):
@@ -202,9 +219,15 @@ class Profiler:
         self.models.append(model)
         w = model.weights
         for layer, bw in enumerate(w.h):
-            named = {"ln_1": bw.ln_1.weight, "ln_2": bw.ln_2.weight, "attn.c_attn": bw.attn.c_attn.weight,
-                     "attn.c_proj": bw.attn.c_proj.weight, "mlp.c_fc": bw.mlp.c_fc.weight,
-                     "mlp.c_proj": bw.mlp.c_proj.weight, "residual": bw}
+            named = {
+                "ln_1": bw.ln_1.weight,
+                "ln_2": bw.ln_2.weight,
+                "attn.c_attn": bw.attn.c_attn.weight,
+                "attn.c_proj": bw.attn.c_proj.weight,
+                "mlp.c_fc": bw.mlp.c_fc.weight,
+                "mlp.c_proj": bw.mlp.c_proj.weight,
+                "residual": bw,
+            }
             self._names |= {id(a): (layer, op) for op, a in named.items()}
             self._names |= {id(bw.attn): (layer, "residual"), id(bw.mlp): (layer, "residual")}
         self._names[id(w.ln_f.weight)] = (None, "ln_f")
@@ -230,9 +253,14 @@ class Profiler:
                 continue
             cost = sum((c for (p, _, _), c in self._counts().items() if p == phase), Cost())
             seconds = sum(s.seconds for s in steps)
-            out[phase] = {"calls": len(steps), "tokens": sum(s.n_new * s.n_batch for s in steps),
-                          "flops": cost.flops, **cost.to_dict(), "seconds": seconds,
-                          **_rates(cost.flops, cost.bytes, seconds)}
+            out[phase] = {
+                "calls": len(steps),
+                "tokens": sum(s.n_new * s.n_batch for s in steps),
+                "flops": cost.flops,
+                **cost.to_dict(),
+                "seconds": seconds,
+                **_rates(cost.flops, cost.bytes, seconds),
+            }
         return out
 
     def op_rows(self) -> list[dict]:
@@ -244,8 +272,17 @@ class Profiler:
         for phase, layer, op in keys:
             cost = counts.get((phase, layer, op), Cost())
             seconds = self.op_seconds.get((phase, layer, op)) if self.ops else None
-            rows.append({"phase": phase, "layer": layer, "op": op, "calls": calls[phase],
-                         **cost.to_dict(), "seconds": seconds, **_rates(cost.flops, cost.bytes, seconds)})
+            rows.append(
+                {
+                    "phase": phase,
+                    "layer": layer,
+                    "op": op,
+                    "calls": calls[phase],
+                    **cost.to_dict(),
+                    "seconds": seconds,
+                    **_rates(cost.flops, cost.bytes, seconds),
+                }
+            )
         return rows
 
     def step_rows(self) -> list[dict]:
@@ -253,9 +290,18 @@ class Profiler:
         rows = []
         for s in self.steps:
             cost = sum((oc.cost for oc in s.costs()), Cost())
-            rows.append({"phase": s.phase, "tokens": s.n_new * s.n_batch, "batch": s.n_batch,
-                         "context": s.n_past + s.n_new, "kv_bytes": s.kv_positions * s.arch.kv_bytes_per_token(),
-                         "flops": cost.flops, "bytes": cost.bytes, "seconds": s.seconds})
+            rows.append(
+                {
+                    "phase": s.phase,
+                    "tokens": s.n_new * s.n_batch,
+                    "batch": s.n_batch,
+                    "context": s.n_past + s.n_new,
+                    "kv_bytes": s.kv_positions * s.arch.kv_bytes_per_token(),
+                    "flops": cost.flops,
+                    "bytes": cost.bytes,
+                    "seconds": s.seconds,
+                }
+            )
         return rows
 
     def to_dict(self, ceilings=None) -> dict:
@@ -263,12 +309,22 @@ class Profiler:
         and each phase's share of them when `ceilings` (from `minfer.calibrate`) is given."""
         m = self.models[0] if self.models else None
         phases = self.phases()
-        data = {"model": None if m is None else {"name": m.name, "n_params": m.n_params(),
-                                                 "weight_bytes": Arch.from_model(m).weight_bytes(),
-                                                 "weight_dtype": m.weight_dtype, "backend": m.backend},
-                "mode": "ops" if self.ops else "phases", "phases": phases, "ops": self.op_rows(),
-                "steps": self.step_rows(),
-                "sampling": {"calls": self.sampling_calls, "seconds": self.sampling_seconds}}
+        data = {
+            "model": None
+            if m is None
+            else {
+                "name": m.name,
+                "n_params": m.n_params(),
+                "weight_bytes": Arch.from_model(m).weight_bytes(),
+                "weight_dtype": m.weight_dtype,
+                "backend": m.backend,
+            },
+            "mode": "ops" if self.ops else "phases",
+            "phases": phases,
+            "ops": self.op_rows(),
+            "steps": self.step_rows(),
+            "sampling": {"calls": self.sampling_calls, "seconds": self.sampling_seconds},
+        }
         if ceilings is not None:
             data["ceilings"] = ceilings.to_dict()
             for p in phases.values():
@@ -290,8 +346,9 @@ class Profiler:
         return text
 
 
-def profile_generation(model: Model, prompt, max_new_tokens: int = 32, batch: int = 1,
-                       ops: bool = True, warmup: bool = True) -> tuple[Profiler, list]:
+def profile_generation(
+    model: Model, prompt, max_new_tokens: int = 32, batch: int = 1, ops: bool = True, warmup: bool = True
+) -> tuple[Profiler, list]:
     """Generate greedily under a Profiler (after an unprofiled warm-up, so one-time costs do not
     count) and return it with the Generations. Stop tokens are off, so every run is as long as
     asked (the context window still ends it)."""
@@ -317,8 +374,13 @@ def decode_sweep(model: Model, prompt, max_new_tokens: int, sizes: list[int]) ->
     for b in sizes:
         prof, _ = profile_generation(model, prompt, max_new_tokens, b, ops=False, warmup=False)
         d = prof.phases()["decode"]
-        rows.append({"batch": b, **{k: d[k] for k in ("tokens", "flops", "bytes", "seconds")},
-                     "tokens_per_s": d["tokens"] / d["seconds"] if d["seconds"] else None})
+        rows.append(
+            {
+                "batch": b,
+                **{k: d[k] for k in ("tokens", "flops", "bytes", "seconds")},
+                "tokens_per_s": d["tokens"] / d["seconds"] if d["seconds"] else None,
+            }
+        )
     return rows
 
 
@@ -326,16 +388,20 @@ def shares(phase: dict, ceilings) -> dict:
     """A phase's achieved rates as fractions of the machine's peak FLOP/s and bandwidth."""
     if not phase["seconds"]:
         return {"share_of_peak": None, "share_of_bandwidth": None}
-    return {"share_of_peak": phase["gflops"] / ceilings.peak_gflops,
-            "share_of_bandwidth": phase["gbs"] / ceilings.bandwidth_gbs}
+    return {
+        "share_of_peak": phase["gflops"] / ceilings.peak_gflops,
+        "share_of_bandwidth": phase["gbs"] / ceilings.bandwidth_gbs,
+    }
 
 
 def _rates(flops: int, nbytes: int, seconds: float | None) -> dict:
     """Arithmetic intensity and achieved GFLOP/s and GB/s (None when nothing was timed)."""
     timed = bool(seconds)
-    return {"flop_per_byte": flops / nbytes if nbytes else None,
-            "gflops": flops / seconds / 1e9 if timed else None,
-            "gbs": nbytes / seconds / 1e9 if timed else None}
+    return {
+        "flop_per_byte": flops / nbytes if nbytes else None,
+        "gflops": flops / seconds / 1e9 if timed else None,
+        "gbs": nbytes / seconds / 1e9 if timed else None,
+    }
 
 
 # --- reading the shapes of a call from its arguments ----------------------------------------------

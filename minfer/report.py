@@ -24,8 +24,10 @@ def fmt(x: float | None, digits: int = 3) -> str:
 
 def sweep_line(row: dict) -> str:
     """One decode batch-sweep point (`profiler.decode_sweep`) as a line of text."""
-    return (f"sweep: batch {row['batch']:>3}: decode {row['tokens_per_s']:,.0f} tok/s, "
-            f"{row['flops'] / row['bytes']:.2f} FLOP/B, {row['bytes'] / row['seconds'] / 1e9:.1f} GB/s")
+    return (
+        f"sweep: batch {row['batch']:>3}: decode {row['tokens_per_s']:,.0f} tok/s, "
+        f"{row['flops'] / row['bytes']:.2f} FLOP/B, {row['bytes'] / row['seconds'] / 1e9:.1f} GB/s"
+    )
 
 
 def pct(x: float | None) -> str:
@@ -35,15 +37,38 @@ def pct(x: float | None) -> str:
 def phase_table(data: dict) -> Table:
     """Per phase: tokens, GFLOP, MB moved, FLOP/byte, time, rates and the share of the ceilings."""
     t = Table(title="phases (counted FLOPs and bytes, measured time)", title_justify="left")
-    for col in ("phase", "calls", "tokens", "GFLOP", "MB moved", "FLOP/B", "ms", "ms/token",
-                "GFLOP/s", "GB/s", "% peak", "% BW"):
+    for col in (
+        "phase",
+        "calls",
+        "tokens",
+        "GFLOP",
+        "MB moved",
+        "FLOP/B",
+        "ms",
+        "ms/token",
+        "GFLOP/s",
+        "GB/s",
+        "% peak",
+        "% BW",
+    ):
         t.add_column(col, justify="left" if col == "phase" else "right")
     for name, p in data["phases"].items():
         if not p["calls"]:
             continue
-        t.add_row(name, str(p["calls"]), str(p["tokens"]), fmt(p["flops"] / 1e9), fmt(p["bytes"] / 1e6),
-                  fmt(p["flop_per_byte"]), fmt(1e3 * p["seconds"]), fmt(1e3 * p["seconds"] / p["tokens"]),
-                  fmt(p["gflops"]), fmt(p["gbs"]), pct(p.get("share_of_peak")), pct(p.get("share_of_bandwidth")))
+        t.add_row(
+            name,
+            str(p["calls"]),
+            str(p["tokens"]),
+            fmt(p["flops"] / 1e9),
+            fmt(p["bytes"] / 1e6),
+            fmt(p["flop_per_byte"]),
+            fmt(1e3 * p["seconds"]),
+            fmt(1e3 * p["seconds"] / p["tokens"]),
+            fmt(p["gflops"]),
+            fmt(p["gbs"]),
+            pct(p.get("share_of_peak")),
+            pct(p.get("share_of_bandwidth")),
+        )
     return t
 
 
@@ -56,10 +81,17 @@ def op_table(data: dict, top: int) -> Table:
         total = data["phases"][phase]["seconds"]
         for op, s in sorted(ops.items(), key=lambda kv: -kv[1]["seconds"])[:top]:
             sec = s["seconds"]
-            t.add_row(phase, op, fmt(1e3 * sec), pct(sec / total if total else None), fmt(s["flops"] / 1e9),
-                      fmt(s["bytes"] / 1e6), fmt(s["flops"] / s["bytes"] if s["bytes"] else None),
-                      fmt(s["flops"] / sec / 1e9 if sec > 0 and s["flops"] else None),
-                      fmt(s["bytes"] / sec / 1e9 if sec > 0 and s["bytes"] else None))
+            t.add_row(
+                phase,
+                op,
+                fmt(1e3 * sec),
+                pct(sec / total if total else None),
+                fmt(s["flops"] / 1e9),
+                fmt(s["bytes"] / 1e6),
+                fmt(s["flops"] / s["bytes"] if s["bytes"] else None),
+                fmt(s["flops"] / sec / 1e9 if sec > 0 and s["flops"] else None),
+                fmt(s["bytes"] / sec / 1e9 if sec > 0 and s["bytes"] else None),
+            )
     return t
 
 
@@ -82,9 +114,11 @@ def bytes_line(data: dict) -> str:
     if not p or not p["tokens"]:
         return ""
     n = p["tokens"]
-    return (f"decode bytes per token: weights {fmt(p['weight_bytes'] / n / 1e6)} MB + KV cache "
-            f"{fmt((p['kv_read'] + p['kv_write']) / n / 1e6)} MB + activations "
-            f"{fmt((p['act_read'] + p['act_write']) / n / 1e6)} MB")
+    return (
+        f"decode bytes per token: weights {fmt(p['weight_bytes'] / n / 1e6)} MB + KV cache "
+        f"{fmt((p['kv_read'] + p['kv_write']) / n / 1e6)} MB + activations "
+        f"{fmt((p['act_read'] + p['act_write']) / n / 1e6)} MB"
+    )
 
 
 def ceilings_line(data: dict) -> str:
@@ -92,9 +126,11 @@ def ceilings_line(data: dict) -> str:
     if not c:
         return "no ceilings measured yet: run `minfer calibrate` to see the share of this machine's peak"
     ridge = c["peak_gflops"] / c["bandwidth_gbs"]
-    return (f"this machine (minfer calibrate, {c.get('measured_at', '?')[:16]}): float32 matmul peak "
-            f"{fmt(c['peak_gflops'])} GFLOP/s, memory read {fmt(c['bandwidth_gbs'])} GB/s; ridge point "
-            f"{fmt(ridge)} FLOP/B (below it a phase is memory-bound)")
+    return (
+        f"this machine (minfer calibrate, {c.get('measured_at', '?')[:16]}): float32 matmul peak "
+        f"{fmt(c['peak_gflops'])} GFLOP/s, memory read {fmt(c['bandwidth_gbs'])} GB/s; ridge point "
+        f"{fmt(ridge)} FLOP/B (below it a phase is memory-bound)"
+    )
 
 
 def render_report(data: dict, top: int = 8, width: int = 118) -> str:
@@ -102,9 +138,11 @@ def render_report(data: dict, top: int = 8, width: int = 118) -> str:
     out = io.StringIO()
     console = Console(file=out, width=width, force_terminal=False, color_system=None)
     model = data.get("model") or {}
-    console.print(f"model {model.get('name', '?')}: {model.get('n_params', 0):,} parameters, "
-                  f"{fmt(model.get('weight_bytes', 0) / 1e6)} MB of {model.get('weight_dtype', '')} weights, "
-                  f"backend {model.get('backend', '?')}")
+    console.print(
+        f"model {model.get('name', '?')}: {model.get('n_params', 0):,} parameters, "
+        f"{fmt(model.get('weight_bytes', 0) / 1e6)} MB of {model.get('weight_dtype', '')} weights, "
+        f"backend {model.get('backend', '?')}"
+    )
     console.print(phase_table(data))
     for line in (bytes_line(data), ceilings_line(data)):
         if line:
@@ -112,11 +150,15 @@ def render_report(data: dict, top: int = 8, width: int = 118) -> str:
     if data["mode"] == "ops":
         console.print(op_table(data, top))
         if model.get("backend") == "numba":
-            console.print("backend numba: a step runs in compiled kernels the profiler cannot see into, "
-                          "so its time shows as 'other' (the counts above are the same as numpy's)")
-        console.print("op 'residual' is the residual adds plus reshapes between ops; 'other' is the "
-                      "call's own work (checks, cache bookkeeping). Per-op timing costs a few us per op: "
-                      "Profiler(ops=False) times phases only.")
+            console.print(
+                "backend numba: a step runs in compiled kernels the profiler cannot see into, "
+                "so its time shows as 'other' (the counts above are the same as numpy's)"
+            )
+        console.print(
+            "op 'residual' is the residual adds plus reshapes between ops; 'other' is the "
+            "call's own work (checks, cache bookkeeping). Per-op timing costs a few us per op: "
+            "Profiler(ops=False) times phases only."
+        )
     s = data.get("sampling", {})
     if s.get("calls"):
         console.print(f"sampling: {s['calls']} calls, {fmt(1e3 * s['seconds'])} ms in total (not in the phases)")

@@ -27,8 +27,16 @@ from minfer.errors import ModelLoadError
 
 # safetensors dtype -> how NumPy holds its bytes. bfloat16 is kept as raw uint16 until
 # `to_float32` widens it (a bfloat16 is the top half of a float32).
-DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64,
-          "I64": np.int64, "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
+DTYPES = {
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": np.uint16,
+    "F64": np.float64,
+    "I64": np.int64,
+    "I32": np.int32,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 # The safetensors library's own limit: a real header is kilobytes, even for 1,000 tensors.
 MAX_HEADER_BYTES = 100_000_000
 CHUNK = 1 << 22  # numbers checked at a time for NaN and inf
@@ -51,15 +59,15 @@ def read_header(path: Path) -> tuple[dict, int, int]:
             raise ModelLoadError(
                 f"{path} declares a {n_header:,}-byte header, but the file has {size - 8:,} bytes "
                 f"after the length (and headers are at most {MAX_HEADER_BYTES:,}): it is truncated "
-                "or not a .safetensors file")
+                "or not a .safetensors file"
+            )
         text = f.read(n_header)
     try:
         header = json.loads(text, object_pairs_hook=no_duplicate_keys)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting too deep
         raise ModelLoadError(f"{path}: the header is not valid JSON ({e})") from None
     if not isinstance(header, dict):
-        raise ModelLoadError(f"{path}: the header is a JSON {type(header).__name__}, not an object "
-                             "of tensors")
+        raise ModelLoadError(f"{path}: the header is a JSON {type(header).__name__}, not an object of tensors")
     return header, 8 + n_header, size - 8 - n_header
 
 
@@ -85,14 +93,19 @@ def check_entry(path: Path, name: str, info) -> tuple[str, tuple[int, ...], int,
         raise ModelLoadError(f"{where} has unsupported dtype {dtype!r} (minfer reads {', '.join(DTYPES)})")
     if not isinstance(shape, list) or not all(_is_whole(n) and n >= 0 for n in shape):
         raise ModelLoadError(f"{where} has shape {shape!r}; a shape is a list of whole numbers >= 0")
-    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_whole(o) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1]):
-        raise ModelLoadError(f"{where} has data_offsets {offsets!r}; expected [begin, end] with "
-                             "0 <= begin <= end")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_is_whole(o) for o in offsets)
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
+        raise ModelLoadError(f"{where} has data_offsets {offsets!r}; expected [begin, end] with 0 <= begin <= end")
     want = math.prod(shape) * np.dtype(DTYPES[dtype]).itemsize
     if offsets[1] - offsets[0] != want:
-        raise ModelLoadError(f"{where}: shape {shape} of {dtype} needs {want:,} bytes, but its "
-                             f"data_offsets {offsets} span {offsets[1] - offsets[0]:,}")
+        raise ModelLoadError(
+            f"{where}: shape {shape} of {dtype} needs {want:,} bytes, but its "
+            f"data_offsets {offsets} span {offsets[1] - offsets[0]:,}"
+        )
     return dtype, tuple(shape), offsets[0], offsets[1]
 
 
@@ -102,19 +115,24 @@ def check_layout(path: Path, entries: dict[str, tuple[str, tuple, int, int]], n_
     ordered = sorted(entries.items(), key=lambda e: (e[1][2], e[1][3]))  # by begin offset
     for (before, (_, _, _, end)), (name, (_, _, begin, _)) in zip(ordered, ordered[1:]):
         if begin < end:
-            raise ModelLoadError(f"{path}: tensor {name!r} starts at byte {begin:,}, inside {before!r} "
-                                 f"(which ends at {end:,}): their bytes overlap, so one would be read "
-                                 "as the other; the file is corrupt or was tampered with")
+            raise ModelLoadError(
+                f"{path}: tensor {name!r} starts at byte {begin:,}, inside {before!r} "
+                f"(which ends at {end:,}): their bytes overlap, so one would be read "
+                "as the other; the file is corrupt or was tampered with"
+            )
     end = 0
     for name, (_, _, begin, stop) in ordered:
         if begin != end:
-            raise ModelLoadError(f"{path}: tensor {name!r} starts at byte {begin:,}, leaving a gap "
-                                 f"after byte {end:,}; the file is corrupt or was tampered with")
+            raise ModelLoadError(
+                f"{path}: tensor {name!r} starts at byte {begin:,}, leaving a gap "
+                f"after byte {end:,}; the file is corrupt or was tampered with"
+            )
         end = stop
     if end != n_data:
         raise ModelLoadError(
             f"{path}: the tensors end at byte {end:,} of the data section, which has {n_data:,} "
-            f"bytes; the file is {'truncated' if end > n_data else 'padded with unknown bytes'}")
+            f"bytes; the file is {'truncated' if end > n_data else 'padded with unknown bytes'}"
+        )
 
 
 def read_safetensors(path: Path) -> dict[str, tuple[str, np.ndarray]]:
@@ -133,8 +151,10 @@ def read_safetensors(path: Path) -> dict[str, tuple[str, np.ndarray]]:
             data = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start)  # [n_bytes]
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"{path} cannot be memory-mapped: {e}") from None
-    return {name: (dtype, data[begin:end].view(DTYPES[dtype]).reshape(shape))  # shape as stored
-            for name, (dtype, shape, begin, end) in entries.items()}
+    return {
+        name: (dtype, data[begin:end].view(DTYPES[dtype]).reshape(shape))  # shape as stored
+        for name, (dtype, shape, begin, end) in entries.items()
+    }
 
 
 def non_finite_count(dtype: str, array: np.ndarray) -> int:
@@ -149,8 +169,11 @@ def non_finite_count(dtype: str, array: np.ndarray) -> int:
     if dtype in ("F32", "F64"):  # F64 as it will be computed: a huge float64 is inf in float32
         flat = array.reshape(-1)  # [n]
         with np.errstate(over="ignore"):  # in slices, so a large tensor needs no large mask
-            return sum(int(n - np.count_nonzero(np.isfinite(flat[i:i + n].astype(np.float32, copy=False))))
-                       for i in range(0, flat.size, CHUNK) for n in [min(CHUNK, flat.size - i)])
+            return sum(
+                int(n - np.count_nonzero(np.isfinite(flat[i : i + n].astype(np.float32, copy=False))))
+                for i in range(0, flat.size, CHUNK)
+                for n in [min(CHUNK, flat.size - i)]
+            )
     return 0
 
 

@@ -84,14 +84,22 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         t, k, p, m = self.temperature, self.top_k, self.top_p, self.min_p
-        _require(_is_number(t) and math.isfinite(t) and t >= 0, "temperature", t,
-                 "a finite number >= 0 (0 = greedy, 1 = the model's own distribution)")
+        _require(
+            _is_number(t) and math.isfinite(t) and t >= 0,
+            "temperature",
+            t,
+            "a finite number >= 0 (0 = greedy, 1 = the model's own distribution)",
+        )
         _require(_is_int(k) and k >= 0, "top_k", k, "an integer >= 0 (0 = off)")
         _require(_is_number(p) and 0 < p <= 1, "top_p", p, "a number in (0, 1] (1 = off)")
         _require(_is_number(m) and 0 <= m < 1, "min_p", m, "a number in [0, 1) (0 = off)")
         r = self.repetition_penalty
-        _require(_is_number(r) and math.isfinite(r) and r > 0, "repetition_penalty", r,
-                 "a finite number > 0 (1 = off, > 1 discourages repeats)")
+        _require(
+            _is_number(r) and math.isfinite(r) and r > 0,
+            "repetition_penalty",
+            r,
+            "a finite number > 0 (1 = off, > 1 discourages repeats)",
+        )
         for name in ("frequency_penalty", "presence_penalty"):
             v = getattr(self, name)
             _require(_is_number(v) and -2 <= v <= 2, name, v, "a number in [-2, 2] (0 = off; OpenAI's range)")
@@ -106,12 +114,16 @@ class SamplingParams:
     @property
     def penalized(self) -> bool:
         """Whether any penalty reads the history (otherwise it is skipped)."""
-        return (self.repetition_penalty != 1 or self.frequency_penalty != 0
-                or self.presence_penalty != 0)
+        return self.repetition_penalty != 1 or self.frequency_penalty != 0 or self.presence_penalty != 0
 
 
-def apply_penalties(logits: np.ndarray, history: Sequence[int], repetition_penalty: float = 1.0,
-                    frequency_penalty: float = 0.0, presence_penalty: float = 0.0) -> np.ndarray:
+def apply_penalties(
+    logits: np.ndarray,
+    history: Sequence[int],
+    repetition_penalty: float = 1.0,
+    frequency_penalty: float = 0.0,
+    presence_penalty: float = 0.0,
+) -> np.ndarray:
     """Push down (or, with values on the other side, up) the tokens already in `history`.
 
     logits: [n_vocab], history: [n_hist] token ids -> [n_vocab]. First HF's repetition penalty:
@@ -189,13 +201,16 @@ def _checked(logits: np.ndarray, history: Sequence[int]) -> tuple[np.ndarray, np
     if logits.ndim != 1 or len(logits) == 0:
         raise InvalidInputError(f"logits must be one non-empty row [n_vocab], got shape {logits.shape}")
     if not (logits < np.inf).all() or logits.max() == -np.inf:  # NaN < inf is False too
-        raise NonFiniteError("logits must have no NaN or +inf and at least one finite value "
-                             "(-inf marks a token that can never be drawn); NaN from a model "
-                             "means its weights or activations overflowed")
+        raise NonFiniteError(
+            "logits must have no NaN or +inf and at least one finite value "
+            "(-inf marks a token that can never be drawn); NaN from a model "
+            "means its weights or activations overflowed"
+        )
     history = np.asarray(history, dtype=np.int64).reshape(-1)
     if len(history) and (history.min() < 0 or history.max() >= len(logits)):
-        raise InvalidInputError(f"history holds token ids outside [0, {len(logits)}): "
-                                f"min {history.min()}, max {history.max()}")
+        raise InvalidInputError(
+            f"history holds token ids outside [0, {len(logits)}): min {history.min()}, max {history.max()}"
+        )
     return logits, history
 
 
@@ -212,8 +227,9 @@ def distribution(logits: np.ndarray, params: SamplingParams, history: Sequence[i
     """
     logits, history = _checked(logits, history)  # [n_vocab] float64, [n_hist]
     if params.penalized:
-        logits = apply_penalties(logits, history, params.repetition_penalty,
-                                 params.frequency_penalty, params.presence_penalty)  # [n_vocab]
+        logits = apply_penalties(
+            logits, history, params.repetition_penalty, params.frequency_penalty, params.presence_penalty
+        )  # [n_vocab]
     if params.greedy:
         probs = np.zeros_like(logits)  # [n_vocab]
         probs[int(np.argmax(logits))] = 1.0
@@ -240,8 +256,9 @@ def inverse_cdf(probs: np.ndarray, u: float) -> int:
     return int(support[min(i, len(support) - 1)])
 
 
-def sample(logits: np.ndarray, params: SamplingParams, history: Sequence[int] = (),
-           rng: np.random.Generator | None = None) -> int:
+def sample(
+    logits: np.ndarray, params: SamplingParams, history: Sequence[int] = (), rng: np.random.Generator | None = None
+) -> int:
     """Draw one token id from `distribution(logits, params, history)`. logits: [n_vocab] -> int
 
     Greedy returns the argmax and leaves `rng` untouched. Otherwise one `rng.random()` is

@@ -61,11 +61,13 @@ def read_ranks(path: Path, sha256: str | None = None) -> dict[bytes, int]:
                 raise ValueError("not two fields")
             token, rank = base64.b64decode(fields[0], validate=True), int(fields[1])
         except ValueError:  # binascii.Error is one too
-            raise TokenizerError(f"{path} line {number} is not 'base64 rank': {line[:60]!r}; "
-                                 "is it a .tiktoken file?") from None
+            raise TokenizerError(
+                f"{path} line {number} is not 'base64 rank': {line[:60]!r}; is it a .tiktoken file?"
+            ) from None
         if token in ranks:
-            raise TokenizerError(f"{path} line {number}: the token {token!r} is listed twice "
-                                 f"(ranks {ranks[token]} and {rank})")
+            raise TokenizerError(
+                f"{path} line {number}: the token {token!r} is listed twice (ranks {ranks[token]} and {rank})"
+            )
         ranks[token] = rank
     check_ranks(path, ranks)
     return ranks
@@ -78,7 +80,8 @@ def check_ranks(path: Path, ranks: dict[bytes, int]) -> None:
     if missing:
         raise TokenizerError(
             f"{path} lacks {len(missing)} of the 256 single-byte tokens (e.g. byte {missing[0]:#04x}): "
-            "text containing them could not be encoded. The file is truncated or not byte-level BPE")
+            "text containing them could not be encoded. The file is truncated or not byte-level BPE"
+        )
     if sorted(ranks.values()) != list(range(len(ranks))):
         seen, wrong = set(), None
         for rank in sorted(ranks.values()):
@@ -86,8 +89,10 @@ def check_ranks(path: Path, ranks: dict[bytes, int]) -> None:
                 wrong = rank
                 break
             seen.add(rank)
-        raise TokenizerError(f"{path}: the ranks must be 0..{len(ranks) - 1}, each once; rank "
-                             f"{wrong} is {'repeated' if wrong in seen else 'out of that range'}")
+        raise TokenizerError(
+            f"{path}: the ranks must be 0..{len(ranks) - 1}, each once; rank "
+            f"{wrong} is {'repeated' if wrong in seen else 'out of that range'}"
+        )
 
 
 def check_special_tokens(special_tokens, n_ranks: int) -> dict[str, int]:
@@ -98,7 +103,8 @@ def check_special_tokens(special_tokens, n_ranks: int) -> dict[str, int]:
         if not isinstance(text, str) or not text or not is_whole(i) or i < n_ranks:
             raise TokenizerError(
                 f"special token {text!r} -> {i!r}: each must be a non-empty string with an integer "
-                f"id >= {n_ranks}, outside the {n_ranks} BPE ranks")
+                f"id >= {n_ranks}, outside the {n_ranks} BPE ranks"
+            )
     if len(set(special_tokens.values())) != len(special_tokens):
         raise TokenizerError(f"special tokens {special_tokens} share an id")
     return {text: int(i) for text, i in special_tokens.items()}
@@ -115,8 +121,7 @@ class Tokenizer:
         'Hello,'
     """
 
-    def __init__(self, ranks: dict[bytes, int], special_tokens: dict[str, int], name: str,
-                 pattern: str = GPT2_PATTERN):
+    def __init__(self, ranks: dict[bytes, int], special_tokens: dict[str, int], name: str, pattern: str = GPT2_PATTERN):
         special_tokens = check_special_tokens(special_tokens, len(ranks))
         self.encoding = tiktoken.Encoding(
             name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens
@@ -133,8 +138,9 @@ class Tokenizer:
         return cls(ranks, {END_OF_TEXT: GPT2_EOT_ID}, name="gpt2")
 
     @classmethod
-    def from_file(cls, path: Path, special_tokens: dict[str, int] | None = None,
-                  pattern: str = GPT2_PATTERN) -> Tokenizer:
+    def from_file(
+        cls, path: Path, special_tokens: dict[str, int] | None = None, pattern: str = GPT2_PATTERN
+    ) -> Tokenizer:
         """A tokenizer from any `.tiktoken` file; `<|endoftext|>` defaults to the next free id."""
         ranks = read_ranks(path)
         if special_tokens is None:
@@ -176,8 +182,10 @@ class Tokenizer:
         """The error for an id with no text: out of range, or in a gap between the ranks and a
         special token (a model's embedding can have more rows than its tokenizer has tokens)."""
         specials = ", ".join(str(i) for i in sorted(self._special_ids)) or "none"
-        return TokenizerError(f"token id {token_id} has no text in this tokenizer: its BPE tokens are "
-                              f"0..{self.n_ranks - 1} and its special tokens {specials}")
+        return TokenizerError(
+            f"token id {token_id} has no text in this tokenizer: its BPE tokens are "
+            f"0..{self.n_ranks - 1} and its special tokens {specials}"
+        )
 
     def check_ids(self, ids: Iterable[int]) -> list[int]:
         """Return ids as a list of ints, or raise TokenizerError naming the first bad one
@@ -228,8 +236,10 @@ def load_tokenizer(model_dir: Path | None, hf_config: dict, n_vocab: int) -> Tok
     if own is not None and own.exists():
         ranks = read_ranks(own)
         if len(ranks) > n_vocab:
-            raise TokenizerError(f"{own} has {len(ranks)} BPE tokens, more than the model's "
-                                 f"{n_vocab} embedding rows: the tokenizer and the model do not belong together")
+            raise TokenizerError(
+                f"{own} has {len(ranks)} BPE tokens, more than the model's "
+                f"{n_vocab} embedding rows: the tokenizer and the model do not belong together"
+            )
         special = hf_config.get("special_tokens")
         if special is None:
             eos = hf_config.get("eos_token_id")
@@ -245,4 +255,3 @@ def load_tokenizer(model_dir: Path | None, hf_config: dict, n_vocab: int) -> Tok
             "they do not belong together"
         )
     return tok
-

@@ -79,17 +79,22 @@ def _flatten(prefix: str, obj) -> dict[str, np.ndarray]:
 def expected_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
     """Every tensor a GPT-2 checkpoint must hold, by name, with its shape."""
     e, v = cfg.n_embd, cfg.n_vocab
-    shapes = {"wte.weight": (v, e), "wpe.weight": (cfg.n_ctx, e),
-              "ln_f.weight": (e,), "ln_f.bias": (e,)}
+    shapes = {"wte.weight": (v, e), "wpe.weight": (cfg.n_ctx, e), "ln_f.weight": (e,), "ln_f.bias": (e,)}
     for i in range(cfg.n_layer):
         p = f"h.{i}"
         shapes |= {
-            f"{p}.ln_1.weight": (e,), f"{p}.ln_1.bias": (e,),
-            f"{p}.attn.c_attn.weight": (e, 3 * e), f"{p}.attn.c_attn.bias": (3 * e,),
-            f"{p}.attn.c_proj.weight": (e, e), f"{p}.attn.c_proj.bias": (e,),
-            f"{p}.ln_2.weight": (e,), f"{p}.ln_2.bias": (e,),
-            f"{p}.mlp.c_fc.weight": (e, 4 * e), f"{p}.mlp.c_fc.bias": (4 * e,),
-            f"{p}.mlp.c_proj.weight": (4 * e, e), f"{p}.mlp.c_proj.bias": (e,),
+            f"{p}.ln_1.weight": (e,),
+            f"{p}.ln_1.bias": (e,),
+            f"{p}.attn.c_attn.weight": (e, 3 * e),
+            f"{p}.attn.c_attn.bias": (3 * e,),
+            f"{p}.attn.c_proj.weight": (e, e),
+            f"{p}.attn.c_proj.bias": (e,),
+            f"{p}.ln_2.weight": (e,),
+            f"{p}.ln_2.bias": (e,),
+            f"{p}.mlp.c_fc.weight": (e, 4 * e),
+            f"{p}.mlp.c_fc.bias": (4 * e,),
+            f"{p}.mlp.c_proj.weight": (4 * e, e),
+            f"{p}.mlp.c_proj.bias": (e,),
         }
     return shapes
 

@@ -149,11 +149,14 @@ class Projections(list):
 
 # --- resolving the inputs -------------------------------------------------------------------------
 
+
 def _check_count(name: str, value) -> int:
     """value as a positive int, or an InvalidInputError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise InvalidInputError(f"{name}={value!r} is not allowed: it must be a positive integer "
-                                f"(a number of tokens or sequences), e.g. {name}=1")
+        raise InvalidInputError(
+            f"{name}={value!r} is not allowed: it must be a positive integer "
+            f"(a number of tokens or sequences), e.g. {name}=1"
+        )
     return int(value)
 
 
@@ -169,13 +172,16 @@ def resolve_arch(model_or_arch) -> Arch:
         return model_or_arch
     if isinstance(model_or_arch, str):
         if model_or_arch not in ARCHS:
-            raise InvalidInputError(f"unknown arch {model_or_arch!r}: the known names are "
-                                    f"{', '.join(ARCHS)} (or pass a loaded model)")
+            raise InvalidInputError(
+                f"unknown arch {model_or_arch!r}: the known names are {', '.join(ARCHS)} (or pass a loaded model)"
+            )
         return ARCHS[model_or_arch]
     if hasattr(model_or_arch, "config") and hasattr(model_or_arch, "weights"):
         return Arch.from_model(model_or_arch)
-    raise InvalidInputError(f"cannot project a {type(model_or_arch).__name__}: pass an Arch, "
-                            f"an arch name ({', '.join(ARCHS)}) or a loaded minfer Model")
+    raise InvalidInputError(
+        f"cannot project a {type(model_or_arch).__name__}: pass an Arch, "
+        f"an arch name ({', '.join(ARCHS)}) or a loaded minfer Model"
+    )
 
 
 def resolve_hardware(hardware: Hardware | str) -> Hardware:
@@ -187,8 +193,10 @@ def resolve_hardware(hardware: Hardware | str) -> Hardware:
 
         cached = load_ceilings()
         if cached is None:
-            raise InvalidInputError(f"{THIS_MACHINE!r} needs this machine's measured ceilings and "
-                                    f"none are cached: run `minfer calibrate` first")
+            raise InvalidInputError(
+                f"{THIS_MACHINE!r} needs this machine's measured ceilings and "
+                f"none are cached: run `minfer calibrate` first"
+            )
         return get_hardware(THIS_MACHINE, cached)
     return get_hardware(hardware)
 
@@ -237,6 +245,7 @@ def chips_needed(arch: Arch, hw: Hardware, n_positions: int, batch: int) -> tupl
 
 # --- the decode sum ---------------------------------------------------------------------------------
 
+
 def _minus(a: Cost, b: Cost) -> Cost:
     return Cost(*(getattr(a, f.name) - getattr(b, f.name) for f in fields(Cost)))
 
@@ -251,8 +260,9 @@ def _bound_s(c: Cost, peak: float, bandwidth: float) -> float:
     return max(c.flops / peak, c.bytes / bandwidth)
 
 
-def decode_sum(arch: Arch, prompt_tokens: int, n_steps: int, batch: int, peak: float,
-               bandwidth: float) -> tuple[Cost, float]:
+def decode_sum(
+    arch: Arch, prompt_tokens: int, n_steps: int, batch: int, peak: float, bandwidth: float
+) -> tuple[Cost, float]:
     """(summed Cost, summed per-step bound in s) of n_steps decode steps, in closed form.
 
     Step i = 0 .. n_steps - 1 runs after n_past = prompt_tokens + i cached positions. Every
@@ -276,14 +286,16 @@ def decode_sum(arch: Arch, prompt_tokens: int, n_steps: int, batch: int, peak: f
     return sum(parts, Cost()), sum(_bound_s(p, peak, bandwidth) for p in parts)
 
 
-def decode_sum_stepwise(arch: Arch, prompt_tokens: int, n_steps: int, batch: int, peak: float,
-                        bandwidth: float) -> tuple[Cost, float]:
+def decode_sum_stepwise(
+    arch: Arch, prompt_tokens: int, n_steps: int, batch: int, peak: float, bandwidth: float
+) -> tuple[Cost, float]:
     """The same as `decode_sum`, one `decode_cost` per step: the reference (slow on big models)."""
     steps = [decode_cost(arch, prompt_tokens + i, batch) for i in range(n_steps)]
     return sum(steps, Cost()), sum(_bound_s(c, peak, bandwidth) for c in steps)
 
 
 # --- one projection ---------------------------------------------------------------------------------
+
 
 def _limit(compute_s: float, memory_s: float) -> str:
     return "compute" if compute_s > memory_s else "memory"
@@ -292,15 +304,18 @@ def _limit(compute_s: float, memory_s: float) -> str:
 def _notes(arch: Arch, hw: Hardware, dtype: str, used: str, n_positions: int, chips: int) -> tuple[str, ...]:
     notes = []
     if used != dtype:
-        why = ("computes in float32, weights read as stored" if used == "float32"
-               else "same bytes per number")
+        why = "computes in float32, weights read as stored" if used == "float32" else "same bytes per number"
         notes.append(f"{hw.name}: no published {dtype} peak, used its {used} peak ({why})")
     if n_positions > arch.n_ctx:
-        notes.append(f"prompt + output = {n_positions} positions exceeds {arch.name or 'the arch'}'s "
-                     f"context of {arch.n_ctx}: hypothetical")
+        notes.append(
+            f"prompt + output = {n_positions} positions exceeds {arch.name or 'the arch'}'s "
+            f"context of {arch.n_ctx}: hypothetical"
+        )
     if chips > _FEW_CHIPS:
-        notes.append(f"{hw.name}: {chips} chips, ideal: on this many, communication between chips "
-                     f"limits real systems, and this bound ignores it")
+        notes.append(
+            f"{hw.name}: {chips} chips, ideal: on this many, communication between chips "
+            f"limits real systems, and this bound ignores it"
+        )
     elif chips > 1:
         notes.append(f"{hw.name}: {chips} chips, ideal (peak and bandwidth add up, communication is free)")
     return tuple(notes)
@@ -310,12 +325,23 @@ def _phases(pre: Cost, dec: Cost, decode_s: float, n_steps: int, peak: float, ba
     """The time fields of a Projection: each phase's two bounds, the binding one, TTFT and TPOT."""
     pre_c, pre_m = pre.flops / peak, pre.bytes / bandwidth
     dec_c, dec_m = dec.flops / peak, dec.bytes / bandwidth
-    return dict(prefill_flops=pre.flops, prefill_bytes=pre.bytes, prefill_compute_s=pre_c,
-                prefill_memory_s=pre_m, prefill_s=max(pre_c, pre_m), prefill_limit=_limit(pre_c, pre_m),
-                decode_steps=n_steps, decode_flops=dec.flops, decode_bytes=dec.bytes,
-                decode_compute_s=dec_c, decode_memory_s=dec_m, decode_s=decode_s,
-                decode_limit=_limit(dec_c, dec_m) if n_steps else None,
-                ttft_s=max(pre_c, pre_m), tpot_s=decode_s / n_steps if n_steps else None)
+    return dict(
+        prefill_flops=pre.flops,
+        prefill_bytes=pre.bytes,
+        prefill_compute_s=pre_c,
+        prefill_memory_s=pre_m,
+        prefill_s=max(pre_c, pre_m),
+        prefill_limit=_limit(pre_c, pre_m),
+        decode_steps=n_steps,
+        decode_flops=dec.flops,
+        decode_bytes=dec.bytes,
+        decode_compute_s=dec_c,
+        decode_memory_s=dec_m,
+        decode_s=decode_s,
+        decode_limit=_limit(dec_c, dec_m) if n_steps else None,
+        ttft_s=max(pre_c, pre_m),
+        tpot_s=decode_s / n_steps if n_steps else None,
+    )
 
 
 def _economics(hw: Hardware, chips: int, batch: int, output_tokens: int, t: dict) -> dict:
@@ -324,13 +350,24 @@ def _economics(hw: Hardware, chips: int, batch: int, output_tokens: int, t: dict
     power = hw.power_w * chips if hw.power_w is not None else None
     price = hw.price_per_hour * chips  # USD/h: the chips are paid for while they work
     hours = (t["prefill_s"] + t["decode_s"]) / 3600
-    return dict(tokens_per_s=tokens_per_s, power_w=power,
-                tokens_per_s_per_watt=tokens_per_s / power if tokens_per_s and power else None,
-                price_per_hour=price, usd_per_million_tokens=price * hours / (batch * output_tokens) * 1e6)
+    return dict(
+        tokens_per_s=tokens_per_s,
+        power_w=power,
+        tokens_per_s_per_watt=tokens_per_s / power if tokens_per_s and power else None,
+        price_per_hour=price,
+        usd_per_million_tokens=price * hours / (batch * output_tokens) * 1e6,
+    )
 
 
-def project(model_or_arch, hardware: Hardware | str, dtype: str = "bfloat16", prompt_tokens: int = 512,
-            output_tokens: int = 256, batch: int = 1, kv_dtype: str | None = None) -> Projection:
+def project(
+    model_or_arch,
+    hardware: Hardware | str,
+    dtype: str = "bfloat16",
+    prompt_tokens: int = 512,
+    output_tokens: int = 256,
+    batch: int = 1,
+    kv_dtype: str | None = None,
+) -> Projection:
     """The roofline bound of generating on `hardware`: TTFT, TPOT, tokens/s, tokens/s per W, $/M tok.
 
     `model_or_arch`: an `Arch`, a name from `minfer.counts.ARCHS`, or a loaded `Model`.
@@ -356,11 +393,24 @@ def project(model_or_arch, hardware: Hardware | str, dtype: str = "bfloat16", pr
     dec, decode_s = decode_sum(arch, prompt_tokens, n_steps, batch, peak, bandwidth)
     t = _phases(prefill_cost(arch, prompt_tokens, batch), dec, decode_s, n_steps, peak, bandwidth)
     return Projection(
-        hardware=hw.name, hardware_label=hw.label, arch=arch.name, dtype=dtype, kv_dtype=kv_dtype or dtype,
-        peak_dtype=used, prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch,
-        chips=chips, memory_bytes=memory_bytes, weight_bytes=arch.weight_bytes(), peak_flops=peak,
-        bandwidth=bandwidth, **t, **_economics(hw, chips, batch, output_tokens, t),
-        notes=_notes(arch, hw, dtype, used, n_positions, chips))
+        hardware=hw.name,
+        hardware_label=hw.label,
+        arch=arch.name,
+        dtype=dtype,
+        kv_dtype=kv_dtype or dtype,
+        peak_dtype=used,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+        batch=batch,
+        chips=chips,
+        memory_bytes=memory_bytes,
+        weight_bytes=arch.weight_bytes(),
+        peak_flops=peak,
+        bandwidth=bandwidth,
+        **t,
+        **_economics(hw, chips, batch, output_tokens, t),
+        notes=_notes(arch, hw, dtype, used, n_positions, chips),
+    )
 
 
 def default_hardware() -> list[str]:
@@ -389,8 +439,9 @@ def project_many(model_or_arch, hardware_names: list[str] | None = None, **kw) -
         try:
             peak_dtype(hw, kw.get("dtype", "bfloat16"))
         except InvalidInputError:
-            out.skipped[hw.name] = (f"no published {kw.get('dtype', 'bfloat16')} peak "
-                                    f"(it has: {', '.join(hw.peak_tflops)})")
+            out.skipped[hw.name] = (
+                f"no published {kw.get('dtype', 'bfloat16')} peak (it has: {', '.join(hw.peak_tflops)})"
+            )
             continue
         out.append(project(model_or_arch, hw, **kw))
     return out
@@ -398,14 +449,22 @@ def project_many(model_or_arch, hardware_names: list[str] | None = None, **kw) -
 
 # --- the table ----------------------------------------------------------------------------------------
 
+
 def _ms(seconds: float | None) -> str:
     return fmt(None if seconds is None else 1e3 * seconds)
 
 
 def _row(p: Projection) -> list[str]:
-    return [p.hardware, str(p.chips), f"{_ms(p.prefill_s)} ({p.prefill_limit})", _ms(p.ttft_s),
-            _ms(p.tpot_s) + ("" if p.decode_limit is None else f" ({p.decode_limit})"),
-            fmt(p.tokens_per_s), fmt(p.tokens_per_s_per_watt), fmt(p.usd_per_million_tokens)]
+    return [
+        p.hardware,
+        str(p.chips),
+        f"{_ms(p.prefill_s)} ({p.prefill_limit})",
+        _ms(p.ttft_s),
+        _ms(p.tpot_s) + ("" if p.decode_limit is None else f" ({p.decode_limit})"),
+        fmt(p.tokens_per_s),
+        fmt(p.tokens_per_s_per_watt),
+        fmt(p.usd_per_million_tokens),
+    ]
 
 
 def _line(cells: list[str], widths: list[int]) -> str:
@@ -414,11 +473,15 @@ def _line(cells: list[str], widths: list[int]) -> str:
 
 
 def _setting(projections: list[Projection]) -> str:
-    """"gpt2, weights bfloat16, ..., batch 1": what the rows project (each distinct value once)."""
+    """ "gpt2, weights bfloat16, ..., batch 1": what the rows project (each distinct value once)."""
+
     def v(key: str) -> str:
         return ", ".join(dict.fromkeys(str(getattr(p, key)) for p in projections))
-    return (f"{v('arch')}, weights {v('dtype')}, KV cache {v('kv_dtype')}, prompt {v('prompt_tokens')} "
-            f"tokens, output {v('output_tokens')} tokens, batch {v('batch')}")
+
+    return (
+        f"{v('arch')}, weights {v('dtype')}, KV cache {v('kv_dtype')}, prompt {v('prompt_tokens')} "
+        f"tokens, output {v('output_tokens')} tokens, batch {v('batch')}"
+    )
 
 
 def whatif_table(projections: list[Projection]) -> str:
@@ -427,12 +490,24 @@ def whatif_table(projections: list[Projection]) -> str:
     Columns: hardware | chips | prefill ms (limit) | TTFT ms | TPOT ms (limit) | tok/s |
     tok/s per W | $ per M tok. A `Projections` also lists the chips it skipped.
     """
-    head = ["hardware", "chips", "prefill ms (limit)", "TTFT ms", "TPOT ms (limit)", "tok/s",
-            "tok/s per W", "$ per M tok"]
+    head = [
+        "hardware",
+        "chips",
+        "prefill ms (limit)",
+        "TTFT ms",
+        "TPOT ms (limit)",
+        "tok/s",
+        "tok/s per W",
+        "$ per M tok",
+    ]
     rows = [_row(p) for p in projections]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    out = [f"{TITLE}: " + (_setting(projections) if projections else "no projections"),
-           *(_line(r, widths) for r in [head, ["-" * w for w in widths], *rows]), "", "Assumptions:"]
+    out = [
+        f"{TITLE}: " + (_setting(projections) if projections else "no projections"),
+        *(_line(r, widths) for r in [head, ["-" * w for w in widths], *rows]),
+        "",
+        "Assumptions:",
+    ]
     out += [f"- {a}" for a in ASSUMPTIONS]
     notes = list(dict.fromkeys(n for p in projections for n in p.notes))
     skipped = getattr(projections, "skipped", {})
@@ -443,25 +518,48 @@ def whatif_table(projections: list[Projection]) -> str:
 
 # --- the command line (wired into `minfer whatif` by minfer.cli) -----------------------------------
 
+
 def add_whatif_arguments(parser: argparse.ArgumentParser) -> None:
     """The `minfer whatif` options: what to project (--arch or --model), where, and the workload."""
     which = parser.add_mutually_exclusive_group()
     # default None, not "gpt2": argparse lets a default-equal value through a mutually exclusive group
-    which.add_argument("--arch", default=None, choices=list(ARCHS), metavar="NAME",
-                       help=f"a model shape to project: {', '.join(ARCHS)} (default gpt2)")
-    which.add_argument("--model", default=None, metavar="DIR_OR_NAME",
-                       help="project this checkpoint's shape instead (a directory or Hub name; "
-                            "only its config.json is read)")
-    parser.add_argument("--hardware", default=None, metavar="A,B,C",
-                        help=f"comma-separated chips (default: all of {', '.join(CATALOG)}, and "
-                             f"{THIS_MACHINE} if `minfer calibrate` has run)")
-    parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPE_SIZES),
-                        help="bytes per stored weight, and the peak used (default bfloat16)")
-    parser.add_argument("--kv-dtype", default=None, choices=list(DTYPE_SIZES),
-                        help="bytes per cached key or value (default: --dtype)")
+    which.add_argument(
+        "--arch",
+        default=None,
+        choices=list(ARCHS),
+        metavar="NAME",
+        help=f"a model shape to project: {', '.join(ARCHS)} (default gpt2)",
+    )
+    which.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR_OR_NAME",
+        help="project this checkpoint's shape instead (a directory or Hub name; only its config.json is read)",
+    )
+    parser.add_argument(
+        "--hardware",
+        default=None,
+        metavar="A,B,C",
+        help=f"comma-separated chips (default: all of {', '.join(CATALOG)}, and "
+        f"{THIS_MACHINE} if `minfer calibrate` has run)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="bfloat16",
+        choices=list(DTYPE_SIZES),
+        help="bytes per stored weight, and the peak used (default bfloat16)",
+    )
+    parser.add_argument(
+        "--kv-dtype", default=None, choices=list(DTYPE_SIZES), help="bytes per cached key or value (default: --dtype)"
+    )
     parser.add_argument("--prompt", type=int, default=512, metavar="N", help="prompt tokens (default 512)")
-    parser.add_argument("--output", type=int, default=256, metavar="N",
-                        help="output tokens per sequence, the first from prefill (default 256)")
+    parser.add_argument(
+        "--output",
+        type=int,
+        default=256,
+        metavar="N",
+        help="output tokens per sequence, the first from prefill (default 256)",
+    )
     parser.add_argument("--batch", type=int, default=1, metavar="N", help="sequences at once (default 1)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -487,11 +585,26 @@ def run_whatif(args: argparse.Namespace) -> None:
     """`minfer whatif`: print the projections as a table, or with --json as one JSON object."""
     model = getattr(args, "model", None)
     arch = arch_of_model_dir(model) if model else resolve_arch(getattr(args, "arch", None) or "gpt2")
-    projections = project_many(arch, _hardware_list(getattr(args, "hardware", None)), dtype=args.dtype,
-                               kv_dtype=getattr(args, "kv_dtype", None), prompt_tokens=args.prompt,
-                               output_tokens=args.output, batch=args.batch)
+    projections = project_many(
+        arch,
+        _hardware_list(getattr(args, "hardware", None)),
+        dtype=args.dtype,
+        kv_dtype=getattr(args, "kv_dtype", None),
+        prompt_tokens=args.prompt,
+        output_tokens=args.output,
+        batch=args.batch,
+    )
     if getattr(args, "json", False):
-        print(json.dumps({"title": TITLE, "projections": [p.to_dict() for p in projections],
-                          "skipped": projections.skipped, "assumptions": list(ASSUMPTIONS)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "title": TITLE,
+                    "projections": [p.to_dict() for p in projections],
+                    "skipped": projections.skipped,
+                    "assumptions": list(ASSUMPTIONS),
+                },
+                indent=2,
+            )
+        )
     else:
         print(whatif_table(projections))

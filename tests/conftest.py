@@ -58,11 +58,11 @@ def default_model() -> minfer.Model:
 def gpt2_vocab_model() -> minfer.Model:
     """A small random-weight GPT-2 with GPT-2's own tokenizer (50,257 tokens)."""
     from minfer.checkpoint import random_gpt2_dir
+
     return minfer.load_model(random_gpt2_dir())
 
 
-@pytest.fixture(params=[(m, b) for b in minfer.model.BACKENDS for m in MODELS],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(params=[(m, b) for b in minfer.model.BACKENDS for m in MODELS], ids=lambda p: f"{p[0]}-{p[1]}")
 def model_and_ref(request):
     """Each fixture checkpoint on each backend, with transformers' outputs for it."""
     name, backend = request.param

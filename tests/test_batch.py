@@ -10,8 +10,16 @@ from conftest import FIXTURES
 from minfer.batch import BatchKVCache, decode_batch, prefill_slot
 from minfer.checkpoint import CLASSROOM_DIR
 
-RAGGED = [[5], [17, 42, 9], list(range(1, 12)), [100, 3], [7] * 6, [250, 251, 252, 253], [1, 2, 3, 4, 5, 6, 7, 8, 9],
-          [300, 200, 100, 50, 25]]
+RAGGED = [
+    [5],
+    [17, 42, 9],
+    list(range(1, 12)),
+    [100, 3],
+    [7] * 6,
+    [250, 251, 252, 253],
+    [1, 2, 3, 4, 5, 6, 7, 8, 9],
+    [300, 200, 100, 50, 25],
+]
 
 
 @pytest.fixture(scope="module", params=["tiny-gpt2", "odd-gpt2-sharded", "classroom"])

@@ -18,7 +18,6 @@ CLASSROOM_RANKS = ROOT / "weights" / "classroom" / "tokenizer.tiktoken"
 KJV_HELDOUT = ROOT / "weights" / "classroom" / "heldout.txt"  # committed copy of the held-out split
 
 
-
 def learned(ranks: dict[bytes, int]) -> list[bytes]:
     """The merged tokens in rank order (everything after the 256 single bytes)."""
     return [token for token, rank in sorted(ranks.items(), key=lambda item: item[1])][256:]
@@ -32,7 +31,10 @@ def test_first_merges_by_hand():
     #   [aaab d aaab a c]:     all 1, smallest (97, 99)  -> ac = 259
     merges = list(bpe.learn_merges({b"aaabdaaabac": 1}, n_ranks=260))
     assert [(m.left, m.right, m.count, m.rank) for m in merges] == [
-        (b"a", b"a", 4, 256), (b"a", b"b", 2, 257), (b"aa", b"ab", 2, 258), (b"a", b"c", 1, 259),
+        (b"a", b"a", 4, 256),
+        (b"a", b"b", 2, 257),
+        (b"aa", b"ab", 2, 258),
+        (b"a", b"c", 1, 259),
     ]
     ranks = bpe.train_bpe("aaabdaaabac", vocab_size=261, n_special=1)
     assert learned(ranks) == [b"aa", b"ab", b"aaab", b"ac"]
@@ -69,8 +71,29 @@ def test_save_tiktoken_round_trips_through_read_ranks(tmp_path):
 def generated_text(seed: int, n_words: int) -> str:
     """Deterministic pseudo-text with repeated words (so there is something to merge) in several
     scripts, contractions, digits and odd whitespace."""
-    words = ["the", "Lord", "said", "naïve", "café", "Straße", "日本語", "テキスト", "한국어", "🦙",
-             "👩‍👩‍👧‍👦", "Ærø", "x²", "∑", "don't", "we'll", "1234", "3.14", ",", ".", "!?"]
+    words = [
+        "the",
+        "Lord",
+        "said",
+        "naïve",
+        "café",
+        "Straße",
+        "日本語",
+        "テキスト",
+        "한국어",
+        "🦙",
+        "👩‍👩‍👧‍👦",
+        "Ærø",
+        "x²",
+        "∑",
+        "don't",
+        "we'll",
+        "1234",
+        "3.14",
+        ",",
+        ".",
+        "!?",
+    ]
     spaces = [" "] * 12 + ["  ", "\n", "\n\n", "\t", " \n"]
     rng = random.Random(seed)
     return "".join(rng.choice(words) + rng.choice(spaces) for _ in range(n_words))
@@ -104,8 +127,12 @@ def small() -> tuple[dict[bytes, int], Tokenizer]:
 def held_out_texts() -> list[str]:
     """Text the small tokenizer was not trained on."""
     rng = random.Random(2)
-    return [*UNICODE_TEXTS, Path(bpe.__file__).read_text("utf-8"), generated_text(3, 500),
-            *(random_unicode(rng, 200) for _ in range(50))]
+    return [
+        *UNICODE_TEXTS,
+        Path(bpe.__file__).read_text("utf-8"),
+        generated_text(3, 500),
+        *(random_unicode(rng, 200) for _ in range(50)),
+    ]
 
 
 @pytest.mark.parametrize("text", held_out_texts())

@@ -17,9 +17,16 @@ from minfer.errors import InvalidInputError
 
 def make_ceilings(**changes) -> Ceilings:
     """Ceilings with made-up numbers (nothing measured), fields overridable."""
-    values = dict(peak_gflops=150.0, bandwidth_gbs=60.0, matmul_n=3072, stream_bytes=1 << 30,
-                  threads=2, cpu="AMD EPYC", measured_at="2025-01-01T00:00:00+00:00",
-                  env={"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": None})
+    values = dict(
+        peak_gflops=150.0,
+        bandwidth_gbs=60.0,
+        matmul_n=3072,
+        stream_bytes=1 << 30,
+        threads=2,
+        cpu="AMD EPYC",
+        measured_at="2025-01-01T00:00:00+00:00",
+        env={"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": None},
+    )
     return Ceilings(**(values | changes))
 
 
@@ -39,8 +46,9 @@ def test_load_of_a_missing_file_is_none(tmp_path):
     assert cal.load_ceilings(tmp_path / "absent.json") is None
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"peak_gflops": 1.0}',
-                                  json.dumps(make_ceilings().to_dict() | {"threads": "two"})])
+@pytest.mark.parametrize(
+    "text", ["{not json", "[1, 2]", '{"peak_gflops": 1.0}', json.dumps(make_ceilings().to_dict() | {"threads": "two"})]
+)
 def test_load_of_a_corrupt_file_says_to_recalibrate(tmp_path, text):
     path = tmp_path / "ceilings.json"
     path.write_text(text)
@@ -91,9 +99,14 @@ def test_measure_bandwidth_gbs_at_a_toy_size_is_a_positive_number():
     assert gbs > 0 and math.isfinite(gbs)
 
 
-@pytest.mark.parametrize("call", [lambda: cal.measure_matmul_gflops(n=0),
-                                  lambda: cal.measure_matmul_gflops(n=8, repeats=0),
-                                  lambda: cal.measure_bandwidth_gbs(n_bytes=3)])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: cal.measure_matmul_gflops(n=0),
+        lambda: cal.measure_matmul_gflops(n=8, repeats=0),
+        lambda: cal.measure_bandwidth_gbs(n_bytes=3),
+    ],
+)
 def test_measures_refuse_sizes_that_time_nothing(call):
     with pytest.raises(InvalidInputError, match="at least"):
         call()
@@ -178,11 +191,16 @@ def test_cache_bytes_reads_the_data_cache_of_the_level_asked(tmp_path):
 
 
 def test_cache_bytes_moves_on_past_entries_it_cannot_read(tmp_path):
-    root = fake_sysfs(tmp_path, {"index0": {"type": "Data", "size": "32K"},  # no level file
-                                 "index1": {"level": "two", "type": "Unified", "size": "1M"},
-                                 "index2": L2 | {"size": ""},  # an empty size
-                                 "index3": L2 | {"size": "262144"},  # bytes, no unit
-                                 "index4": L3})
+    root = fake_sysfs(
+        tmp_path,
+        {
+            "index0": {"type": "Data", "size": "32K"},  # no level file
+            "index1": {"level": "two", "type": "Unified", "size": "1M"},
+            "index2": L2 | {"size": ""},  # an empty size
+            "index3": L2 | {"size": "262144"},  # bytes, no unit
+            "index4": L3,
+        },
+    )
     assert cal.cache_bytes(3, root=root) == 32 * 1024**2
     assert cal.cache_bytes(2, root=root) == 262144
 

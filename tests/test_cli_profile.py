@@ -14,8 +14,16 @@ from minfer.cli import main
 def cached_ceilings(tmp_path, monkeypatch):
     """Made-up ceilings in a fresh MINFER_HOME, so the profile does not measure the machine."""
     monkeypatch.setenv("MINFER_HOME", str(tmp_path))
-    c = Ceilings(peak_gflops=100.0, bandwidth_gbs=20.0, matmul_n=8, stream_bytes=8, threads=1,
-                 cpu="test", measured_at="2026-11-27T00:00:00+00:00", env={})
+    c = Ceilings(
+        peak_gflops=100.0,
+        bandwidth_gbs=20.0,
+        matmul_n=8,
+        stream_bytes=8,
+        threads=1,
+        cpu="test",
+        measured_at="2026-11-27T00:00:00+00:00",
+        env={},
+    )
     save_ceilings(c)
     return c
 
@@ -32,20 +40,38 @@ def test_profile_json_has_phases_ops_and_ceilings(capsys, cached_ceilings):
 
 def test_profile_report_sweep_and_plots(capsys, cached_ceilings, tmp_path):
     plot = tmp_path / "roof.svg"
-    assert main(["profile", "And the king said", "--max-new-tokens", "4", "--batch", "2",
-                 "--sweep", "1,2", "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "And the king said",
+                "--max-new-tokens",
+                "4",
+                "--batch",
+                "2",
+                "--sweep",
+                "1,2",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "phases" in out and "top 8 ops" in out and "sweep: batch   2" in out
     assert plot.read_text().lstrip().startswith(("<?xml", "<svg"))
     assert (tmp_path / "roof-timeline.svg").stat().st_size > 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--plot", "roof.jpg"], "--plot must end in .png or .svg"),
-    (["--sweep", "1,two"], "--sweep takes batch sizes"),
-    (["--sweep", "0"], "at least 1"),
-    (["--batch", "0"], "--batch must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--plot", "roof.jpg"], "--plot must end in .png or .svg"),
+        (["--sweep", "1,two"], "--sweep takes batch sizes"),
+        (["--sweep", "0"], "at least 1"),
+        (["--batch", "0"], "--batch must be at least 1"),
+    ],
+)
 def test_profile_errors_are_one_line(capsys, cached_ceilings, args, message):
     assert main(["profile", "x", *args]) == 2
     err = capsys.readouterr().err
@@ -62,19 +88,37 @@ def test_calibrate_quick_measures_and_caches(capsys, tmp_path, monkeypatch):
 
 
 def test_bench_compares_variants_as_json(capsys, cached_ceilings):
-    assert main(["bench", "--variants", "numpy,numba-int8", "--prompt-tokens", "8", "--new-tokens", "3",
-                 "--rounds", "1", "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--variants",
+                "numpy,numba-int8",
+                "--prompt-tokens",
+                "8",
+                "--new-tokens",
+                "3",
+                "--rounds",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert [r["variant"] for r in data["rows"]] == ["numpy", "numba-int8"]
     assert [r["weights"] for r in data["rows"]] == ["float32", "int8"]
     assert all(r["decode_tokens_per_s"] > 0 and r["ttft_ms"] > 0 for r in data["rows"])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--variants", "numpy,cuda"], "unknown variant 'cuda'"),
-    (["--prompt-tokens", "250", "--new-tokens", "10"], "exceed n_ctx=256"),
-    (["--rounds", "0"], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--variants", "numpy,cuda"], "unknown variant 'cuda'"),
+        (["--prompt-tokens", "250", "--new-tokens", "10"], "exceed n_ctx=256"),
+        (["--rounds", "0"], "at least 1"),
+    ],
+)
 def test_bench_errors_are_one_line(capsys, cached_ceilings, args, message):
     assert main(["bench", *args]) == 2
     err = capsys.readouterr().err

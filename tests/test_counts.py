@@ -104,8 +104,21 @@ def test_cost_arithmetic():
 
 def test_every_op_in_order():
     names = [o.op for o in step_costs(GPT2, 1, 0) if o.layer in (None, 0)]
-    assert names == ["embed", "ln_1", "attn.c_attn", "attn.kv_write", "attn.attention", "attn.c_proj",
-                     "ln_2", "mlp.c_fc", "mlp.gelu", "mlp.c_proj", "residual", "ln_f", "lm_head"]
+    assert names == [
+        "embed",
+        "ln_1",
+        "attn.c_attn",
+        "attn.kv_write",
+        "attn.attention",
+        "attn.c_proj",
+        "ln_2",
+        "mlp.c_fc",
+        "mlp.gelu",
+        "mlp.c_proj",
+        "residual",
+        "ln_f",
+        "lm_head",
+    ]
     assert minfer.model.BACKENDS  # the counts take no backend: they are shapes only
 
 

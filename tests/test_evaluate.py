@@ -16,8 +16,11 @@ from minfer.evaluate import token_losses
 def reference_loss(logits: np.ndarray, ids: np.ndarray) -> float:
     """Cross-entropy from transformers' logits, written out independently of minfer."""
     logits = logits.astype(np.float64)
-    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+    log_probs = (
+        logits
+        - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
         - logits.max(-1, keepdims=True)
+    )
     return float(-np.mean([log_probs[i, ids[i + 1]] for i in range(len(ids) - 1)]))
 
 

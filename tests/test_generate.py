@@ -58,12 +58,15 @@ def test_tiny_temperature_is_greedy_and_finite(model):
     assert g.tokens == minfer.generate(model, [5, 17, 42], 10, stop_tokens=()).tokens
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(max_new_tokens=0), "max_new_tokens"),
-    (dict(temperature=-0.5), "temperature"),
-    (dict(temperature=float("nan")), "temperature"),
-    (dict(seed=-3, temperature=1.0), "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(temperature=-0.5), "temperature"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(seed=-3, temperature=1.0), "seed"),
+    ],
+)
 def test_bad_arguments(model, kwargs, message):
     with pytest.raises(minfer.InvalidInputError, match=message):
         minfer.generate(model, [1], **{"max_new_tokens": 4, **kwargs})
@@ -102,6 +105,7 @@ class FakeTokenizer:
 
             def flush(self):
                 return ""
+
         return D()
 
 

@@ -10,8 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from minfer.errors import InvalidInputError
-from minfer.hardware import (
-    CATALOG, DTYPES, KINDS, THIS_MACHINE, Hardware, get_hardware, this_machine)
+from minfer.hardware import CATALOG, DTYPES, KINDS, THIS_MACHINE, Hardware, get_hardware, this_machine
 
 ENTRIES = list(CATALOG.values())
 IDS = list(CATALOG)
@@ -123,12 +122,15 @@ def test_this_machine_reads_meminfo(tmp_path):
     assert this_machine(CEILINGS, tmp_path / "missing").memory_gb == 24.0
 
 
-@pytest.mark.parametrize("bad", [
-    SimpleNamespace(bandwidth_gbs=60.0),  # no peak_gflops at all
-    SimpleNamespace(peak_gflops=0.0, bandwidth_gbs=60.0),
-    SimpleNamespace(peak_gflops=150.0, bandwidth_gbs=float("nan")),
-    SimpleNamespace(peak_gflops="150", bandwidth_gbs=60.0),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        SimpleNamespace(bandwidth_gbs=60.0),  # no peak_gflops at all
+        SimpleNamespace(peak_gflops=0.0, bandwidth_gbs=60.0),
+        SimpleNamespace(peak_gflops=150.0, bandwidth_gbs=float("nan")),
+        SimpleNamespace(peak_gflops="150", bandwidth_gbs=60.0),
+    ],
+)
 def test_this_machine_rejects_bad_ceilings(bad):
     with pytest.raises(InvalidInputError, match="minfer calibrate"):
         this_machine(bad)

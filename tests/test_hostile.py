@@ -50,10 +50,12 @@ def write_safetensors(path: Path, header, data: bytes, n_header: int | None = No
 
 def edit_header(edit):
     """A case that rewrites model.safetensors' header with edit(header) and keeps the data."""
+
     def setup(model_dir: Path) -> None:
         header, data = split_safetensors(model_dir / "model.safetensors")
         edit(header)
         write_safetensors(model_dir / "model.safetensors", header, data)
+
     return setup
 
 
@@ -62,6 +64,7 @@ def edit_tensors(edit):
         tensors = load_file(str(model_dir / "model.safetensors"))
         edit(tensors)
         save_file(tensors, str(model_dir / "model.safetensors"))
+
     return setup
 
 
@@ -69,22 +72,26 @@ def edit_json(name: str, edit):
     def setup(model_dir: Path) -> None:
         path = model_dir / name
         path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
     return setup
 
 
 def write(name: str, text: str):
     def setup(model_dir: Path) -> None:
         (model_dir / name).write_text(text)
+
     return setup
 
 
 def sharded(weight_map_file):
     """model.safetensors moved aside; an index whose every tensor maps to `weight_map_file`."""
+
     def setup(model_dir: Path) -> None:
         header, _ = split_safetensors(model_dir / "model.safetensors")
         (model_dir / "model.safetensors").rename(model_dir.parent / "model.safetensors")
         index = {"weight_map": {k: weight_map_file for k in header if k != "__metadata__"}}
         (model_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+
     return setup
 
 
@@ -97,8 +104,10 @@ def link_out(model_dir: Path) -> None:
 
 def swap(a: str, b: str):
     """Two same-sized tensors' data_offsets point at the first one's bytes: an aliasing lie."""
+
     def edit(header):
         header[b]["data_offsets"] = list(header[a]["data_offsets"])
+
     return edit_header(edit)
 
 
@@ -107,14 +116,17 @@ def nan_in(name: str, dtype=np.float32, value=np.nan):
         t = tensors[name].astype(dtype)
         t.reshape(-1)[3] = value
         tensors[name] = t
+
     return edit_tensors(edit)
 
 
 def tokenizer_lines(edit):
     """The model gets a tokenizer.tiktoken made of GPT-2's first 512 ranks, edited by `edit`."""
+
     def setup(model_dir: Path) -> None:
         lines = (Path(minfer.tokenizer.GPT2_RANKS_FILE).read_text().splitlines())[:511]
         (model_dir / "tokenizer.tiktoken").write_text("\n".join(edit(lines)) + "\n")
+
     return setup
 
 
@@ -123,103 +135,249 @@ LN1_BIAS = "transformer.h.0.ln_1.bias"
 
 # (id, setup(model_dir), error type, regex the message must match)
 CHECKPOINTS = [
-    ("header length 2**63", lambda d: write_safetensors(d / "model.safetensors", b"{}", b"", 2**63),
-     minfer.ModelLoadError, r"declares a .*-byte header"),
-    ("file of 3 bytes", lambda d: (d / "model.safetensors").write_bytes(b"abc"),
-     minfer.ModelLoadError, "too short"),
-    ("header is a JSON list", lambda d: write_safetensors(d / "model.safetensors", [1, 2], b""),
-     minfer.ModelLoadError, "JSON list, not an object"),
-    ("header is not JSON", lambda d: write_safetensors(d / "model.safetensors", b"{nope", b""),
-     minfer.ModelLoadError, "not valid JSON"),
-    ("header repeats a key", lambda d: write_safetensors(
-        d / "model.safetensors", b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
-                                 b'"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', b"\0" * 4),
-     minfer.ModelLoadError, "appears twice"),
-    ("truncated data section",
-     lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:-1000]),
-     minfer.ModelLoadError, "truncated"),
-    ("negative data_offsets", edit_header(lambda h: h[LN1].update(data_offsets=[-256, 0])),
-     minfer.ModelLoadError, r"ln_1.weight.*data_offsets \[-256, 0\]"),
+    (
+        "header length 2**63",
+        lambda d: write_safetensors(d / "model.safetensors", b"{}", b"", 2**63),
+        minfer.ModelLoadError,
+        r"declares a .*-byte header",
+    ),
+    ("file of 3 bytes", lambda d: (d / "model.safetensors").write_bytes(b"abc"), minfer.ModelLoadError, "too short"),
+    (
+        "header is a JSON list",
+        lambda d: write_safetensors(d / "model.safetensors", [1, 2], b""),
+        minfer.ModelLoadError,
+        "JSON list, not an object",
+    ),
+    (
+        "header is not JSON",
+        lambda d: write_safetensors(d / "model.safetensors", b"{nope", b""),
+        minfer.ModelLoadError,
+        "not valid JSON",
+    ),
+    (
+        "header repeats a key",
+        lambda d: write_safetensors(
+            d / "model.safetensors",
+            b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
+            b'"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}',
+            b"\0" * 4,
+        ),
+        minfer.ModelLoadError,
+        "appears twice",
+    ),
+    (
+        "truncated data section",
+        lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:-1000]),
+        minfer.ModelLoadError,
+        "truncated",
+    ),
+    (
+        "negative data_offsets",
+        edit_header(lambda h: h[LN1].update(data_offsets=[-256, 0])),
+        minfer.ModelLoadError,
+        r"ln_1.weight.*data_offsets \[-256, 0\]",
+    ),
     ("overlapping data_offsets", swap(LN1, LN1_BIAS), minfer.ModelLoadError, "bytes overlap"),
-    ("offsets past the end", edit_header(lambda h: h[LN1].update(data_offsets=[10**12, 10**12 + 256]))
-     , minfer.ModelLoadError, "leaving a gap"),
-    ("bytes do not match the shape", edit_header(lambda h: h[LN1].update(shape=[65])),
-     minfer.ModelLoadError, r"ln_1.weight.*needs 260 bytes.*span 256"),
-    ("shape of bools", edit_header(lambda h: h[LN1].update(shape=[True])),
-     minfer.ModelLoadError, r"ln_1.weight.*shape \[True\]"),
-    ("shape is a string", edit_header(lambda h: h[LN1].update(shape="64")),
-     minfer.ModelLoadError, "list of whole numbers"),
-    ("unknown dtype", edit_header(lambda h: h[LN1].update(dtype="F8_E4M3")),
-     minfer.ModelLoadError, "unsupported dtype 'F8_E4M3'"),
-    ("entry without offsets", edit_header(lambda h: h[LN1].pop("data_offsets")),
-     minfer.ModelLoadError, "dtype, shape and data_offsets"),
-    ("metadata not strings", edit_header(lambda h: h.update(__metadata__={"format": 1})),
-     minfer.ModelLoadError, "__metadata__"),
-    ("NaN weight", nan_in("transformer.h.1.mlp.c_fc.weight"),
-     minfer.ModelLoadError, r"h\.1\.mlp\.c_fc\.weight.*1 NaN or infinite"),
-    ("inf weight, float16", nan_in("transformer.wte.weight", np.float16, np.inf),
-     minfer.ModelLoadError, r"wte\.weight.*NaN or infinite"),
-    ("config.json is a list", write("config.json", "[1, 2]"),
-     minfer.ModelLoadError, "JSON list; expected an object"),
+    (
+        "offsets past the end",
+        edit_header(lambda h: h[LN1].update(data_offsets=[10**12, 10**12 + 256])),
+        minfer.ModelLoadError,
+        "leaving a gap",
+    ),
+    (
+        "bytes do not match the shape",
+        edit_header(lambda h: h[LN1].update(shape=[65])),
+        minfer.ModelLoadError,
+        r"ln_1.weight.*needs 260 bytes.*span 256",
+    ),
+    (
+        "shape of bools",
+        edit_header(lambda h: h[LN1].update(shape=[True])),
+        minfer.ModelLoadError,
+        r"ln_1.weight.*shape \[True\]",
+    ),
+    (
+        "shape is a string",
+        edit_header(lambda h: h[LN1].update(shape="64")),
+        minfer.ModelLoadError,
+        "list of whole numbers",
+    ),
+    (
+        "unknown dtype",
+        edit_header(lambda h: h[LN1].update(dtype="F8_E4M3")),
+        minfer.ModelLoadError,
+        "unsupported dtype 'F8_E4M3'",
+    ),
+    (
+        "entry without offsets",
+        edit_header(lambda h: h[LN1].pop("data_offsets")),
+        minfer.ModelLoadError,
+        "dtype, shape and data_offsets",
+    ),
+    (
+        "metadata not strings",
+        edit_header(lambda h: h.update(__metadata__={"format": 1})),
+        minfer.ModelLoadError,
+        "__metadata__",
+    ),
+    (
+        "NaN weight",
+        nan_in("transformer.h.1.mlp.c_fc.weight"),
+        minfer.ModelLoadError,
+        r"h\.1\.mlp\.c_fc\.weight.*1 NaN or infinite",
+    ),
+    (
+        "inf weight, float16",
+        nan_in("transformer.wte.weight", np.float16, np.inf),
+        minfer.ModelLoadError,
+        r"wte\.weight.*NaN or infinite",
+    ),
+    ("config.json is a list", write("config.json", "[1, 2]"), minfer.ModelLoadError, "JSON list; expected an object"),
     ("config.json is not JSON", write("config.json", "{"), minfer.ModelLoadError, "not valid JSON"),
-    ("n_layer is true", edit_json("config.json", lambda c: c | {"n_layer": True}),
-     minfer.ModelLoadError, "n_layer=True must be a positive integer"),
-    ("n_embd is a string", edit_json("config.json", lambda c: c | {"n_embd": "64"}),
-     minfer.ModelLoadError, "n_embd='64' must be a positive integer"),
-    ("eps is a string", edit_json("config.json", lambda c: c | {"layer_norm_epsilon": "1e-5"}),
-     minfer.ModelLoadError, "layer_norm_eps='1e-5'"),
-    ("eos outside the vocabulary", edit_json("config.json", lambda c: c | {"eos_token_id": 10**6}),
-     minfer.ModelLoadError, "eos_token_id=1000000"),
-    ("SHA256SUMS line of one field", write("SHA256SUMS", "deadbeef\n"),
-     minfer.ModelLoadError, "SHA256SUMS line 1"),
-    ("SHA256SUMS names ../", write("SHA256SUMS", f"{'0' * 64}  ../model/config.json\n"),
-     minfer.ModelLoadError, "plain file names"),
-    ("SHA256SUMS names /etc/passwd", write("SHA256SUMS", f"{'0' * 64}  /etc/passwd\n"),
-     minfer.ModelLoadError, "plain file names"),
-    ("index without weight_map", lambda d: (d / "model.safetensors").unlink()
-     or (d / "model.safetensors.index.json").write_text('{"metadata": {}}'),
-     minfer.ModelLoadError, "no weight_map"),
-    ("index is a list", lambda d: (d / "model.safetensors").unlink()
-     or (d / "model.safetensors.index.json").write_text("[]"),
-     minfer.ModelLoadError, "JSON list"),
-    ("index names ../elsewhere", sharded("../elsewhere/model.safetensors"),
-     minfer.ModelLoadError, "plain file names"),
-    ("index names an absolute path", sharded(str(TINY / "model.safetensors")),
-     minfer.ModelLoadError, "plain file names"),
+    (
+        "n_layer is true",
+        edit_json("config.json", lambda c: c | {"n_layer": True}),
+        minfer.ModelLoadError,
+        "n_layer=True must be a positive integer",
+    ),
+    (
+        "n_embd is a string",
+        edit_json("config.json", lambda c: c | {"n_embd": "64"}),
+        minfer.ModelLoadError,
+        "n_embd='64' must be a positive integer",
+    ),
+    (
+        "eps is a string",
+        edit_json("config.json", lambda c: c | {"layer_norm_epsilon": "1e-5"}),
+        minfer.ModelLoadError,
+        "layer_norm_eps='1e-5'",
+    ),
+    (
+        "eos outside the vocabulary",
+        edit_json("config.json", lambda c: c | {"eos_token_id": 10**6}),
+        minfer.ModelLoadError,
+        "eos_token_id=1000000",
+    ),
+    ("SHA256SUMS line of one field", write("SHA256SUMS", "deadbeef\n"), minfer.ModelLoadError, "SHA256SUMS line 1"),
+    (
+        "SHA256SUMS names ../",
+        write("SHA256SUMS", f"{'0' * 64}  ../model/config.json\n"),
+        minfer.ModelLoadError,
+        "plain file names",
+    ),
+    (
+        "SHA256SUMS names /etc/passwd",
+        write("SHA256SUMS", f"{'0' * 64}  /etc/passwd\n"),
+        minfer.ModelLoadError,
+        "plain file names",
+    ),
+    (
+        "index without weight_map",
+        lambda d: (
+            (d / "model.safetensors").unlink() or (d / "model.safetensors.index.json").write_text('{"metadata": {}}')
+        ),
+        minfer.ModelLoadError,
+        "no weight_map",
+    ),
+    (
+        "index is a list",
+        lambda d: (d / "model.safetensors").unlink() or (d / "model.safetensors.index.json").write_text("[]"),
+        minfer.ModelLoadError,
+        "JSON list",
+    ),
+    ("index names ../elsewhere", sharded("../elsewhere/model.safetensors"), minfer.ModelLoadError, "plain file names"),
+    (
+        "index names an absolute path",
+        sharded(str(TINY / "model.safetensors")),
+        minfer.ModelLoadError,
+        "plain file names",
+    ),
     ("index names /dev/stdin", sharded("/dev/stdin"), minfer.ModelLoadError, "plain file names"),
     ("index names a number", sharded(7), minfer.ModelLoadError, "plain file names"),
     ("weights are a link out of the directory", link_out, minfer.ModelLoadError, "outside the model directory"),
-    ("tokenizer lacks a single byte", tokenizer_lines(lambda ls: [x for x in ls if not x.startswith("IQ== ")]),
-     minfer.TokenizerError, "lacks 1 of the 256 single-byte tokens"),
-    ("tokenizer repeats a rank", tokenizer_lines(lambda ls: ls[:-1] + [ls[-1].split()[0] + " 3"]),
-     minfer.TokenizerError, "rank 3 is repeated"),
-    ("tokenizer repeats a token", tokenizer_lines(lambda ls: ls + [ls[-1].split()[0] + " 511"]),
-     minfer.TokenizerError, "listed twice"),
-    ("tokenizer line is garbage", tokenizer_lines(lambda ls: ls + ["not base64!! x"]),
-     minfer.TokenizerError, "line 512 is not 'base64 rank'"),
-    ("header nested 100,000 deep", lambda d: write_safetensors(
-        d / "model.safetensors", b'{"__metadata__": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", b""),
-     minfer.ModelLoadError, "not valid JSON"),
-    ("config nested 100,000 deep", write("config.json", "[" * 100_000 + "]" * 100_000),
-     minfer.ModelLoadError, "config.json is not valid JSON"),
-    ("config with a 5,000-digit number", write("config.json", '{"n_layer": ' + "9" * 5000 + "}"),
-     minfer.ModelLoadError, "config.json is not valid JSON"),
-    ("config with a key twice", lambda d: (d / "config.json").write_text(
-        (d / "config.json").read_text().replace("{", '{"n_layer": 1, ', 1)),
-     minfer.ModelLoadError, "'n_layer' appears twice"),
-    ("config with fewer layers than the weights", edit_json("config.json", lambda c: c | {"n_layer": 1}),
-     minfer.ModelLoadError, r"blocks up to h\.1, but its config.json says n_layer=1"),
-    ("weights a link to themselves", lambda d: (d / "model.safetensors").unlink()
-     or (d / "model.safetensors").symlink_to(d / "model.safetensors"),
-     minfer.ModelLoadError, "link that points to itself"),
-    ("an integer weight", lambda d: edit_tensors(lambda t: t.update(
-        {LN1: t[LN1].astype(np.int32)}))(d), minfer.ModelLoadError, r"h\.0\.ln_1\.weight in .* is I32"),
-    ("a tokenizer larger than the model", tokenizer_lines(
-        lambda ls: ls + Path(minfer.tokenizer.GPT2_RANKS_FILE).read_text().splitlines()[511:611]),
-     minfer.TokenizerError, "611 BPE tokens, more than the model's 512 embedding rows"),
-    ("special token inside the ranks", lambda d: (tokenizer_lines(lambda ls: ls)(d), edit_json(
-        "config.json", lambda c: c | {"special_tokens": {"<|endoftext|>": 5}})(d)),
-     minfer.TokenizerError, "outside the 511 BPE ranks"),
+    (
+        "tokenizer lacks a single byte",
+        tokenizer_lines(lambda ls: [x for x in ls if not x.startswith("IQ== ")]),
+        minfer.TokenizerError,
+        "lacks 1 of the 256 single-byte tokens",
+    ),
+    (
+        "tokenizer repeats a rank",
+        tokenizer_lines(lambda ls: ls[:-1] + [ls[-1].split()[0] + " 3"]),
+        minfer.TokenizerError,
+        "rank 3 is repeated",
+    ),
+    (
+        "tokenizer repeats a token",
+        tokenizer_lines(lambda ls: ls + [ls[-1].split()[0] + " 511"]),
+        minfer.TokenizerError,
+        "listed twice",
+    ),
+    (
+        "tokenizer line is garbage",
+        tokenizer_lines(lambda ls: ls + ["not base64!! x"]),
+        minfer.TokenizerError,
+        "line 512 is not 'base64 rank'",
+    ),
+    (
+        "header nested 100,000 deep",
+        lambda d: write_safetensors(
+            d / "model.safetensors", b'{"__metadata__": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", b""
+        ),
+        minfer.ModelLoadError,
+        "not valid JSON",
+    ),
+    (
+        "config nested 100,000 deep",
+        write("config.json", "[" * 100_000 + "]" * 100_000),
+        minfer.ModelLoadError,
+        "config.json is not valid JSON",
+    ),
+    (
+        "config with a 5,000-digit number",
+        write("config.json", '{"n_layer": ' + "9" * 5000 + "}"),
+        minfer.ModelLoadError,
+        "config.json is not valid JSON",
+    ),
+    (
+        "config with a key twice",
+        lambda d: (d / "config.json").write_text((d / "config.json").read_text().replace("{", '{"n_layer": 1, ', 1)),
+        minfer.ModelLoadError,
+        "'n_layer' appears twice",
+    ),
+    (
+        "config with fewer layers than the weights",
+        edit_json("config.json", lambda c: c | {"n_layer": 1}),
+        minfer.ModelLoadError,
+        r"blocks up to h\.1, but its config.json says n_layer=1",
+    ),
+    (
+        "weights a link to themselves",
+        lambda d: (d / "model.safetensors").unlink() or (d / "model.safetensors").symlink_to(d / "model.safetensors"),
+        minfer.ModelLoadError,
+        "link that points to itself",
+    ),
+    (
+        "an integer weight",
+        lambda d: edit_tensors(lambda t: t.update({LN1: t[LN1].astype(np.int32)}))(d),
+        minfer.ModelLoadError,
+        r"h\.0\.ln_1\.weight in .* is I32",
+    ),
+    (
+        "a tokenizer larger than the model",
+        tokenizer_lines(lambda ls: ls + Path(minfer.tokenizer.GPT2_RANKS_FILE).read_text().splitlines()[511:611]),
+        minfer.TokenizerError,
+        "611 BPE tokens, more than the model's 512 embedding rows",
+    ),
+    (
+        "special token inside the ranks",
+        lambda d: (
+            tokenizer_lines(lambda ls: ls)(d),
+            edit_json("config.json", lambda c: c | {"special_tokens": {"<|endoftext|>": 5}})(d),
+        ),
+        minfer.TokenizerError,
+        "outside the 511 BPE ranks",
+    ),
 ]
 
 
@@ -233,16 +391,25 @@ def test_hostile_checkpoint_is_refused_by_name(tiny, setup, error, message):
 def test_the_refusals_are_minfer_errors_on_the_cli(tiny):
     """One readable line and exit status 2, not a traceback."""
     edit_header(lambda h: h[LN1].update(data_offsets=[-256, 0]))(tiny)
-    run = subprocess.run([sys.executable, "-m", "minfer.cli", "generate", "x", "--model", str(tiny)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "minfer.cli", "generate", "x", "--model", str(tiny)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "data_offsets [-256, 0]" in run.stderr
 
 
 def isolated(code: str, timeout: float = 180) -> str:
     """Run `code` in a fresh interpreter; a crash (segfault, abort) or a hang fails the test."""
-    run = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                         text=True, timeout=timeout, cwd=Path(__file__).parent)
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).parent,
+    )
     assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr[-3000:]}"
     return run.stdout
 
@@ -251,26 +418,32 @@ def isolated(code: str, timeout: float = 180) -> str:
 def test_a_fifo_is_refused_without_hanging(tiny, name):
     (tiny / name).unlink(missing_ok=True)
     os.mkfifo(tiny / name)
-    out = isolated(f"""
+    out = isolated(
+        f"""
         import minfer
         try:
             minfer.load_model({str(tiny)!r})
         except minfer.MinferError as e:
             print(type(e).__name__, e)
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert "not a regular file" in out and name in out
 
 
 def test_a_shard_that_is_a_fifo_is_refused(tiny):
     sharded("shard.safetensors")(tiny)
     os.mkfifo(tiny / "shard.safetensors")
-    out = isolated(f"""
+    out = isolated(
+        f"""
         import minfer
         try:
             minfer.load_model({str(tiny)!r})
         except minfer.ModelLoadError as e:
             print(e)
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert "shard.safetensors is not a regular file" in out
 
 
@@ -465,8 +638,15 @@ def test_nan_from_overflow_is_an_error_on_every_path(tmp_path):
     returned token 0 forever), sampling, perplexity and `minfer eval` all refuse the NaN."""
     model_dir = tmp_path / "huge"
     shutil.copytree(TINY, model_dir)
-    edit_tensors(lambda t: t.update({k: np.sign(v) * np.float32(3e38)  # finite, near float32's largest
-                                     for k, v in t.items() if k.endswith("c_fc.weight")}))(model_dir)
+    edit_tensors(
+        lambda t: t.update(
+            {
+                k: np.sign(v) * np.float32(3e38)  # finite, near float32's largest
+                for k, v in t.items()
+                if k.endswith("c_fc.weight")
+            }
+        )
+    )(model_dir)
     model = minfer.load_model(model_dir)
     with np.errstate(over="ignore", invalid="ignore"):
         assert not np.isfinite(model.forward([1, 2, 3])).all()
@@ -480,8 +660,12 @@ def test_nan_from_overflow_is_an_error_on_every_path(tmp_path):
     gpt2 = tmp_path / "gpt2-vocab"  # the tiny model has no tokenizer of its own: give it one
     shutil.copytree(model_dir, gpt2)
     tokenizer_lines(lambda ls: ls)(gpt2)
-    run = subprocess.run([sys.executable, "-m", "minfer.cli", "eval", str(text), "--model", str(gpt2)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "minfer.cli", "eval", str(text), "--model", str(gpt2)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "NaN or inf" in run.stderr and "loss nan" not in run.stdout
 
 
@@ -501,8 +685,12 @@ def test_a_stop_string_given_as_a_string_is_one_stop_string(classroom):
 
 # (id, call(model), error type, message)
 API_EDGES = [
-    ("generate_batch of a string", lambda m: minfer.generate_batch(m, "abc", 3),
-     minfer.InvalidInputError, "list of prompts, not a str"),
+    (
+        "generate_batch of a string",
+        lambda m: minfer.generate_batch(m, "abc", 3),
+        minfer.InvalidInputError,
+        "list of prompts, not a str",
+    ),
     ("decode of a float id", lambda m: m.tokenizer.decode([2.9]), minfer.TokenizerError, "float64"),
     ("decode of a bool id", lambda m: m.tokenizer.decode([True]), minfer.TokenizerError, "bool"),
     ("decode of a mixed list", lambda m: m.tokenizer.decode([5, True]), minfer.TokenizerError, "holding True"),
@@ -510,25 +698,51 @@ API_EDGES = [
     ("Model.decode(True)", lambda m: m.decode(True, m.new_cache(8)), minfer.InvalidInputError, "True"),
     ("new_cache(True)", lambda m: m.new_cache(True), minfer.InvalidInputError, "max_seq=True"),
     ("max_new_tokens=2.0", lambda m: minfer.generate(m, "a", 2.0), minfer.InvalidInputError, "max_new_tokens=2.0"),
-    ("stop_tokens of floats", lambda m: minfer.generate(m, "a", 3, stop_tokens=[1.5]), minfer.InvalidInputError,
-     "stop_tokens"),
-    ("stop_strings of ints", lambda m: minfer.generate(m, "a", 3, stop_strings=[1]), minfer.InvalidInputError,
-     "stop_strings must be non-empty strings; 1"),
-    ("an empty stop string", lambda m: minfer.generate(m, "a", 3, stop_strings=""), minfer.InvalidInputError,
-     "empty string would match everywhere"),
-    ("a stop token outside the vocabulary", lambda m: minfer.generate(m, "a", 3, stop_tokens=[10**9]),
-     minfer.InvalidInputError, "stop token 1000000000 is outside the vocabulary"),
-    ("decode of an id past int64", lambda m: m.tokenizer.decode([10**30]), minfer.TokenizerError,
-     "far outside any vocabulary"),
-    ("a uint64 prompt past int64", lambda m: minfer.generate(m, np.array([2**64 - 1], np.uint64), 3),
-     minfer.InvalidInputError, "18446744073709551615 is far outside"),
+    (
+        "stop_tokens of floats",
+        lambda m: minfer.generate(m, "a", 3, stop_tokens=[1.5]),
+        minfer.InvalidInputError,
+        "stop_tokens",
+    ),
+    (
+        "stop_strings of ints",
+        lambda m: minfer.generate(m, "a", 3, stop_strings=[1]),
+        minfer.InvalidInputError,
+        "stop_strings must be non-empty strings; 1",
+    ),
+    (
+        "an empty stop string",
+        lambda m: minfer.generate(m, "a", 3, stop_strings=""),
+        minfer.InvalidInputError,
+        "empty string would match everywhere",
+    ),
+    (
+        "a stop token outside the vocabulary",
+        lambda m: minfer.generate(m, "a", 3, stop_tokens=[10**9]),
+        minfer.InvalidInputError,
+        "stop token 1000000000 is outside the vocabulary",
+    ),
+    (
+        "decode of an id past int64",
+        lambda m: m.tokenizer.decode([10**30]),
+        minfer.TokenizerError,
+        "far outside any vocabulary",
+    ),
+    (
+        "a uint64 prompt past int64",
+        lambda m: minfer.generate(m, np.array([2**64 - 1], np.uint64), 3),
+        minfer.InvalidInputError,
+        "18446744073709551615 is far outside",
+    ),
     ("perplexity of None", lambda m: minfer.perplexity(m, None), minfer.InvalidInputError, "text_or_ids"),
-    ("prefill without a cache", lambda m: m.prefill([1, 2], None), minfer.InvalidInputError,
-     "cache must be a KVCache"),
-    ("a config with True layers", lambda m: minfer.Config(n_layer=True, n_head=1, n_embd=4, n_ctx=8, n_vocab=8),
-     minfer.ModelLoadError, "n_layer=True"),
-    ("perplexity chunk of 1", lambda m: minfer.perplexity(m, [1, 2, 3], chunk=1), minfer.InvalidInputError,
-     "chunk=1"),
+    ("prefill without a cache", lambda m: m.prefill([1, 2], None), minfer.InvalidInputError, "cache must be a KVCache"),
+    (
+        "a config with True layers",
+        lambda m: minfer.Config(n_layer=True, n_head=1, n_embd=4, n_ctx=8, n_vocab=8),
+        minfer.ModelLoadError,
+        "n_layer=True",
+    ),
+    ("perplexity chunk of 1", lambda m: minfer.perplexity(m, [1, 2, 3], chunk=1), minfer.InvalidInputError, "chunk=1"),
     ("a model named by a number", lambda m: minfer.load_model(3), minfer.ModelLoadError, "not int"),
 ]
 
@@ -561,8 +775,13 @@ def test_a_local_looking_name_is_never_sent_to_the_hub(monkeypatch, tmp_path):
     monkeypatch.setattr(minfer.loading, "download", lambda name: asked.append(name) or TINY)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "weights").mkdir()
-    for name in ["weights/clasroom", "./owner/name", "../owner/name", "~/owner/name-that-is-not-here",
-                 str(tmp_path / "absent")]:
+    for name in [
+        "weights/clasroom",
+        "./owner/name",
+        "../owner/name",
+        "~/owner/name-that-is-not-here",
+        str(tmp_path / "absent"),
+    ]:
         with pytest.raises(minfer.ModelLoadError, match="does not exist"):
             minfer.load_model(name)
     with pytest.raises(minfer.ModelLoadError, match="no model directory or model named 'nosuchmodel'"):

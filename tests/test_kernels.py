@@ -13,8 +13,18 @@ import numpy as np
 import pytest
 from numba import njit
 
-from minfer.kernels import (TWINS, add, decode_attention, dequantize_int8, gelu, layer_norm, linear,
-                            linear_int8, lm_head, quantize_int8)
+from minfer.kernels import (
+    TWINS,
+    add,
+    decode_attention,
+    dequantize_int8,
+    gelu,
+    layer_norm,
+    linear,
+    linear_int8,
+    lm_head,
+    quantize_int8,
+)
 from minfer.kernels.attention import decode_attention_numpy
 from minfer.kernels.quant import Q_MAX, linear_int8_numpy
 from minfer.layers import gelu as gelu_numpy
@@ -45,11 +55,13 @@ def check_twin(name: str, args: tuple, out_shape: tuple, *extra) -> np.ndarray:
 
 def test_twins_cover_every_kernel():
     import minfer.kernels as K
+
     kernels = {n for n in K.__all__ if hasattr(getattr(K, n), "py_func")}  # the @njit functions
     assert kernels == set(TWINS)
 
 
 # --- elementwise ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n_rows, n_embd", [(1, 60), (5, 768), (16, 37), (3, 1)])
 def test_layer_norm(n_rows, n_embd):
@@ -70,9 +82,11 @@ def test_add(n_rows, n):
 
 def test_elementwise_kernels_work_in_place():
     x, w, b = randn(3, 60) + 5, randn(60, seed=1), randn(60, seed=2)
-    for name, args, want in [("gelu", (x,), TWINS["gelu"].reference(x)),
-                             ("add", (x, w[None, :] * np.ones((3, 1), np.float32)), x + w),
-                             ("layer_norm", (x, w, b, 1e-5), TWINS["layer_norm"].reference(x, w, b))]:
+    for name, args, want in [
+        ("gelu", (x,), TWINS["gelu"].reference(x)),
+        ("add", (x, w[None, :] * np.ones((3, 1), np.float32)), x + w),
+        ("layer_norm", (x, w, b, 1e-5), TWINS["layer_norm"].reference(x, w, b)),
+    ]:
         inout = args[0].copy()
         TWINS[name].kernel(inout, *args[1:], inout)
         assert rel_diff(inout, want) <= RTOL, name
@@ -99,17 +113,16 @@ LINEAR_SHAPES = [  # (n_rows, n_in, n_out)
 
 @pytest.mark.parametrize("n_rows, n_in, n_out", LINEAR_SHAPES)
 def test_linear(n_rows, n_in, n_out):
-    check_twin("linear", (randn(n_rows, n_in), randn(n_in, n_out, seed=1), randn(n_out, seed=2)),
-               (n_rows, n_out))
+    check_twin("linear", (randn(n_rows, n_in), randn(n_in, n_out, seed=1), randn(n_out, seed=2)), (n_rows, n_out))
 
 
-@pytest.mark.parametrize("n_rows, n_embd, n_vocab", [(1, 60, 4096), (2, 20, 50257), (5, 33, 1001),
-                                                     (16, 60, 4096)])
+@pytest.mark.parametrize("n_rows, n_embd, n_vocab", [(1, 60, 4096), (2, 20, 50257), (5, 33, 1001), (16, 60, 4096)])
 def test_lm_head(n_rows, n_embd, n_vocab):
     check_twin("lm_head", (randn(n_rows, n_embd), randn(n_vocab, n_embd, seed=1)), (n_rows, n_vocab))
 
 
 # --- int8 ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape, axis", [((60, 180), 0), ((1001, 20), 1), ((3, 37, 50), 1)])
 def test_quantize_int8_round_trip_is_within_half_a_step(shape, axis):
@@ -153,12 +166,16 @@ def test_lm_head_int8(n_rows, n_embd, n_vocab):
 
 # --- attention -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n_head, d_head, max_seq, length", [
-    (3, 20, 256, 1),  # the first token: softmax of one score
-    (3, 20, 256, 256),  # a full cache
-    (12, 64, 300, 77),  # GPT-2's heads, past the parallel threshold
-    (12, 64, 1024, 1024),
-])
+
+@pytest.mark.parametrize(
+    "n_head, d_head, max_seq, length",
+    [
+        (3, 20, 256, 1),  # the first token: softmax of one score
+        (3, 20, 256, 256),  # a full cache
+        (12, 64, 300, 77),  # GPT-2's heads, past the parallel threshold
+        (12, 64, 1024, 1024),
+    ],
+)
 def test_decode_attention(n_head, d_head, max_seq, length):
     q, k, v = randn(n_head, d_head), randn(n_head, max_seq, d_head, seed=1), randn(n_head, max_seq, d_head, seed=2)
     scores = np.empty((n_head, max_seq), np.float32)
@@ -173,15 +190,18 @@ def test_decode_attention_ignores_the_cache_past_length():
     assert not np.isnan(out).any()
 
 
-@pytest.mark.parametrize("n_head, d_head, n_q, n_k, block", [
-    (3, 20, 1, 1, 64),  # one token, nothing cached
-    (3, 20, 256, 256, 64),  # a full context, blocks dividing it
-    (3, 20, 256, 256, 48),  # blocks that do not divide it
-    (3, 20, 5, 300, 64),  # a few new tokens after a cached prefix
-    (3, 20, 17, 40, 7),
-    (12, 64, 100, 130, 32),
-    (2, 8, 9, 9, 1),  # one-by-one blocks: the online softmax at its most incremental
-])
+@pytest.mark.parametrize(
+    "n_head, d_head, n_q, n_k, block",
+    [
+        (3, 20, 1, 1, 64),  # one token, nothing cached
+        (3, 20, 256, 256, 64),  # a full context, blocks dividing it
+        (3, 20, 256, 256, 48),  # blocks that do not divide it
+        (3, 20, 5, 300, 64),  # a few new tokens after a cached prefix
+        (3, 20, 17, 40, 7),
+        (12, 64, 100, 130, 32),
+        (2, 8, 9, 9, 1),  # one-by-one blocks: the online softmax at its most incremental
+    ],
+)
 def test_prefill_attention(n_head, d_head, n_q, n_k, block):
     q, k, v = randn(n_head, n_q, d_head), randn(n_head, n_k, d_head, seed=1), randn(n_head, n_k, d_head, seed=2)
     check_twin("prefill_attention", (q * 3, k, v), (n_head, n_q, d_head), block)  # * 3: peaked softmax
@@ -199,9 +219,11 @@ def test_prefill_attention_never_reads_the_future():
 
 # --- called from compiled code ---------------------------------------------------------------
 
+
 @njit(cache=True)
-def _tiny_decode_layer(x, ln_w, ln_b, w_qkv, b_qkv, w_q, scale, b_out, k_cache, v_cache, length,
-                       h, qkv, q, att, scores, logits, wte):  # every kernel from inside @njit code
+def _tiny_decode_layer(
+    x, ln_w, ln_b, w_qkv, b_qkv, w_q, scale, b_out, k_cache, v_cache, length, h, qkv, q, att, scores, logits, wte
+):  # every kernel from inside @njit code
     layer_norm(x, ln_w, ln_b, 1e-5, h)
     linear(h, w_qkv, b_qkv, qkv)
     n_head, d_head = q.shape
@@ -230,9 +252,25 @@ def test_kernels_can_be_called_from_njit_code():
     want = want_x @ wte.T
 
     logits = np.empty((1, 100), np.float32)
-    _tiny_decode_layer(x, ln_w, ln_b, w_qkv, b_qkv, w_q, scale, b_out, k, v, 9,
-                       np.empty((1, n_embd), np.float32), np.empty((1, 3 * n_embd), np.float32),
-                       np.empty((n_head, d_head), np.float32), np.empty((1, n_embd), np.float32),
-                       np.empty((n_head, 16), np.float32), logits, wte)
+    _tiny_decode_layer(
+        x,
+        ln_w,
+        ln_b,
+        w_qkv,
+        b_qkv,
+        w_q,
+        scale,
+        b_out,
+        k,
+        v,
+        9,
+        np.empty((1, n_embd), np.float32),
+        np.empty((1, 3 * n_embd), np.float32),
+        np.empty((n_head, d_head), np.float32),
+        np.empty((1, n_embd), np.float32),
+        np.empty((n_head, 16), np.float32),
+        logits,
+        wte,
+    )
     assert rel_diff(x, want_x) <= RTOL  # x was updated in place
     assert rel_diff(logits, want) <= RTOL

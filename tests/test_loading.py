@@ -95,12 +95,15 @@ def test_tied_lm_head_copy_is_accepted(tiny_copy):
     assert minfer.load_model(tiny_copy).config.n_vocab == 512
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("model_type", "llama", "model_type='llama'"),
-    ("activation_function", "relu", "activation_function='relu'"),
-    ("n_head", 5, "not divisible"),
-    ("n_positions", 32, "shape"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("model_type", "llama", "model_type='llama'"),
+        ("activation_function", "relu", "activation_function='relu'"),
+        ("n_head", 5, "not divisible"),
+        ("n_positions", 32, "shape"),
+    ],
+)
 def test_config_problems_are_named(tiny_copy, key, value, message):
     cfg_path = tiny_copy / "config.json"
     cfg = json.loads(cfg_path.read_text())
@@ -138,6 +141,7 @@ def test_hub_name_without_network_says_to_pass_a_directory(monkeypatch):
 
 def test_random_gpt2_is_written_once_and_reused(gpt2_vocab_model):
     from minfer.checkpoint import random_gpt2_dir
+
     path = random_gpt2_dir()
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert gpt2_vocab_model.tokenizer.n_vocab == gpt2_vocab_model.config.n_vocab == 50257
@@ -146,6 +150,7 @@ def test_random_gpt2_is_written_once_and_reused(gpt2_vocab_model):
 
 def test_checksums_are_verified_when_listed(tiny_copy):
     import hashlib
+
     digest = hashlib.sha256((tiny_copy / "model.safetensors").read_bytes()).hexdigest()
     (tiny_copy / "SHA256SUMS").write_text(f"{digest}  model.safetensors\n")
     assert minfer.load_model(tiny_copy).config.n_layer == 2

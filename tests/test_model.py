@@ -57,13 +57,16 @@ def test_cache_size_outside_the_context(model, max_seq):
         model.new_cache(max_seq)
 
 
-@pytest.mark.parametrize("ids, message", [
-    ([], "non-empty 1-D"),
-    ([[1, 2]], "non-empty 1-D"),
-    ([1.5, 2.0], "dtype float64"),
-    ([1, 512], "token id 512"),
-    ([-1], "token id -1"),
-])
+@pytest.mark.parametrize(
+    "ids, message",
+    [
+        ([], "non-empty 1-D"),
+        ([[1, 2]], "non-empty 1-D"),
+        ([1.5, 2.0], "dtype float64"),
+        ([1, 512], "token id 512"),
+        ([-1], "token id -1"),
+    ],
+)
 def test_bad_token_ids(model, ids, message):
     with pytest.raises(minfer.InvalidInputError, match=message):
         model.forward(ids)

@@ -19,14 +19,17 @@ from minfer.weights import build_weights
 def erf_gelu(x):
     """The exact GELU, x * Phi(x): close to GPT-2's tanh form, but not what it was trained with."""
     from math import erf, sqrt
+
     return 0.5 * x * (1.0 + np.vectorize(erf)(x / sqrt(2.0))).astype(np.float32)
 
 
 def transposed_c_proj(cfg, get):
     """Loading bug: the square attention output projection used as [out, in]."""
+
     def get_t(name):
         w = get(name)
         return w.T if name.endswith("attn.c_proj.weight") else w
+
     return build_weights(cfg, get_t)
 
 

@@ -23,41 +23,79 @@ CEILINGS = {"peak_gflops": PEAK, "bandwidth_gbs": BANDWIDTH}
 def phase(calls: int, tokens: int, flops: float, nbytes: float, seconds: float) -> dict:
     """A phase entry with the derived rates filled in as the profiler does."""
     ran = calls > 0  # a phase that never ran reports 0 everywhere
-    rates = {"flop_per_byte": flops / nbytes if ran else 0, "gflops": flops / seconds / 1e9 if ran else 0,
-             "gbs": nbytes / seconds / 1e9 if ran else 0}
-    return {"calls": calls, "tokens": tokens, "flops": flops, "bytes": nbytes, "bytes_read": nbytes,
-            "bytes_written": 0, "seconds": seconds, **rates}
+    rates = {
+        "flop_per_byte": flops / nbytes if ran else 0,
+        "gflops": flops / seconds / 1e9 if ran else 0,
+        "gbs": nbytes / seconds / 1e9 if ran else 0,
+    }
+    return {
+        "calls": calls,
+        "tokens": tokens,
+        "flops": flops,
+        "bytes": nbytes,
+        "bytes_read": nbytes,
+        "bytes_written": 0,
+        "seconds": seconds,
+        **rates,
+    }
 
 
 def op(ph: str, layer: int | None, name: str, flops: float, nbytes: float, seconds: float | None) -> dict:
     """One op of one layer (layer None: outside the blocks); seconds None: not timed."""
-    return {"phase": ph, "layer": layer, "op": name, "calls": 1, "flops": flops, "bytes_read": nbytes,
-            "bytes_written": 0, "bytes": nbytes, "seconds": seconds}
+    return {
+        "phase": ph,
+        "layer": layer,
+        "op": name,
+        "calls": 1,
+        "flops": flops,
+        "bytes_read": nbytes,
+        "bytes_written": 0,
+        "bytes": nbytes,
+        "seconds": seconds,
+    }
 
 
-def step(ph: str, tokens: int, context: int, seconds: float, batch: int = 1, kv_bytes: int | None = None
-         ) -> dict:
+def step(ph: str, tokens: int, context: int, seconds: float, batch: int = 1, kv_bytes: int | None = None) -> dict:
     """A model call of 2 GFLOP per token over 1 GB; the KV cache holds 1000 bytes per position."""
     kv = context * 1000 * batch if kv_bytes is None else kv_bytes
-    return {"phase": ph, "tokens": tokens, "batch": batch, "context": context, "kv_bytes": kv,
-            "flops": 2e9 * tokens, "bytes": 1e9, "seconds": seconds}
+    return {
+        "phase": ph,
+        "tokens": tokens,
+        "batch": batch,
+        "context": context,
+        "kv_bytes": kv,
+        "flops": 2e9 * tokens,
+        "bytes": 1e9,
+        "seconds": seconds,
+    }
 
 
 def make_profile(ops: list[dict] | None = None, mode: str = "ops") -> dict:
     """Prefill of 8 tokens (16 GFLOP over 2 GB: 8 FLOP/byte, 0.1 s: 160 GFLOP/s) and 3 decode
     steps (6 GFLOP over 6 GB: 1 FLOP/byte, 0.6 s: 10 GFLOP/s); forward never ran."""
     if ops is None:
-        ops = [op("prefill", 0, "mlp.c_fc", 8e9, 1e9, 0.04), op("prefill", 1, "mlp.c_fc", 4e9, 2e9, 0.01),
-               op("decode", 0, "mlp.c_fc", 1e9, 1e9, 0.1), op("decode", 1, "mlp.c_fc", 2e9, 4e9, 0.1),
-               op("decode", None, "lm_head", 3e9, 3e9, 0.3)]
+        ops = [
+            op("prefill", 0, "mlp.c_fc", 8e9, 1e9, 0.04),
+            op("prefill", 1, "mlp.c_fc", 4e9, 2e9, 0.01),
+            op("decode", 0, "mlp.c_fc", 1e9, 1e9, 0.1),
+            op("decode", 1, "mlp.c_fc", 2e9, 4e9, 0.1),
+            op("decode", None, "lm_head", 3e9, 3e9, 0.3),
+        ]
     return {
         "model": {"name": "tiny", "n_params": 1000, "weight_bytes": 4000, "backend": "numpy"},
         "mode": mode,
-        "phases": {"prefill": phase(1, 8, 16e9, 2e9, 0.1), "decode": phase(3, 3, 6e9, 6e9, 0.6),
-                   "forward": phase(0, 0, 0, 0, 0)},
+        "phases": {
+            "prefill": phase(1, 8, 16e9, 2e9, 0.1),
+            "decode": phase(3, 3, 6e9, 6e9, 0.6),
+            "forward": phase(0, 0, 0, 0, 0),
+        },
         "ops": ops,
-        "steps": [step("prefill", 8, 8, 0.1), step("decode", 1, 9, 0.2), step("decode", 1, 10, 0.2),
-                  step("decode", 1, 11, 0.2)],
+        "steps": [
+            step("prefill", 8, 8, 0.1),
+            step("decode", 1, 9, 0.2),
+            step("decode", 1, 10, 0.2),
+            step("decode", 1, 11, 0.2),
+        ],
     }
 
 
@@ -139,9 +177,11 @@ def test_only_the_three_slowest_ops_of_a_phase_are_named():
 
 
 def test_ops_that_cannot_sit_on_log_axes_are_skipped_and_noted():
-    ops = [op("decode", 0, "mlp.c_fc", 1e9, 1e9, 0.1),
-           op("decode", 0, "residual", 0, 1e6, 0.001),  # no FLOPs
-           op("decode", 0, "gelu", 1e6, 1e6, 0.0)]  # not timed
+    ops = [
+        op("decode", 0, "mlp.c_fc", 1e9, 1e9, 0.1),
+        op("decode", 0, "residual", 0, 1e6, 0.001),  # no FLOPs
+        op("decode", 0, "gelu", 1e6, 1e6, 0.0),
+    ]  # not timed
     ax = roofline(make_profile(ops), CEILINGS).axes[0]
     assert points(artist(ax, "ops:decode")) == [pytest.approx((1.0, 10.0))]
     note = [t for t in ax.texts if t.get_gid() == "note"]
@@ -163,8 +203,10 @@ def test_a_clean_profile_gets_no_note():
 
 
 def test_sweep_points_are_joined_in_batch_order_and_labelled():
-    sweep = [{"batch": b, "flops": 2e9 * b, "bytes": 1e9 + 1e8 * b, "seconds": 0.05 + 0.001 * b, "tokens": b}
-             for b in (8, 1, 32)]
+    sweep = [
+        {"batch": b, "flops": 2e9 * b, "bytes": 1e9 + 1e8 * b, "seconds": 0.05 + 0.001 * b, "tokens": b}
+        for b in (8, 1, 32)
+    ]
     ax = roofline(make_profile(), CEILINGS, sweep=sweep).axes[0]
     xs = [x for x, _ in points(artist(ax, "sweep"))]
     assert xs == pytest.approx([2e9 * b / (1e9 + 1e8 * b) for b in (1, 8, 32)])
@@ -209,7 +251,8 @@ def test_timeline_has_a_bar_per_step_and_a_kv_axis():
 def test_timeline_shows_positions_when_kv_bytes_are_unknown_and_tokens_per_batched_step():
     profile = make_profile()
     profile["steps"] = [step("prefill", 8, 8, 0.1, kv_bytes=0)] + [
-        step("decode", 4, 9 + i, 0.2, batch=4, kv_bytes=0) for i in range(3)]
+        step("decode", 4, 9 + i, 0.2, batch=4, kv_bytes=0) for i in range(3)
+    ]
     ax, kv_ax = timeline(profile).axes
     assert list(artist(kv_ax, "kv").get_ydata()) == [8, 9, 10, 11]
     assert ax.get_ylabel() == "ms per step (4 tokens)"
@@ -273,11 +316,19 @@ def test_a_profile_without_steps_recorded_is_refused():
         timeline(profile)
 
 
-@pytest.mark.parametrize("ceilings", [
-    None, object(), {"peak_gflops": 100.0}, SimpleNamespace(bandwidth_gbs=10.0),
-    {"peak_gflops": 100.0, "bandwidth_gbs": 0.0}, {"peak_gflops": "fast", "bandwidth_gbs": 10.0},
-    {"peak_gflops": float("nan"), "bandwidth_gbs": 10.0}, {"peak_gflops": True, "bandwidth_gbs": 10.0},
-])
+@pytest.mark.parametrize(
+    "ceilings",
+    [
+        None,
+        object(),
+        {"peak_gflops": 100.0},
+        SimpleNamespace(bandwidth_gbs=10.0),
+        {"peak_gflops": 100.0, "bandwidth_gbs": 0.0},
+        {"peak_gflops": "fast", "bandwidth_gbs": 10.0},
+        {"peak_gflops": float("nan"), "bandwidth_gbs": 10.0},
+        {"peak_gflops": True, "bandwidth_gbs": 10.0},
+    ],
+)
 def test_ceilings_without_two_positive_numbers_send_you_to_calibrate(ceilings):
     with pytest.raises(InvalidInputError, match="minfer calibrate"):
         roofline(make_profile(), ceilings)
@@ -307,8 +358,13 @@ def test_numbers_are_written_as_the_report_writes_them():
 
 def test_numpy_numbers_and_tuples_are_accepted():
     profile = make_profile()
-    profile["phases"]["decode"] |= {"flops": np.float64(6e9), "bytes": np.int64(6_000_000_000),
-                                    "seconds": np.float32(0.6), "calls": np.int64(3), "tokens": np.int64(3)}
+    profile["phases"]["decode"] |= {
+        "flops": np.float64(6e9),
+        "bytes": np.int64(6_000_000_000),
+        "seconds": np.float32(0.6),
+        "calls": np.int64(3),
+        "tokens": np.int64(3),
+    }
     profile["steps"] = tuple(profile["steps"])
     sweep = tuple({"batch": np.int64(b), "flops": 2e9 * b, "bytes": 1e9, "seconds": 0.1, "tokens": b} for b in (1, 2))
     ax = roofline(profile, CEILINGS, sweep=sweep).axes[0]
@@ -337,41 +393,50 @@ def broken(where: str, key: str, value) -> dict:
 DELETE = object()
 
 
-@pytest.mark.parametrize("where, key, value, match", [
-    ("phase", "flops", "many", r"profile\['phases'\]\['decode'\]\['flops'\]='many' must be a number >= 0"),
-    ("phase", "seconds", None, r"\['seconds'\]=None must be a number >= 0"),
-    ("phase", "bytes", float("nan"), r"\['bytes'\]=nan"),
-    ("phase", "bytes", -1.0, r"\['bytes'\]=-1.0"),
-    ("phase", "tokens", DELETE, r"profile\['phases'\]\['decode'\] has no \['tokens'\]"),
-    ("phase", "calls", "3", r"\['calls'\]='3' must be a whole number"),
-    ("op", "phase", DELETE, r"profile\['ops'\]\[0\] has no \['phase'\]"),
-    ("op", "seconds", "fast", r"profile\['ops'\]\[0\]\['seconds'\]='fast'"),
-])
+@pytest.mark.parametrize(
+    "where, key, value, match",
+    [
+        ("phase", "flops", "many", r"profile\['phases'\]\['decode'\]\['flops'\]='many' must be a number >= 0"),
+        ("phase", "seconds", None, r"\['seconds'\]=None must be a number >= 0"),
+        ("phase", "bytes", float("nan"), r"\['bytes'\]=nan"),
+        ("phase", "bytes", -1.0, r"\['bytes'\]=-1.0"),
+        ("phase", "tokens", DELETE, r"profile\['phases'\]\['decode'\] has no \['tokens'\]"),
+        ("phase", "calls", "3", r"\['calls'\]='3' must be a whole number"),
+        ("op", "phase", DELETE, r"profile\['ops'\]\[0\] has no \['phase'\]"),
+        ("op", "seconds", "fast", r"profile\['ops'\]\[0\]\['seconds'\]='fast'"),
+    ],
+)
 def test_a_bad_field_of_the_roofline_is_named(where, key, value, match):
     with pytest.raises(InvalidInputError, match=match):
         roofline(broken(where, key, value), CEILINGS)
 
 
-@pytest.mark.parametrize("key, value, match", [
-    ("seconds", None, r"profile\['steps'\]\[1\]\['seconds'\]=None must be a number >= 0"),
-    ("flops", "lots", r"\['flops'\]='lots'"),
-    ("tokens", 1.5, r"\['tokens'\]=1.5 must be a whole number"),
-    ("context", -1, r"\['context'\]=-1"),
-    ("phase", 3, r"\['phase'\]=3 must be a phase name"),
-    ("kv_bytes", "x", r"\['kv_bytes'\]='x'"),
-    ("batch", 0, r"\['batch'\]=0"),
-])
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("seconds", None, r"profile\['steps'\]\[1\]\['seconds'\]=None must be a number >= 0"),
+        ("flops", "lots", r"\['flops'\]='lots'"),
+        ("tokens", 1.5, r"\['tokens'\]=1.5 must be a whole number"),
+        ("context", -1, r"\['context'\]=-1"),
+        ("phase", 3, r"\['phase'\]=3 must be a phase name"),
+        ("kv_bytes", "x", r"\['kv_bytes'\]='x'"),
+        ("batch", 0, r"\['batch'\]=0"),
+    ],
+)
 def test_a_bad_field_of_a_step_is_named(key, value, match):
     with pytest.raises(InvalidInputError, match=match):
         timeline(broken("step", key, value))
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda p: p.update(phases=[1, 2]), r"profile\['phases'\] must be a dict"),
-    (lambda p: p.update(ops={"a": 1}), r"profile\['ops'\] must be a list"),
-    (lambda p: p["ops"].append("x"), r"profile\['ops'\]\[5\] must be a dict"),
-    (lambda p: p["phases"].update(decode=None), r"profile\['phases'\]\['decode'\] must be a dict"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda p: p.update(phases=[1, 2]), r"profile\['phases'\] must be a dict"),
+        (lambda p: p.update(ops={"a": 1}), r"profile\['ops'\] must be a list"),
+        (lambda p: p["ops"].append("x"), r"profile\['ops'\]\[5\] must be a dict"),
+        (lambda p: p["phases"].update(decode=None), r"profile\['phases'\]\['decode'\] must be a dict"),
+    ],
+)
 def test_a_profile_of_the_wrong_shape_is_named(change, match):
     profile = make_profile()
     change(profile)
@@ -379,14 +444,18 @@ def test_a_profile_of_the_wrong_shape_is_named(change, match):
         roofline(profile, CEILINGS)
 
 
-@pytest.mark.parametrize("sweep, match", [
-    ({"batch": 1}, "sweep must be a list"), ("B=1", "sweep must be a list"),
-    ([{"flops": 1.0, "bytes": 1.0, "seconds": 1.0}], r"sweep\[0\] has no \['batch'\]"),
-    (["row"], r"sweep\[0\] must be a dict"),
-    ([{"batch": 0, "flops": 1.0, "bytes": 1.0, "seconds": 1.0}], r"sweep\[0\]\['batch'\]=0"),
-    ([{"batch": 1, "flops": 1.0, "bytes": 1.0, "seconds": None}], r"sweep\[0\]\['seconds'\]=None"),
-    ([{"batch": 1, "flops": 1.0, "bytes": 1.0, "seconds": 1.0}] * 2, "a batch size twice"),
-])
+@pytest.mark.parametrize(
+    "sweep, match",
+    [
+        ({"batch": 1}, "sweep must be a list"),
+        ("B=1", "sweep must be a list"),
+        ([{"flops": 1.0, "bytes": 1.0, "seconds": 1.0}], r"sweep\[0\] has no \['batch'\]"),
+        (["row"], r"sweep\[0\] must be a dict"),
+        ([{"batch": 0, "flops": 1.0, "bytes": 1.0, "seconds": 1.0}], r"sweep\[0\]\['batch'\]=0"),
+        ([{"batch": 1, "flops": 1.0, "bytes": 1.0, "seconds": None}], r"sweep\[0\]\['seconds'\]=None"),
+        ([{"batch": 1, "flops": 1.0, "bytes": 1.0, "seconds": 1.0}] * 2, "a batch size twice"),
+    ],
+)
 def test_a_bad_sweep_is_named(sweep, match):
     with pytest.raises(InvalidInputError, match=match):
         roofline(make_profile(), CEILINGS, sweep=sweep)

@@ -18,9 +18,7 @@ from minfer.plots.attention import attention_growth, attention_heads, attention_
 
 TOKENS = ["In", " the", " beginning"]
 # a causal head on 3 tokens: row i spreads its weight over keys 0..i, nothing right of the diagonal
-PROBS = np.array([[1.0, 0.0, 0.0],
-                  [0.25, 0.75, 0.0],
-                  [0.5, 0.2, 0.3]], dtype=np.float32)  # [n_q, n_k]
+PROBS = np.array([[1.0, 0.0, 0.0], [0.25, 0.75, 0.0], [0.5, 0.2, 0.3]], dtype=np.float32)  # [n_q, n_k]
 
 
 def tick_texts(ticks) -> list[str]:
@@ -33,9 +31,7 @@ def tick_texts(ticks) -> list[str]:
 def test_the_image_is_the_weights_with_the_future_blank():
     fig = attention_map(PROBS, TOKENS)
     data = np.ma.filled(image(fig, "attention").get_array().astype(float), np.nan)  # [3, 3]
-    expected = np.array([[1.0, np.nan, np.nan],
-                         [0.25, 0.75, np.nan],
-                         [0.5, 0.2, 0.3]])
+    expected = np.array([[1.0, np.nan, np.nan], [0.25, 0.75, np.nan], [0.5, 0.2, 0.3]])
     np.testing.assert_allclose(data, expected, rtol=1e-6)  # NaN where expected is NaN, equal elsewhere
 
 
@@ -105,20 +101,23 @@ def test_a_figure_renders_to_png():
     assert attention_map(PROBS, TOKENS)._repr_png_().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("probs, tokens, match", [
-    (PROBS[0], TOKENS, r"2-D \[n_q, n_k\], got shape \(3,\)"),
-    (np.stack([PROBS, PROBS]), TOKENS, r"got shape \(2, 3, 3\).*weights\[head\]"),
-    (np.full((3, 2), 0.5), TOKENS[:2], "3 queries but only 2 keys"),
-    (PROBS * 2, TOKENS, "row 0 of probs sums to 2, not 1.*after the softmax"),
-    (np.where(np.isneginf(causal_mask(3, 3)), -np.inf, PROBS), TOKENS, "probs must be finite"),
-    ("probs", TOKENS, "probs must be numbers"),
-    ([[1.0], [0.5, 0.5]], TOKENS, "probs must be numbers in a list or array of one shape"),
-    (np.array([[1.0, 0.0], [-0.5, 1.5]]), TOKENS[:2], "finite weights >= 0"),
-    (np.full((3, 3), 1 / 3), TOKENS, r"probs\[0, 1\] = 0.333.*future.*causal=False"),
-    (PROBS, TOKENS[:2], "got 2 token labels for 3 keys"),
-    (PROBS, "In the beginning", "not one string"),
-    (PROBS, 3, "tokens must be a list of strings"),
-])
+@pytest.mark.parametrize(
+    "probs, tokens, match",
+    [
+        (PROBS[0], TOKENS, r"2-D \[n_q, n_k\], got shape \(3,\)"),
+        (np.stack([PROBS, PROBS]), TOKENS, r"got shape \(2, 3, 3\).*weights\[head\]"),
+        (np.full((3, 2), 0.5), TOKENS[:2], "3 queries but only 2 keys"),
+        (PROBS * 2, TOKENS, "row 0 of probs sums to 2, not 1.*after the softmax"),
+        (np.where(np.isneginf(causal_mask(3, 3)), -np.inf, PROBS), TOKENS, "probs must be finite"),
+        ("probs", TOKENS, "probs must be numbers"),
+        ([[1.0], [0.5, 0.5]], TOKENS, "probs must be numbers in a list or array of one shape"),
+        (np.array([[1.0, 0.0], [-0.5, 1.5]]), TOKENS[:2], "finite weights >= 0"),
+        (np.full((3, 3), 1 / 3), TOKENS, r"probs\[0, 1\] = 0.333.*future.*causal=False"),
+        (PROBS, TOKENS[:2], "got 2 token labels for 3 keys"),
+        (PROBS, "In the beginning", "not one string"),
+        (PROBS, 3, "tokens must be a list of strings"),
+    ],
+)
 def test_bad_inputs_are_refused_with_what_to_do(probs, tokens, match):
     with pytest.raises(InvalidInputError, match=match):
         attention_map(probs, tokens)
@@ -157,20 +156,23 @@ def test_the_grid_wraps_at_ncols_and_hides_its_spare_cells():
     assert [ax.get_title() for ax in panels] == [f"head {i}" for i in range(5)]
 
 
-@pytest.mark.parametrize("maps, kwargs, match", [
-    (PROBS, {}, r"\[n_maps, n_q, n_k\].*got shape \(3, 3\).*attention_map"),
-    (np.stack([PROBS] * 2), {"titles": ["only one"]}, "1 titles for 2 maps"),
-    (np.stack([PROBS] * 2), {"ncols": 0}, "ncols=0 must be a whole number >= 1"),
-    (np.stack([PROBS] * 2), {"ncols": True}, "ncols=True must be a whole number"),
-    (np.stack([PROBS] * 2), {"ncols": 1.5}, "ncols=1.5 must be a whole number"),
-    (np.stack([PROBS] * 2), {"titles": 2}, "titles must be a list"),
-    (np.stack([PROBS] * 2), {"titles": "ab"}, "titles must be a list"),
-    (np.stack([PROBS] * 2), {"panel_size": "big"}, "panel_size='big' must be a positive number"),
-    (np.stack([PROBS] * 2), {"panel_size": 0}, "panel_size=0 must be a positive number"),
-    ([PROBS, PROBS[:2]], {}, "probs_by_head must be numbers in a list or array of one shape"),
-    (np.stack([PROBS, PROBS * 3]), {}, r"row 0 of probs_by_head\[1\] sums to 3"),
-    (np.stack([PROBS, np.full((3, 3), 1 / 3)]), {}, r"probs_by_head\[1\]\[0, 1\].*future"),
-])
+@pytest.mark.parametrize(
+    "maps, kwargs, match",
+    [
+        (PROBS, {}, r"\[n_maps, n_q, n_k\].*got shape \(3, 3\).*attention_map"),
+        (np.stack([PROBS] * 2), {"titles": ["only one"]}, "1 titles for 2 maps"),
+        (np.stack([PROBS] * 2), {"ncols": 0}, "ncols=0 must be a whole number >= 1"),
+        (np.stack([PROBS] * 2), {"ncols": True}, "ncols=True must be a whole number"),
+        (np.stack([PROBS] * 2), {"ncols": 1.5}, "ncols=1.5 must be a whole number"),
+        (np.stack([PROBS] * 2), {"titles": 2}, "titles must be a list"),
+        (np.stack([PROBS] * 2), {"titles": "ab"}, "titles must be a list"),
+        (np.stack([PROBS] * 2), {"panel_size": "big"}, "panel_size='big' must be a positive number"),
+        (np.stack([PROBS] * 2), {"panel_size": 0}, "panel_size=0 must be a positive number"),
+        ([PROBS, PROBS[:2]], {}, "probs_by_head must be numbers in a list or array of one shape"),
+        (np.stack([PROBS, PROBS * 3]), {}, r"row 0 of probs_by_head\[1\] sums to 3"),
+        (np.stack([PROBS, np.full((3, 3), 1 / 3)]), {}, r"probs_by_head\[1\]\[0, 1\].*future"),
+    ],
+)
 def test_heads_refuse_bad_inputs(maps, kwargs, match):
     with pytest.raises(InvalidInputError, match=match):
         attention_heads(maps, TOKENS, **kwargs)
@@ -198,18 +200,21 @@ def test_growth_draws_each_series_and_guides_through_the_last_point():
     assert ax.get_ylabel() == "ms"
 
 
-@pytest.mark.parametrize("n, series, match", [
-    ([64], {"a": [1.0]}, "at least two positive, increasing"),
-    ([128, 64], {"a": [1.0, 2.0]}, "at least two positive, increasing"),
-    ([64, 128], {"a": [1.0]}, r"series 'a' has shape \(1,\)"),
-    ([64, 128], {"a": [1.0, 0.0]}, "positive and finite"),
-    ([64, 128], {}, "series must be a non-empty dict"),
-    ([64, 128], [[1.0, 2.0]], "series must be a non-empty dict"),  # a list: no labels
-    ([1.5, 3], {"a": [1.0, 2.0]}, "whole numbers of tokens"),  # would be labelled 1 and 3
-    ("64 128", {"a": [1.0, 2.0]}, "n_seq must be numbers"),
-    ([64, 128], {"a": ["1", "x"]}, r"series\['a'\] must be numbers"),
-    ([64, 128], {"a": [1.0, [2.0]]}, r"series\['a'\] must be numbers"),
-])
+@pytest.mark.parametrize(
+    "n, series, match",
+    [
+        ([64], {"a": [1.0]}, "at least two positive, increasing"),
+        ([128, 64], {"a": [1.0, 2.0]}, "at least two positive, increasing"),
+        ([64, 128], {"a": [1.0]}, r"series 'a' has shape \(1,\)"),
+        ([64, 128], {"a": [1.0, 0.0]}, "positive and finite"),
+        ([64, 128], {}, "series must be a non-empty dict"),
+        ([64, 128], [[1.0, 2.0]], "series must be a non-empty dict"),  # a list: no labels
+        ([1.5, 3], {"a": [1.0, 2.0]}, "whole numbers of tokens"),  # would be labelled 1 and 3
+        ("64 128", {"a": [1.0, 2.0]}, "n_seq must be numbers"),
+        ([64, 128], {"a": ["1", "x"]}, r"series\['a'\] must be numbers"),
+        ([64, 128], {"a": [1.0, [2.0]]}, r"series\['a'\] must be numbers"),
+    ],
+)
 def test_growth_refuses_bad_inputs(n, series, match):
     with pytest.raises(InvalidInputError, match=match):
         attention_growth(n, series, ylabel="ms")

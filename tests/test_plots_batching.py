@@ -18,8 +18,10 @@ from minfer.errors import InvalidInputError
 from minfer.plots.batching import intensity_by_batch, ridge_batch, throughput_by_batch
 
 # one decode step per batch size: 2 MFLOP per sequence; 1 MB of weights + 0.1 MB per sequence
-SWEEP = [{"batch": b, "tokens": b, "seconds": s, "flops": 2e6 * b, "bytes": 1e6 + 1e5 * b}
-         for b, s in [(4, 0.016), (1, 0.010), (2, 0.012)]]  # out of order on purpose
+SWEEP = [
+    {"batch": b, "tokens": b, "seconds": s, "flops": 2e6 * b, "bytes": 1e6 + 1e5 * b}
+    for b, s in [(4, 0.016), (1, 0.010), (2, 0.012)]
+]  # out of order on purpose
 CEILINGS = {"peak_gflops": 1.0, "bandwidth_gbs": 0.1}  # compute 2 ms per sequence; memory 10 ms + 1 ms each
 GPT2 = ARCHS["gpt2"]
 
@@ -48,8 +50,9 @@ def test_the_bound_is_tokens_over_the_slower_of_compute_and_memory():
 
 
 def test_the_linear_line_starts_from_the_smallest_batch_measured():
-    ax = throughput_by_batch([{"batch": 2, "tokens": 2, "seconds": 0.01}, {"batch": 8, "tokens": 8, "seconds": 0.02}]
-                             ).axes[0]
+    ax = throughput_by_batch(
+        [{"batch": 2, "tokens": 2, "seconds": 0.01}, {"batch": 8, "tokens": 8, "seconds": 0.02}]
+    ).axes[0]
     same(xy(line(ax, "linear")), [(2, 200.0), (8, 800.0)])
     assert line(ax, "linear").get_label() == "B x the B = 2 rate"
 
@@ -61,13 +64,17 @@ def test_throughput_draws_into_given_axes():
     assert ax.get_title() == "mine"
 
 
-@pytest.mark.parametrize("sweep, match", [
-    ([], "non-empty list"), ({"batch": 1}, "non-empty list"),
-    ([{"batch": 1, "tokens": 1}], r"sweep\[0\] has no \['seconds'\]"),
-    ([{"batch": 0, "tokens": 1, "seconds": 1.0}], r"sweep\[0\]\['batch'\]=0"),
-    ([{"batch": 1, "tokens": 1, "seconds": 0.0}], r"sweep\[0\]\['seconds'\]=0\.0 must be a positive"),
-    ([{"batch": 1, "tokens": 1, "seconds": 1.0}] * 2, "a batch size twice"),
-])
+@pytest.mark.parametrize(
+    "sweep, match",
+    [
+        ([], "non-empty list"),
+        ({"batch": 1}, "non-empty list"),
+        ([{"batch": 1, "tokens": 1}], r"sweep\[0\] has no \['seconds'\]"),
+        ([{"batch": 0, "tokens": 1, "seconds": 1.0}], r"sweep\[0\]\['batch'\]=0"),
+        ([{"batch": 1, "tokens": 1, "seconds": 0.0}], r"sweep\[0\]\['seconds'\]=0\.0 must be a positive"),
+        ([{"batch": 1, "tokens": 1, "seconds": 1.0}] * 2, "a batch size twice"),
+    ],
+)
 def test_a_bad_sweep_is_refused_by_name(sweep, match):
     with pytest.raises(InvalidInputError, match=match):
         throughput_by_batch(sweep)
@@ -124,14 +131,17 @@ def test_no_crossing_when_the_limit_is_below_the_ridge_or_past_the_last_batch():
     assert far == 300 and not [ln for ln in ax.get_lines() if ln.get_gid() == "crossing"]
 
 
-@pytest.mark.parametrize("args, kwargs, match", [
-    (("gpt2", 63, 7.3), {}, "must be a minfer.counts.Arch"),
-    ((GPT2, -1, 7.3), {}, "n_past=-1"),
-    ((GPT2, 63, 0.0), {}, "ridge=0.0 must be a positive"),
-    ((GPT2, 63, float("inf")), {}, "ridge=inf"),
-    ((GPT2, 63, 7.3), {"timed": [0]}, "a timed batch=0"),
-    ((GPT2, 63, 7.3), {"max_batch": 0}, "max_batch=0"),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (("gpt2", 63, 7.3), {}, "must be a minfer.counts.Arch"),
+        ((GPT2, -1, 7.3), {}, "n_past=-1"),
+        ((GPT2, 63, 0.0), {}, "ridge=0.0 must be a positive"),
+        ((GPT2, 63, float("inf")), {}, "ridge=inf"),
+        ((GPT2, 63, 7.3), {"timed": [0]}, "a timed batch=0"),
+        ((GPT2, 63, 7.3), {"max_batch": 0}, "max_batch=0"),
+    ],
+)
 def test_bad_counts_arguments_are_refused(args, kwargs, match):
     with pytest.raises(InvalidInputError, match=match):
         intensity_by_batch(*args, **kwargs)

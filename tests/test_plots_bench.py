@@ -58,12 +58,23 @@ def test_one_panel_per_run_in_the_order_given():
     assert benchmark_bars(SUMMARY, CEILINGS, title="").get_suptitle() == ""  # "" means no title
 
 
-@pytest.mark.parametrize("ceilings", [
-    SimpleNamespace(**CEILINGS),
-    Ceilings(peak_gflops=100.0, bandwidth_gbs=20.0, matmul_n=8, stream_bytes=4, threads=1, cpu="x",
-             measured_at="2026-11-27T00:00:00+00:00", env={}),
-    {"peak_gflops": np.float64(100.0), "bandwidth_gbs": np.int64(20)},
-])
+@pytest.mark.parametrize(
+    "ceilings",
+    [
+        SimpleNamespace(**CEILINGS),
+        Ceilings(
+            peak_gflops=100.0,
+            bandwidth_gbs=20.0,
+            matmul_n=8,
+            stream_bytes=4,
+            threads=1,
+            cpu="x",
+            measured_at="2026-11-27T00:00:00+00:00",
+            env={},
+        ),
+        {"peak_gflops": np.float64(100.0), "bandwidth_gbs": np.int64(20)},
+    ],
+)
 def test_ceilings_may_be_an_object_a_dict_or_numpy_numbers(ceilings):
     fig = benchmark_bars(SUMMARY, ceilings)
     np.testing.assert_allclose(artists(fig, "bounds:decode_16")[0].get_offsets()[:, 0], [40.0, 80.0])
@@ -80,33 +91,54 @@ def test_runs_and_title_are_keyword_only():
         benchmark_bars(SUMMARY, CEILINGS, ("decode_16",))
 
 
-@pytest.mark.parametrize("summary, ceilings, match", [
-    ({}, CEILINGS, "summary"),
-    (SUMMARY, {"peak_gflops": 100.0}, "calibrate"),
-    (SUMMARY, {"peak_gflops": 0, "bandwidth_gbs": 20.0}, "calibrate"),
-    (SUMMARY, {"peak_gflops": "fast", "bandwidth_gbs": 20.0}, "calibrate"),
-    (SUMMARY, None, "calibrate"),
-    ({"a": {"decode_512": {}}}, CEILINGS, "no system .* has all of"),
-    ({"a": "decode_16"}, CEILINGS, r"summary\['a'\] must be a dict"),
-    ({"a": {"prefill_512": {"tok_s": 25.0}, "decode_16": SUMMARY["a"]["decode_16"]}}, CEILINGS,
-     r"summary\['a'\]\['prefill_512'\] has no 'gflops'"),
-    ({"a": {"prefill_512": {"tok_s": 0.0, "gflops": 1.0}, "decode_16": SUMMARY["a"]["decode_16"]}}, CEILINGS,
-     r"summary\['a'\]\['prefill_512'\]\['tok_s'\]=0.0 must be a positive"),
-    ({"a": {"prefill_512": {"tok_s": 1.0, "gflops": 0}, "decode_16": SUMMARY["a"]["decode_16"]}}, CEILINGS,
-     r"\['gflops'\]=0 must be a positive"),
-    ({"a": {"prefill_512": SUMMARY["a"]["prefill_512"], "decode_16": {"tok_s": 1.0, "bytes_per_token": "big"}}},
-     CEILINGS, r"\['bytes_per_token'\]='big' must be a positive"),
-])
+@pytest.mark.parametrize(
+    "summary, ceilings, match",
+    [
+        ({}, CEILINGS, "summary"),
+        (SUMMARY, {"peak_gflops": 100.0}, "calibrate"),
+        (SUMMARY, {"peak_gflops": 0, "bandwidth_gbs": 20.0}, "calibrate"),
+        (SUMMARY, {"peak_gflops": "fast", "bandwidth_gbs": 20.0}, "calibrate"),
+        (SUMMARY, None, "calibrate"),
+        ({"a": {"decode_512": {}}}, CEILINGS, "no system .* has all of"),
+        ({"a": "decode_16"}, CEILINGS, r"summary\['a'\] must be a dict"),
+        (
+            {"a": {"prefill_512": {"tok_s": 25.0}, "decode_16": SUMMARY["a"]["decode_16"]}},
+            CEILINGS,
+            r"summary\['a'\]\['prefill_512'\] has no 'gflops'",
+        ),
+        (
+            {"a": {"prefill_512": {"tok_s": 0.0, "gflops": 1.0}, "decode_16": SUMMARY["a"]["decode_16"]}},
+            CEILINGS,
+            r"summary\['a'\]\['prefill_512'\]\['tok_s'\]=0.0 must be a positive",
+        ),
+        (
+            {"a": {"prefill_512": {"tok_s": 1.0, "gflops": 0}, "decode_16": SUMMARY["a"]["decode_16"]}},
+            CEILINGS,
+            r"\['gflops'\]=0 must be a positive",
+        ),
+        (
+            {"a": {"prefill_512": SUMMARY["a"]["prefill_512"], "decode_16": {"tok_s": 1.0, "bytes_per_token": "big"}}},
+            CEILINGS,
+            r"\['bytes_per_token'\]='big' must be a positive",
+        ),
+    ],
+)
 def test_bad_input_is_named(summary, ceilings, match):
     with pytest.raises(InvalidInputError, match=match):
         benchmark_bars(summary, ceilings)
 
 
-@pytest.mark.parametrize("runs, match", [
-    ("decode_16", "runs must be a list"), ((), "runs must be a list"),
-    (("decode",), r"run 'decode' must be named prefill_<n> or decode_<n>"),
-    (("decode_x",), "run 'decode_x'"), (("train_16",), "run 'train_16'"), ((16,), "run 16"),
-])
+@pytest.mark.parametrize(
+    "runs, match",
+    [
+        ("decode_16", "runs must be a list"),
+        ((), "runs must be a list"),
+        (("decode",), r"run 'decode' must be named prefill_<n> or decode_<n>"),
+        (("decode_x",), "run 'decode_x'"),
+        (("train_16",), "run 'train_16'"),
+        ((16,), "run 16"),
+    ],
+)
 def test_bad_run_names_are_refused(runs, match):
     with pytest.raises(InvalidInputError, match=match):
         benchmark_bars(SUMMARY, CEILINGS, runs=runs)

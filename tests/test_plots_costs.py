@@ -104,22 +104,30 @@ def test_numpy_numbers_and_tuples_are_accepted():
     assert line(ax, "batch_weights").get_label().startswith("batch 4:")
 
 
-@pytest.mark.parametrize("contexts, match", [
-    ([], "contexts must be a non-empty list"), (16, "contexts must be a non-empty list"),
-    ("16", "contexts must be a non-empty list"), ([1, 2.5], "a context=2.5"),
-])
+@pytest.mark.parametrize(
+    "contexts, match",
+    [
+        ([], "contexts must be a non-empty list"),
+        (16, "contexts must be a non-empty list"),
+        ("16", "contexts must be a non-empty list"),
+        ([1, 2.5], "a context=2.5"),
+    ],
+)
 def test_bad_contexts_are_refused(contexts, match):
     with pytest.raises(InvalidInputError, match=match):
         decode_byte_shares(SMALL, contexts)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: byte_shares("gpt2"), "must be a minfer.counts.Arch"),
-    (lambda: byte_shares(SMALL, compare_batch=0), "compare_batch=0"),
-    (lambda: byte_shares(SMALL, points=1), "points=1"),
-    (lambda: decode_byte_shares(SMALL, [0]), "a context=0"),
-    (lambda: decode_byte_shares(SMALL, [4], n_batch=2.5), "n_batch=2.5"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: byte_shares("gpt2"), "must be a minfer.counts.Arch"),
+        (lambda: byte_shares(SMALL, compare_batch=0), "compare_batch=0"),
+        (lambda: byte_shares(SMALL, points=1), "points=1"),
+        (lambda: decode_byte_shares(SMALL, [0]), "a context=0"),
+        (lambda: decode_byte_shares(SMALL, [4], n_batch=2.5), "n_batch=2.5"),
+    ],
+)
 def test_bad_byte_share_arguments_are_refused(call, match):
     with pytest.raises(InvalidInputError, match=match):
         call()
@@ -165,10 +173,16 @@ def test_intensity_by_length_draws_into_given_axes():
     assert line(ax, "prefill:classroom") and line(ax, "decode:classroom") and line(ax, "ridge") and line(ax, "half")
 
 
-@pytest.mark.parametrize("archs, ridge, match", [
-    ({}, 3.9, "non-empty dict"), ("gpt2", 3.9, "non-empty dict"), ([GPT2, "x"], 3.9, "got str"),
-    ([GPT2], 0, "ridge=0"), ([GPT2], float("nan"), "ridge=nan"),
-])
+@pytest.mark.parametrize(
+    "archs, ridge, match",
+    [
+        ({}, 3.9, "non-empty dict"),
+        ("gpt2", 3.9, "non-empty dict"),
+        ([GPT2, "x"], 3.9, "got str"),
+        ([GPT2], 0, "ridge=0"),
+        ([GPT2], float("nan"), "ridge=nan"),
+    ],
+)
 def test_bad_length_arguments_are_refused(archs, ridge, match):
     with pytest.raises(InvalidInputError, match=match):
         intensity_by_length(archs, ridge)

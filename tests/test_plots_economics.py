@@ -21,15 +21,28 @@ from minfer.whatif import project
 BASE = project("llama-3-8b", "h100-sxm", batch=1)  # prompt 512, output 256
 
 
-def proj(hardware: str, batch: int, tokens_per_s: float, usd: float = 1.0, per_watt: float | None = 1.0,
-         chips: int = 1):
+def proj(
+    hardware: str, batch: int, tokens_per_s: float, usd: float = 1.0, per_watt: float | None = 1.0, chips: int = 1
+):
     """A Projection with round numbers where the figures read."""
-    return replace(BASE, hardware=hardware, batch=batch, tokens_per_s=tokens_per_s, usd_per_million_tokens=usd,
-                   tokens_per_s_per_watt=per_watt, chips=chips)
+    return replace(
+        BASE,
+        hardware=hardware,
+        batch=batch,
+        tokens_per_s=tokens_per_s,
+        usd_per_million_tokens=usd,
+        tokens_per_s_per_watt=per_watt,
+        chips=chips,
+    )
 
 
-SWEEP = [proj("a", 4, 350.0, usd=0.5), proj("b", 1, 20.0, usd=9.0), proj("a", 1, 100.0, usd=2.0),
-         proj("a", 16, 1000.0, usd=0.2), proj("b", 16, 250.0, usd=1.0)]  # out of order on purpose
+SWEEP = [
+    proj("a", 4, 350.0, usd=0.5),
+    proj("b", 1, 20.0, usd=9.0),
+    proj("a", 1, 100.0, usd=2.0),
+    proj("a", 16, 1000.0, usd=0.2),
+    proj("b", 16, 250.0, usd=1.0),
+]  # out of order on purpose
 
 
 def bars(ax) -> list:
@@ -104,16 +117,23 @@ def test_an_empty_title_means_no_title_and_a_tuple_is_a_list():
 def test_titles_name_every_workload_they_show():
     other = replace(proj("c", 1, 5.0), arch="gpt2", dtype="float32", prompt_tokens=128)
     assert projected_throughput([*SWEEP, other]).axes[0].get_title() == (
-        "llama-3-8b bfloat16 / gpt2 float32: throughput bound")
+        "llama-3-8b bfloat16 / gpt2 float32: throughput bound"
+    )
     assert batch_economics([*SWEEP, other]).get_suptitle() == (
-        "Roofline bounds, not measurements (prompt 512 / 128, output 256)")
+        "Roofline bounds, not measurements (prompt 512 / 128, output 256)"
+    )
 
 
-@pytest.mark.parametrize("projections, match", [
-    ([], "non-empty list"), (BASE, "non-empty list"), ([BASE, {"batch": 1}], r"projections\[1\] is a dict"),
-    ([replace(BASE, tokens_per_s=None)], "no decode step"),
-    ([proj("a", 1, 1.0), proj("a", 1, 2.0)], "a has a batch size twice"),
-])
+@pytest.mark.parametrize(
+    "projections, match",
+    [
+        ([], "non-empty list"),
+        (BASE, "non-empty list"),
+        ([BASE, {"batch": 1}], r"projections\[1\] is a dict"),
+        ([replace(BASE, tokens_per_s=None)], "no decode step"),
+        ([proj("a", 1, 1.0), proj("a", 1, 2.0)], "a has a batch size twice"),
+    ],
+)
 def test_bad_projections_are_refused_by_name(projections, match):
     with pytest.raises(InvalidInputError, match=match):
         projected_throughput(projections)
@@ -128,8 +148,11 @@ def test_linear_from_a_chip_not_drawn_is_refused():
 
 
 def test_bars_are_tokens_per_watt_red_past_many_chips_labelled_with_the_chips():
-    ps = [proj("x", 64, 1.0, per_watt=14.5), proj("groq", 64, 1.0, per_watt=40.8, chips=98),
-          proj("y", 64, 1.0, per_watt=3.0, chips=2)]
+    ps = [
+        proj("x", 64, 1.0, per_watt=14.5),
+        proj("groq", 64, 1.0, per_watt=40.8, chips=98),
+        proj("y", 64, 1.0, per_watt=3.0, chips=2),
+    ]
     ax = tokens_per_watt(ps).axes[0]
     assert [b.get_height() for b in bars(ax)] == [14.5, 40.8, 3.0]
     assert [b.get_facecolor() for b in bars(ax)] == [to_rgba("C0"), to_rgba("C3"), to_rgba("C0")]

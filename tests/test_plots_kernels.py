@@ -65,16 +65,19 @@ def test_numpy_numbers_are_accepted():
     assert [b.get_height() for b in bars(ax_b, "other")] == pytest.approx([4.0, 2.0])
 
 
-@pytest.mark.parametrize("ms, weights, total, message", [
-    ({}, WEIGHTS, TOTAL, "ms_per_token must be a non-empty dict"),
-    ([2.0], WEIGHTS, TOTAL, "ms_per_token must be a non-empty dict"),
-    ({"numpy": 2.0, "numba": -1.0}, WEIGHTS, TOTAL, r"ms_per_token\['numba'\] must be a positive"),
-    ({"numpy": 2.0, "numba": float("nan")}, WEIGHTS, TOTAL, r"ms_per_token\['numba'\]"),
-    (MS, {"numpy": 16e6, "numba": True}, TOTAL, r"weight_bytes\['numba'\]"),
-    (MS, {"numpy": 16e6}, TOTAL, "weight_bytes names backends \\['numpy'\\]"),
-    (MS, WEIGHTS, {"numpy": 20e6, "numba": 18e6, "int8": 5e6}, "give every backend"),
-    (MS, WEIGHTS, {"numpy": 20e6, "numba": 1e6}, r"total_bytes\['numba'\] = 1,000,000.0 is less"),
-])
+@pytest.mark.parametrize(
+    "ms, weights, total, message",
+    [
+        ({}, WEIGHTS, TOTAL, "ms_per_token must be a non-empty dict"),
+        ([2.0], WEIGHTS, TOTAL, "ms_per_token must be a non-empty dict"),
+        ({"numpy": 2.0, "numba": -1.0}, WEIGHTS, TOTAL, r"ms_per_token\['numba'\] must be a positive"),
+        ({"numpy": 2.0, "numba": float("nan")}, WEIGHTS, TOTAL, r"ms_per_token\['numba'\]"),
+        (MS, {"numpy": 16e6, "numba": True}, TOTAL, r"weight_bytes\['numba'\]"),
+        (MS, {"numpy": 16e6}, TOTAL, "weight_bytes names backends \\['numpy'\\]"),
+        (MS, WEIGHTS, {"numpy": 20e6, "numba": 18e6, "int8": 5e6}, "give every backend"),
+        (MS, WEIGHTS, {"numpy": 20e6, "numba": 1e6}, r"total_bytes\['numba'\] = 1,000,000.0 is less"),
+    ],
+)
 def test_bad_inputs_are_named_with_the_fix(ms, weights, total, message):
     with pytest.raises(InvalidInputError, match=message):
         decode_step_bars(ms, weights, total)

@@ -17,9 +17,11 @@ from minfer.plots.prefill import generation_cost, prefill_scaling
 
 # 1 token: 2 MFLOP in 1 ms -> 2 GFLOP/s; 8 tokens: 16 MFLOP in 2 ms -> 8 GFLOP/s;
 # 64 tokens: 128 MFLOP in 4 ms -> 32 GFLOP/s. Given out of order: the figure sorts by tokens.
-ROWS = [{"tokens": 64, "flops": 128e6, "seconds": 4e-3},
-        {"tokens": 1, "flops": 2e6, "seconds": 1e-3},
-        {"tokens": 8, "flops": 16e6, "seconds": 2e-3}]
+ROWS = [
+    {"tokens": 64, "flops": 128e6, "seconds": 4e-3},
+    {"tokens": 1, "flops": 2e6, "seconds": 1e-3},
+    {"tokens": 8, "flops": 16e6, "seconds": 2e-3},
+]
 PEAK = 64.0  # GFLOP/s
 
 
@@ -83,19 +85,24 @@ def test_saves_as_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("rows, words", [
-    ([], "non-empty list"),
-    ({"tokens": 1, "flops": 1.0, "seconds": 1.0}, "non-empty list"),  # one dict, not a list of them
-    ([{"tokens": 1, "flops": 1.0}], "rows[0] must be a dict with keys"),
-    ([{"tokens": 0, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens']=0 must be a whole number >= 1"),
-    ([{"tokens": 2.5, "flops": 1.0, "seconds": 1.0}], "must be a whole number"),
-    ([{"tokens": True, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens']=True must be a whole number"),
-    ("rows", "non-empty list"),
-    ([{"tokens": 1, "flops": 1.0, "seconds": 0.0}], "rows[0]['seconds'] must be a positive finite number"),
-    ([{"tokens": 1, "flops": float("nan"), "seconds": 1.0}], "rows[0]['flops']"),
-    ([{"tokens": 1, "flops": 1.0, "seconds": 1.0}, {"tokens": 1, "flops": 2.0, "seconds": 1.0}],
-     "repeat a prompt length"),
-])
+@pytest.mark.parametrize(
+    "rows, words",
+    [
+        ([], "non-empty list"),
+        ({"tokens": 1, "flops": 1.0, "seconds": 1.0}, "non-empty list"),  # one dict, not a list of them
+        ([{"tokens": 1, "flops": 1.0}], "rows[0] must be a dict with keys"),
+        ([{"tokens": 0, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens']=0 must be a whole number >= 1"),
+        ([{"tokens": 2.5, "flops": 1.0, "seconds": 1.0}], "must be a whole number"),
+        ([{"tokens": True, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens']=True must be a whole number"),
+        ("rows", "non-empty list"),
+        ([{"tokens": 1, "flops": 1.0, "seconds": 0.0}], "rows[0]['seconds'] must be a positive finite number"),
+        ([{"tokens": 1, "flops": float("nan"), "seconds": 1.0}], "rows[0]['flops']"),
+        (
+            [{"tokens": 1, "flops": 1.0, "seconds": 1.0}, {"tokens": 1, "flops": 2.0, "seconds": 1.0}],
+            "repeat a prompt length",
+        ),
+    ],
+)
 def test_bad_rows_are_refused_with_the_fix(rows, words):
     with pytest.raises(InvalidInputError, match=words.replace("[", r"\[").replace("]", r"\]")):
         prefill_scaling(rows, PEAK)
@@ -108,8 +115,10 @@ def test_a_bad_peak_is_refused(peak):
 
 
 def test_numpy_numbers_and_a_tuple_of_rows_are_accepted():
-    rows = tuple({"tokens": np.int64(r["tokens"]), "flops": np.float64(r["flops"]), "seconds": np.float32(r["seconds"])}
-                 for r in ROWS)
+    rows = tuple(
+        {"tokens": np.int64(r["tokens"]), "flops": np.float64(r["flops"]), "seconds": np.float32(r["seconds"])}
+        for r in ROWS
+    )
     ax = prefill_scaling(rows, np.float64(PEAK)).axes[1]
     x, y = xs_ys(line(ax, "gflops"))
     np.testing.assert_array_equal(x, [1, 8, 64])
@@ -161,25 +170,32 @@ def test_flops_panel_in_gflop_with_its_own_ratio():
     assert "GFLOP" in ax.get_ylabel() and "ms" in fig.axes[0].get_ylabel()
 
 
-@pytest.mark.parametrize("cached, recompute, words", [
-    ([], [1.0], "seconds_cached must be a non-empty 1-D"),
-    ([[1.0, 2.0]], [1.0], "seconds_cached must be a non-empty 1-D"),
-    ([1.0, 2.0], [2.0, 1.0], "seconds_recompute must be positive, finite and non-decreasing"),
-    ([0.0, 1.0], [1.0, 2.0], "seconds_cached must be positive"),
-    ([1.0, 2.0], [1.0, 2.0, 3.0], "one entry per token generated"),
-    (3.0, [1.0], "seconds_cached must be a non-empty 1-D"),
-    ("1.0 2.0", [1.0, 2.0], "seconds_cached must be numbers"),  # a string is a Sequence too
-    ([1.0, [2.0]], [1.0, 2.0], "seconds_cached must be numbers in a list or array of one shape"),
-    ([1.0, 2.0], [1.0, "x"], "seconds_recompute must be numbers"),
-])
+@pytest.mark.parametrize(
+    "cached, recompute, words",
+    [
+        ([], [1.0], "seconds_cached must be a non-empty 1-D"),
+        ([[1.0, 2.0]], [1.0], "seconds_cached must be a non-empty 1-D"),
+        ([1.0, 2.0], [2.0, 1.0], "seconds_recompute must be positive, finite and non-decreasing"),
+        ([0.0, 1.0], [1.0, 2.0], "seconds_cached must be positive"),
+        ([1.0, 2.0], [1.0, 2.0, 3.0], "one entry per token generated"),
+        (3.0, [1.0], "seconds_cached must be a non-empty 1-D"),
+        ("1.0 2.0", [1.0, 2.0], "seconds_cached must be numbers"),  # a string is a Sequence too
+        ([1.0, [2.0]], [1.0, 2.0], "seconds_cached must be numbers in a list or array of one shape"),
+        ([1.0, 2.0], [1.0, "x"], "seconds_recompute must be numbers"),
+    ],
+)
 def test_bad_running_totals_are_refused(cached, recompute, words):
     with pytest.raises(InvalidInputError, match=words):
         generation_cost(cached, recompute)
 
 
 def test_running_totals_may_be_tuples_and_arrays_of_numpy_numbers():
-    fig = generation_cost(tuple(SECONDS_CACHED), np.array(SECONDS_RECOMPUTE, np.float32),
-                          np.cumsum([2, 2, 2, 2]) * 10**9, tuple(np.float64(f) for f in FLOPS_RECOMPUTE))
+    fig = generation_cost(
+        tuple(SECONDS_CACHED),
+        np.array(SECONDS_RECOMPUTE, np.float32),
+        np.cumsum([2, 2, 2, 2]) * 10**9,
+        tuple(np.float64(f) for f in FLOPS_RECOMPUTE),
+    )
     np.testing.assert_allclose(xs_ys(line(fig.axes[0], "recompute"))[1], [1e3, 3e3, 6e3, 10e3])
     np.testing.assert_allclose(xs_ys(line(fig.axes[1], "flops_cached"))[1], [2, 4, 6, 8])
 

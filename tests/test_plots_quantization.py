@@ -85,20 +85,23 @@ def test_a_scale_per_row_is_named_so():
     assert "one scale per row" in ax.get_legend().get_texts()[1].get_text()
 
 
-@pytest.mark.parametrize("w, kwargs, message", [
-    (np.ones(4, np.float32), {}, r"2-D float matrix, got shape \(4,\)"),
-    (np.ones((2, 2), np.int8), {}, "2-D float matrix"),
-    (np.zeros((2, 2), np.float32), {}, "not all zero"),
-    (np.array([[1.0, np.nan]], np.float32), {}, "finite"),
-    (W, {"axis": 2}, "axis must be 0"),
-    (W, {"axis": True}, "axis must be 0"),  # True == 1, but a flag is not an axis
-    (W, {"axis": 1.0}, "axis must be 0"),
-    ([[1.0], [1.0, 2.0]], {}, "2-D float matrix"),
-    ("w", {}, "2-D float matrix"),
-    (W, {"bins": 0}, "bins=0 must be a whole number"),
-    (W, {"bins": 2.5}, "bins=2.5 must be a whole number"),
-    (W, {"bins": True}, "bins=True must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "w, kwargs, message",
+    [
+        (np.ones(4, np.float32), {}, r"2-D float matrix, got shape \(4,\)"),
+        (np.ones((2, 2), np.int8), {}, "2-D float matrix"),
+        (np.zeros((2, 2), np.float32), {}, "not all zero"),
+        (np.array([[1.0, np.nan]], np.float32), {}, "finite"),
+        (W, {"axis": 2}, "axis must be 0"),
+        (W, {"axis": True}, "axis must be 0"),  # True == 1, but a flag is not an axis
+        (W, {"axis": 1.0}, "axis must be 0"),
+        ([[1.0], [1.0, 2.0]], {}, "2-D float matrix"),
+        ("w", {}, "2-D float matrix"),
+        (W, {"bins": 0}, "bins=0 must be a whole number"),
+        (W, {"bins": 2.5}, "bins=2.5 must be a whole number"),
+        (W, {"bins": True}, "bins=True must be a whole number"),
+    ],
+)
 def test_bad_matrices_are_named_with_the_fix(w, kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         quantization_error(w, **kwargs)
@@ -137,27 +140,33 @@ def test_a_run_may_be_a_tuple_list_or_array_of_numpy_numbers():
         assert (point.get_xdata()[0], point.get_ydata()[0]) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("runs, bandwidth, message", [
-    ({}, 10.0, "non-empty dict"),
-    ({"a": (1e6,)}, 10.0, r"runs\['a'\] must be \(bytes moved, seconds taken\)"),
-    ({"a": (1e6, 0.0)}, 10.0, r"runs\['a'\]"),
-    ({"a": np.array([1e6, 1e-3, 1.0])}, 10.0, r"runs\['a'\]"),
-    ({"a": np.array([[1e6, 1e-3]])}, 10.0, r"runs\['a'\]"),
-    ({"a": [1e6, [1e-3]]}, 10.0, r"runs\['a'\]"),
-    ({"a": np.array([[1e6, 1e-3], [1e6, 1e-3]])}, 10.0, r"runs\['a'\]"),
-    ({"a": "1e6 1e-3"}, 10.0, r"runs\['a'\]"),
-    ({"a": (1e6, 1e-3)}, 0.0, "measure_bandwidth_gbs"),
-    ({"a": (1e6, 1e-3)}, None, "measure_bandwidth_gbs"),
-])
+@pytest.mark.parametrize(
+    "runs, bandwidth, message",
+    [
+        ({}, 10.0, "non-empty dict"),
+        ({"a": (1e6,)}, 10.0, r"runs\['a'\] must be \(bytes moved, seconds taken\)"),
+        ({"a": (1e6, 0.0)}, 10.0, r"runs\['a'\]"),
+        ({"a": np.array([1e6, 1e-3, 1.0])}, 10.0, r"runs\['a'\]"),
+        ({"a": np.array([[1e6, 1e-3]])}, 10.0, r"runs\['a'\]"),
+        ({"a": [1e6, [1e-3]]}, 10.0, r"runs\['a'\]"),
+        ({"a": np.array([[1e6, 1e-3], [1e6, 1e-3]])}, 10.0, r"runs\['a'\]"),
+        ({"a": "1e6 1e-3"}, 10.0, r"runs\['a'\]"),
+        ({"a": (1e6, 1e-3)}, 0.0, "measure_bandwidth_gbs"),
+        ({"a": (1e6, 1e-3)}, None, "measure_bandwidth_gbs"),
+    ],
+)
 def test_bad_runs_are_named_with_the_fix(runs, bandwidth, message):
     with pytest.raises(InvalidInputError, match=message):
         time_against_bytes(runs, bandwidth)
 
 
-@pytest.mark.parametrize("draw", [
-    lambda title: quantization_error(W, bins=4, title=title),
-    lambda title: time_against_bytes(RUNS, 10.0, title=title),
-])
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda title: quantization_error(W, bins=4, title=title),
+        lambda title: time_against_bytes(RUNS, 10.0, title=title),
+    ],
+)
 def test_no_title_is_the_default_and_an_empty_one_is_none(draw):
     assert draw(None).axes[0].get_title() != ""
     assert draw("").axes[0].get_title() == ""

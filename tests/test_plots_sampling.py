@@ -72,12 +72,21 @@ def test_bars_draw_into_given_axes():
     assert len(heights(ax, "after")) == 5  # top=30 of a 5-token vocabulary: all of them
 
 
-@pytest.mark.parametrize("probs, match", [
-    ([[0.5, 0.5]], "1-D array"), ([], "1-D array"), ("abc", "probs must be numbers"),
-    ([0.5, [0.5]], "probs must be numbers"), ([0.5, "x"], "probs must be numbers"),
-    ([0.5, -0.1, 0.6, 0, 0], "finite and >= 0"), ([0.5, np.nan, 0.5, 0, 0], "finite"),
-    ([1.0, 1.0, 0, 0, 0], "sum to 1"), ([0.0] * 5, "sum to 1"), ([2.0, -1.0, 0, 0, 0], ">= 0"),
-])
+@pytest.mark.parametrize(
+    "probs, match",
+    [
+        ([[0.5, 0.5]], "1-D array"),
+        ([], "1-D array"),
+        ("abc", "probs must be numbers"),
+        ([0.5, [0.5]], "probs must be numbers"),
+        ([0.5, "x"], "probs must be numbers"),
+        ([0.5, -0.1, 0.6, 0, 0], "finite and >= 0"),
+        ([0.5, np.nan, 0.5, 0, 0], "finite"),
+        ([1.0, 1.0, 0, 0, 0], "sum to 1"),
+        ([0.0] * 5, "sum to 1"),
+        ([2.0, -1.0, 0, 0, 0], ">= 0"),
+    ],
+)
 def test_what_is_not_a_distribution_is_refused(probs, match):
     with pytest.raises(InvalidInputError, match=match):
         token_probabilities(probs, WORDS)
@@ -88,9 +97,17 @@ def test_before_must_cover_the_same_vocabulary():
         token_probabilities(AFTER, WORDS, before=[0.2, 0.3, 0.5])
 
 
-@pytest.mark.parametrize("top, match", [(0, "at least 1"), (np.array([0, 5]), r"outside 0\.\.4"),
-                                        (np.array([0.5]), "count or a 1-D array"), (True, "count or"),
-                                        ([1, [2]], "count or a 1-D array"), ("12", "count or")])
+@pytest.mark.parametrize(
+    "top, match",
+    [
+        (0, "at least 1"),
+        (np.array([0, 5]), r"outside 0\.\.4"),
+        (np.array([0.5]), "count or a 1-D array"),
+        (True, "count or"),
+        ([1, [2]], "count or a 1-D array"),
+        ("12", "count or"),
+    ],
+)
 def test_a_bad_top_is_refused(top, match):
     with pytest.raises(InvalidInputError, match=match):
         token_probabilities(BEFORE, WORDS, top=top)
@@ -215,8 +232,10 @@ def test_cumulative_takes_numpy_numbers_tuples_and_a_softmax_renormalized_filter
 def test_every_run_is_a_dot_and_the_mean_a_line_in_temperature_order():
     runs = {1.0: [0.0, 0.2], 0.0: [0.8], 0.5: [0.1, 0.3, 0.5]}
     ax = repetition_by_temperature(runs, extra={"penalty": (0.0, 0.05)}, title="t").axes[0]
-    same(sorted(map(tuple, xy(line(ax, "runs")))),
-         sorted([(1.0, 0.0), (1.0, 0.2), (0.0, 0.8), (0.5, 0.1), (0.5, 0.3), (0.5, 0.5)]))
+    same(
+        sorted(map(tuple, xy(line(ax, "runs")))),
+        sorted([(1.0, 0.0), (1.0, 0.2), (0.0, 0.8), (0.5, 0.1), (0.5, 0.3), (0.5, 0.5)]),
+    )
     same(xy(line(ax, "mean")), [(0.0, 0.8), (0.5, 0.3), (1.0, 0.1)])
     same(xy(line(ax, "extra:penalty")), [(0.0, 0.05)])
     assert ax.get_ylim() == pytest.approx((-0.05, 1.05)) and ax.get_title() == "t"
@@ -230,25 +249,36 @@ def test_runs_and_extra_take_numpy_numbers_arrays_and_tuples():
     same(xy(line(ax, "extra:list")), [(1.0, 0.1)])
 
 
-@pytest.mark.parametrize("runs, extra, match", [
-    ({}, None, "non-empty dict"), ({1.0: []}, None, r"runs\[1\.0\]"), ({1.0: [1.2]}, None, "between 0 and 1"),
-    ({-1.0: [0.1]}, None, "temperature"), ({1.0: [0.1]}, {"p": 0.1}, r"extra\['p'\]"),
-    ({1.0: [0.1]}, {"p": (0.0, 2.0)}, "fraction"), ({1.0: [0.1]}, {"p": "ab"}, r"extra\['p'\]"),
-    ({1.0: [0.1]}, {"p": np.array([[0.0, 0.1]])}, r"extra\['p'\]"),
-    ({1.0: "ab"}, None, r"runs\[1\.0\]"), ({1.0: [0.1, [0.2]]}, None, r"runs\[1\.0\]"),
-    ([0.1, 0.2], None, "non-empty dict"),
-    ({1.0: [0.1]}, [(0.0, 0.1)], "extra must be a dict"),
-])
+@pytest.mark.parametrize(
+    "runs, extra, match",
+    [
+        ({}, None, "non-empty dict"),
+        ({1.0: []}, None, r"runs\[1\.0\]"),
+        ({1.0: [1.2]}, None, "between 0 and 1"),
+        ({-1.0: [0.1]}, None, "temperature"),
+        ({1.0: [0.1]}, {"p": 0.1}, r"extra\['p'\]"),
+        ({1.0: [0.1]}, {"p": (0.0, 2.0)}, "fraction"),
+        ({1.0: [0.1]}, {"p": "ab"}, r"extra\['p'\]"),
+        ({1.0: [0.1]}, {"p": np.array([[0.0, 0.1]])}, r"extra\['p'\]"),
+        ({1.0: "ab"}, None, r"runs\[1\.0\]"),
+        ({1.0: [0.1, [0.2]]}, None, r"runs\[1\.0\]"),
+        ([0.1, 0.2], None, "non-empty dict"),
+        ({1.0: [0.1]}, [(0.0, 0.1)], "extra must be a dict"),
+    ],
+)
 def test_bad_runs_are_refused(runs, extra, match):
     with pytest.raises(InvalidInputError, match=match):
         repetition_by_temperature(runs, extra=extra)
 
 
-@pytest.mark.parametrize("draw", [
-    lambda title: token_probabilities(BEFORE, WORDS, title=title),
-    lambda title: cumulative_probability({"p": BEFORE}, title=title),
-    lambda title: repetition_by_temperature({1.0: [0.1]}, title=title),
-])
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda title: token_probabilities(BEFORE, WORDS, title=title),
+        lambda title: cumulative_probability({"p": BEFORE}, title=title),
+        lambda title: repetition_by_temperature({1.0: [0.1]}, title=title),
+    ],
+)
 def test_no_title_is_the_default_and_an_empty_one_is_none(draw):
     assert draw(None).axes[0].get_title() != ""
     assert draw("").axes[0].get_title() == ""

@@ -17,8 +17,23 @@ from minfer.kvcache import KVCache
 from minfer.model import BACKENDS, Model
 from minfer.profiler import Profiler
 
-PHASE_KEYS = {"calls", "tokens", "flops", "bytes", "bytes_read", "bytes_written", "weight_bytes",
-              "kv_read", "kv_write", "act_read", "act_write", "seconds", "flop_per_byte", "gflops", "gbs"}
+PHASE_KEYS = {
+    "calls",
+    "tokens",
+    "flops",
+    "bytes",
+    "bytes_read",
+    "bytes_written",
+    "weight_bytes",
+    "kv_read",
+    "kv_write",
+    "act_read",
+    "act_write",
+    "seconds",
+    "flop_per_byte",
+    "gflops",
+    "gbs",
+}
 OP_KEYS = {"phase", "layer", "op", "calls", "flops", "bytes", "bytes_read", "bytes_written", "seconds"}
 
 
@@ -40,8 +55,7 @@ def test_counts_equal_the_analytical_counts_whatever_the_backend(backend):
     arch, n_prompt = Arch.from_model(model), len(g.prompt_tokens)
     phases = prof.phases()
     assert phases["prefill"]["flops"] == total(step_costs(arch, n_prompt, 0)).flops
-    decode = sum((total(step_costs(arch, 1, n_prompt + i)) for i in range(len(g.tokens) - 1)),
-                 start=total([]))
+    decode = sum((total(step_costs(arch, 1, n_prompt + i)) for i in range(len(g.tokens) - 1)), start=total([]))
     assert phases["decode"]["flops"] == decode.flops
     assert phases["decode"]["bytes"] == decode.bytes
     assert phases["decode"]["tokens"] == len(g.tokens) - 1 == phases["decode"]["calls"]
@@ -115,8 +129,15 @@ def test_phase_only_mode_counts_the_same_without_op_times(model):
 
 def test_to_dict_is_json_with_the_documented_schema(model):
     prof, g = profile_generation(model)
-    ceilings = type("C", (), {"peak_gflops": 100.0, "bandwidth_gbs": 20.0,
-                              "to_dict": lambda self: {"peak_gflops": 100.0, "bandwidth_gbs": 20.0}})()
+    ceilings = type(
+        "C",
+        (),
+        {
+            "peak_gflops": 100.0,
+            "bandwidth_gbs": 20.0,
+            "to_dict": lambda self: {"peak_gflops": 100.0, "bandwidth_gbs": 20.0},
+        },
+    )()
     data = json.loads(json.dumps(prof.to_dict(ceilings)))
     assert set(data) >= {"model", "mode", "phases", "ops", "steps", "sampling", "ceilings"}
     assert PHASE_KEYS <= set(data["phases"]["prefill"]) and PHASE_KEYS <= set(data["phases"]["decode"])

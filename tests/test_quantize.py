@@ -58,10 +58,13 @@ def test_profiler_counts_one_byte_weights(pair):
     assert per_token[1] == pytest.approx(per_token[0] / 4)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"quantize": "int8"}, "backend='numba'"),
-    ({"backend": "numba", "quantize": "int4"}, "int4"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"quantize": "int8"}, "backend='numba'"),
+        ({"backend": "numba", "quantize": "int4"}, "int4"),
+    ],
+)
 def test_bad_quantize_requests_are_clear(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         minfer.load_model(**kwargs)

@@ -49,6 +49,7 @@ def one_hot(i: int, n: int) -> np.ndarray:
 
 # --- transformers' distributions ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("case, i", HF_GRID, ids=[f"{c}-{i}-{HF_CASES[c]['grid'][i]}" for c, i in HF_GRID])
 def test_distribution_matches_transformers(case, i):
     params = SamplingParams(**HF_CASES[case]["grid"][i])
@@ -70,6 +71,7 @@ def test_the_fixture_penalties_change_the_greedy_token():
 
 
 # --- seeded draws follow the distribution -----------------------------------------------------
+
 
 def chi2_sf(x: float, df: int) -> float:
     """P(X > x) for X ~ chi-square(df) = 1 - P(df/2, x/2), P the regularized lower incomplete
@@ -110,11 +112,14 @@ def test_seeded_draws_fit_the_distribution():
     assert fit_p_value(draws, distribution(LOGITS10, params, HISTORY10)) > 1e-3
 
 
-@pytest.mark.parametrize("params", [
-    SamplingParams(temperature=1.0),
-    SamplingParams(temperature=2.0, top_p=0.9),
-    SamplingParams(temperature=0.3, frequency_penalty=-1.0),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(temperature=1.0),
+        SamplingParams(temperature=2.0, top_p=0.9),
+        SamplingParams(temperature=0.3, frequency_penalty=-1.0),
+    ],
+)
 def test_inverse_cdf_draws_fit_the_distribution(params):
     """The same check on more shapes, calling inverse_cdf directly (sample() is just
     distribution() then inverse_cdf(probs, rng.random()): test_sample_is_inverse_cdf_of_one_draw)."""
@@ -125,20 +130,31 @@ def test_inverse_cdf_draws_fit_the_distribution(params):
 
 def test_sample_is_inverse_cdf_of_one_draw():
     """The draw method is part of the contract: one rng.random() per token, through the CDF."""
-    params = SamplingParams(temperature=1.3, top_k=7, top_p=0.95, min_p=0.01, repetition_penalty=1.2,
-                            frequency_penalty=0.2, presence_penalty=0.1)
+    params = SamplingParams(
+        temperature=1.3,
+        top_k=7,
+        top_p=0.95,
+        min_p=0.01,
+        repetition_penalty=1.2,
+        frequency_penalty=0.2,
+        presence_penalty=0.1,
+    )
     rng, twin = np.random.default_rng(99), np.random.default_rng(99)
     probs = distribution(LOGITS10, params, HISTORY10)
-    assert [sample(LOGITS10, params, HISTORY10, rng=rng) for _ in range(300)] == \
-           [inverse_cdf(probs, twin.random()) for _ in range(300)]
+    assert [sample(LOGITS10, params, HISTORY10, rng=rng) for _ in range(300)] == [
+        inverse_cdf(probs, twin.random()) for _ in range(300)
+    ]
 
 
-@pytest.mark.parametrize("params", [
-    SamplingParams(temperature=1.5, top_k=3),
-    SamplingParams(temperature=1.5, top_p=0.6),
-    SamplingParams(temperature=1.5, min_p=0.4),
-    SamplingParams(temperature=1.0, top_k=5, top_p=0.8, min_p=0.1, frequency_penalty=0.8),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(temperature=1.5, top_k=3),
+        SamplingParams(temperature=1.5, top_p=0.6),
+        SamplingParams(temperature=1.5, min_p=0.4),
+        SamplingParams(temperature=1.0, top_k=5, top_p=0.8, min_p=0.1, frequency_penalty=0.8),
+    ],
+)
 def test_draws_never_leave_the_support(params):
     logits = LOGITS10.copy()
     logits[[1, 7]] = -np.inf
@@ -199,11 +215,24 @@ def test_same_seed_same_draws_different_seed_different_draws():
 def test_seeded_draws_are_pinned():
     """NumPy's PCG64 stream is the same on every platform, so these ids must never change."""
     rng = np.random.default_rng(0)
-    assert [sample(LOGITS10, SamplingParams(temperature=1.0), rng=rng) for _ in range(12)] == \
-           [6, 3, 0, 0, 6, 9, 6, 6, 5, 9, 6, 0]
+    assert [sample(LOGITS10, SamplingParams(temperature=1.0), rng=rng) for _ in range(12)] == [
+        6,
+        3,
+        0,
+        0,
+        6,
+        9,
+        6,
+        6,
+        5,
+        9,
+        6,
+        0,
+    ]
 
 
 # --- greedy ------------------------------------------------------------------------------------
+
 
 def test_greedy_takes_the_argmax_and_leaves_the_rng_alone():
     rng = np.random.default_rng(5)
@@ -265,12 +294,15 @@ def test_all_but_one_neg_inf(params):
     assert sample(logits, params, [17], rng=np.random.default_rng(1)) == 17
 
 
-@pytest.mark.parametrize("params", [
-    SamplingParams(temperature=1.0, top_k=1),
-    SamplingParams(temperature=1.0, top_p=1e-9),
-    SamplingParams(temperature=1.0, min_p=0.99),
-    SamplingParams(temperature=3.0, top_k=4, top_p=0.05),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(temperature=1.0, top_k=1),
+        SamplingParams(temperature=1.0, top_p=1e-9),
+        SamplingParams(temperature=1.0, min_p=0.99),
+        SamplingParams(temperature=3.0, top_k=4, top_p=0.05),
+    ],
+)
 def test_filters_leaving_one_token(params):
     np.testing.assert_array_equal(distribution(LOGITS10, params), one_hot(3, 10))
     rng = np.random.default_rng(0)
@@ -279,14 +311,18 @@ def test_filters_leaving_one_token(params):
 
 # --- each step on its own ----------------------------------------------------------------------
 
+
 def test_apply_penalties():
     logits = np.array([2.0, -2.0, 1.0, 0.0])
-    np.testing.assert_allclose(apply_penalties(logits, [0, 0, 0, 1], repetition_penalty=2.0),
-                               [1.0, -4.0, 1.0, 0.0])  # each token once, however often it occurs
-    np.testing.assert_allclose(apply_penalties(logits, [0, 0, 0, 1], frequency_penalty=0.5),
-                               [0.5, -2.5, 1.0, 0.0])  # once per occurrence
-    np.testing.assert_allclose(apply_penalties(logits, [0, 0, 0, 1], presence_penalty=0.5),
-                               [1.5, -2.5, 1.0, 0.0])  # once per token
+    np.testing.assert_allclose(
+        apply_penalties(logits, [0, 0, 0, 1], repetition_penalty=2.0), [1.0, -4.0, 1.0, 0.0]
+    )  # each token once, however often it occurs
+    np.testing.assert_allclose(
+        apply_penalties(logits, [0, 0, 0, 1], frequency_penalty=0.5), [0.5, -2.5, 1.0, 0.0]
+    )  # once per occurrence
+    np.testing.assert_allclose(
+        apply_penalties(logits, [0, 0, 0, 1], presence_penalty=0.5), [1.5, -2.5, 1.0, 0.0]
+    )  # once per token
     np.testing.assert_array_equal(apply_penalties(logits, []), logits)
 
 
@@ -312,17 +348,36 @@ def test_filters_follow_transformers_rules():
 
 # --- validation --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, value", [
-    ("temperature", -0.5), ("temperature", float("nan")), ("temperature", float("inf")),
-    ("temperature", "0.7"),
-    ("top_k", -1), ("top_k", 2.5), ("top_k", True),
-    ("top_p", 0.0), ("top_p", 1.5), ("top_p", -0.1), ("top_p", float("nan")),
-    ("min_p", -0.1), ("min_p", 1.0), ("min_p", float("nan")),
-    ("repetition_penalty", 0.0), ("repetition_penalty", -1.3), ("repetition_penalty", float("inf")),
-    ("frequency_penalty", 2.5), ("frequency_penalty", -2.01), ("frequency_penalty", float("nan")),
-    ("presence_penalty", 3.0), ("presence_penalty", float("-inf")),
-    ("seed", -3), ("seed", 1.5),
-])
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("temperature", -0.5),
+        ("temperature", float("nan")),
+        ("temperature", float("inf")),
+        ("temperature", "0.7"),
+        ("top_k", -1),
+        ("top_k", 2.5),
+        ("top_k", True),
+        ("top_p", 0.0),
+        ("top_p", 1.5),
+        ("top_p", -0.1),
+        ("top_p", float("nan")),
+        ("min_p", -0.1),
+        ("min_p", 1.0),
+        ("min_p", float("nan")),
+        ("repetition_penalty", 0.0),
+        ("repetition_penalty", -1.3),
+        ("repetition_penalty", float("inf")),
+        ("frequency_penalty", 2.5),
+        ("frequency_penalty", -2.01),
+        ("frequency_penalty", float("nan")),
+        ("presence_penalty", 3.0),
+        ("presence_penalty", float("-inf")),
+        ("seed", -3),
+        ("seed", 1.5),
+    ],
+)
 def test_bad_parameters_are_named(name, value):
     with pytest.raises(InvalidInputError, match=rf"^{name}=") as info:
         SamplingParams(**{name: value})
@@ -331,25 +386,37 @@ def test_bad_parameters_are_named(name, value):
 
 
 def test_range_boundaries_are_accepted():
-    SamplingParams(temperature=0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1e-3,
-                   frequency_penalty=-2, presence_penalty=2, seed=0)
+    SamplingParams(
+        temperature=0,
+        top_k=0,
+        top_p=1.0,
+        min_p=0.0,
+        repetition_penalty=1e-3,
+        frequency_penalty=-2,
+        presence_penalty=2,
+        seed=0,
+    )
     SamplingParams(temperature=np.float32(0.5), top_k=np.int64(5), top_p=1e-12, min_p=0.999, seed=np.int64(1))
 
 
-@pytest.mark.parametrize("logits, history, message", [
-    (np.zeros((2, 5)), [], "shape"),
-    (np.array([0.0, np.nan]), [], "NaN"),
-    (np.array([0.0, np.inf]), [], r"\+inf"),
-    (np.full(4, -np.inf), [], "finite"),
-    (np.zeros(4), [1, 4], "history"),
-    (np.zeros(4), [-1], "history"),
-])
+@pytest.mark.parametrize(
+    "logits, history, message",
+    [
+        (np.zeros((2, 5)), [], "shape"),
+        (np.array([0.0, np.nan]), [], "NaN"),
+        (np.array([0.0, np.inf]), [], r"\+inf"),
+        (np.full(4, -np.inf), [], "finite"),
+        (np.zeros(4), [1, 4], "history"),
+        (np.zeros(4), [-1], "history"),
+    ],
+)
 def test_bad_logits_or_history(logits, history, message):
     with pytest.raises(InvalidInputError, match=message):
         sample(logits, SamplingParams(temperature=1.0), history)
 
 
 def test_float32_logits_and_array_history():
-    probs = distribution(LOGITS10.astype(np.float32), SamplingParams(temperature=0.8, top_p=0.9),
-                         np.array(HISTORY10, dtype=np.int32))
+    probs = distribution(
+        LOGITS10.astype(np.float32), SamplingParams(temperature=0.8, top_p=0.9), np.array(HISTORY10, dtype=np.int32)
+    )
     assert_is_distribution(probs)

@@ -11,7 +11,6 @@ from conftest import UNICODE_TEXTS as TEXTS
 from minfer.tokenizer import GPT2_PATTERN, GPT2_RANKS_FILE, Tokenizer
 
 
-
 @pytest.fixture(scope="module")
 def tok() -> Tokenizer:
     return Tokenizer.gpt2()
@@ -25,6 +24,7 @@ def test_known_gpt2_ids(tok):
 
 def test_pattern_is_tiktokens_r50k_pattern():
     from tiktoken_ext.openai_public import r50k_pat_str  # a constant; importing downloads nothing
+
     assert GPT2_PATTERN == r50k_pat_str
 
 

@@ -19,24 +19,59 @@ from minfer.counts import ARCHS, Arch, decode_cost, prefill_cost
 from minfer.errors import InvalidInputError, MinferError
 from minfer.hardware import CATALOG, THIS_MACHINE, Hardware, get_hardware
 from minfer.whatif import (
-    TITLE, Projection, add_whatif_arguments, decode_sum, decode_sum_stepwise, default_hardware,
-    peak_dtype, project, project_many, projected_arch, run_whatif, whatif_table)
+    TITLE,
+    Projection,
+    add_whatif_arguments,
+    decode_sum,
+    decode_sum_stepwise,
+    default_hardware,
+    peak_dtype,
+    project,
+    project_many,
+    projected_arch,
+    run_whatif,
+    whatif_table,
+)
 
 TINY_GPT2 = Path(__file__).resolve().parent / "fixtures" / "tiny-gpt2"
 # A made-up chip with round numbers: 100 TFLOPS (bf16), 1000 GB/s, 80 GB, 500 W, $2/h.
 # The ridge point is 1e14 / 1e12 = 100 FLOP/byte. No float16 peak: it borrows bfloat16's.
-CHIP = Hardware("test-chip", "Test chip", "gpu", {"bfloat16": 100.0, "int8": 200.0},
-                bandwidth_gbs=1000.0, memory_gb=80.0, power_w=500.0, price_per_hour=2.0,
-                sources=("made up for the tests",), notes="Price: made up.")
+CHIP = Hardware(
+    "test-chip",
+    "Test chip",
+    "gpu",
+    {"bfloat16": 100.0, "int8": 200.0},
+    bandwidth_gbs=1000.0,
+    memory_gb=80.0,
+    power_w=500.0,
+    price_per_hour=2.0,
+    sources=("made up for the tests",),
+    notes="Price: made up.",
+)
 PEAK, BW = 1e14, 1e12  # FLOP/s, bytes/s
 # GPT-2 small stored in bfloat16: weights, KV cache and activations 2 bytes per number
 GPT2_BF16 = replace(ARCHS["gpt2"], weight_size=2, kv_size=2, act_size=2)
 # A tiny grouped-query model (8 query heads share 2 kv heads): its attention does ~5 FLOPs per
 # cache byte, more than the weights' ~1 at batch 1, so on a low-ridge chip decode turns from
 # memory- to compute-bound as the cache grows.
-TINY_GQA = Arch("tiny-gqa", n_layer=2, n_embd=64, n_head=8, n_kv_head=2, d_head=8, d_ff=128,
-                n_vocab=256, n_ctx=4096, gated_mlp=True, tied_embeddings=False,
-                learned_positions=False, bias=False, weight_size=2, kv_size=2, act_size=2)
+TINY_GQA = Arch(
+    "tiny-gqa",
+    n_layer=2,
+    n_embd=64,
+    n_head=8,
+    n_kv_head=2,
+    d_head=8,
+    d_ff=128,
+    n_vocab=256,
+    n_ctx=4096,
+    gated_mlp=True,
+    tied_embeddings=False,
+    learned_positions=False,
+    bias=False,
+    weight_size=2,
+    kv_size=2,
+    act_size=2,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # --- the bounds, by hand ------------------------------------------------------------------------------
+
 
 def test_projected_arch_is_gpt2_in_bfloat16():
     assert projected_arch(ARCHS["gpt2"], "bfloat16") == GPT2_BF16
@@ -109,6 +145,7 @@ def test_a_single_output_token_has_no_decode_step():
 
 # --- the closed-form decode sum ---------------------------------------------------------------------
 
+
 def _crossings(arch: Arch, prompt: int, n_steps: int, batch: int, peak: float, bw: float) -> int:
     """+1 if decode goes memory -> compute-bound over the steps, -1 compute -> memory, 0 neither."""
     gaps = [(c.flops / peak > c.bytes / bw) for c in (decode_cost(arch, prompt + i, batch) for i in (0, n_steps - 1))]
@@ -141,6 +178,7 @@ def test_the_decode_sum_is_fast_on_a_big_model():
 
 
 # --- chips and dtypes ---------------------------------------------------------------------------------
+
 
 def test_llama_3_70b_in_bfloat16_needs_two_h100s():
     d, d_kv, d_ff, n_vocab, n_layer = 8192, 8 * 128, 28672, 128256, 80
@@ -202,8 +240,18 @@ def test_a_cpu_reads_16_bit_weights_and_computes_at_its_float32_peak():
 
 # --- inputs -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [{"prompt_tokens": 0}, {"output_tokens": 0}, {"batch": -1},
-                                {"batch": 1.5}, {"prompt_tokens": True}, {"output_tokens": "8"}])
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"prompt_tokens": 0},
+        {"output_tokens": 0},
+        {"batch": -1},
+        {"batch": 1.5},
+        {"prompt_tokens": True},
+        {"output_tokens": "8"},
+    ],
+)
 def test_non_positive_or_non_integer_counts_are_rejected(kw):
     with pytest.raises(InvalidInputError, match=next(iter(kw))):
         project("gpt2", CHIP, **kw)
@@ -245,12 +293,23 @@ def test_this_machine_needs_cached_ceilings(monkeypatch):
 
 # --- the table and the CLI ------------------------------------------------------------------------------
 
+
 def test_table_is_titled_as_bounds_and_states_its_assumptions():
     ps = project_many("llama-3-70b", ["h100-sxm", "mi300x"])
     table = whatif_table(ps)
     assert table.startswith(TITLE) and "bounds" in table
-    for text in ("h100-sxm", "mi300x", "TTFT ms", "TPOT ms", "$ per M tok", "tok/s per W",
-                 "Assumptions", "communication", "TDP", "mid-2026"):
+    for text in (
+        "h100-sxm",
+        "mi300x",
+        "TTFT ms",
+        "TPOT ms",
+        "$ per M tok",
+        "tok/s per W",
+        "Assumptions",
+        "communication",
+        "TDP",
+        "mid-2026",
+    ):
         assert text in table
 
 
@@ -277,8 +336,16 @@ def test_run_whatif_with_a_model_directory(capsys):
 
 def test_cli_arguments():
     args = parser().parse_args([])
-    assert (args.arch, args.model, args.hardware, args.dtype, args.prompt, args.output, args.batch,
-            args.json) == (None, None, None, "bfloat16", 512, 256, 1, False)  # no --arch: gpt2
+    assert (args.arch, args.model, args.hardware, args.dtype, args.prompt, args.output, args.batch, args.json) == (
+        None,
+        None,
+        None,
+        "bfloat16",
+        512,
+        256,
+        1,
+        False,
+    )  # no --arch: gpt2
     with pytest.raises(SystemExit):
         parser().parse_args(["--arch", "gpt2", "--model", "x"])  # one or the other
     for argv in (["--hardware", " , "], ["--batch", "0"], ["--hardware", "h900"]):
@@ -289,5 +356,13 @@ def test_cli_arguments():
 def test_projection_fields_are_documented_in_to_dict():
     p = project("gpt2", CHIP)
     assert isinstance(p, Projection)
-    assert set(p.to_dict()) >= {"hardware", "chips", "ttft_s", "tpot_s", "tokens_per_s",
-                                "tokens_per_s_per_watt", "usd_per_million_tokens", "notes"}
+    assert set(p.to_dict()) >= {
+        "hardware",
+        "chips",
+        "ttft_s",
+        "tpot_s",
+        "tokens_per_s",
+        "tokens_per_s_per_watt",
+        "usd_per_million_tokens",
+        "notes",
+    }

@@ -17,6 +17,7 @@ OUT = Path(__file__).with_name("quantization-error-classroom.png")
 if __name__ == "__main__":
     model = minfer.load_model()  # the classroom model, NumPy, float32
     c_fc = model.weights.h[0].mlp.c_fc.weight  # [n_embd, 4 n_embd]
-    fig = quantization_error(c_fc, axis=0,
-                             title="Layer 0 mlp.c_fc of the classroom model: the int8 error of every weight")
+    fig = quantization_error(
+        c_fc, axis=0, title="Layer 0 mlp.c_fc of the classroom model: the int8 error of every weight"
+    )
     print(save_figure(fig, OUT))

@@ -26,8 +26,7 @@ from pathlib import Path
 from minfer.errors import InvalidInputError
 from minfer.exercises.checks import CHECKS, Check, CheckResult, run_checks
 
-__all__ = ["EXERCISES", "Exercise", "CheckResult", "grade", "load_functions", "add_exercises_parser",
-           "run_exercises"]
+__all__ = ["EXERCISES", "Exercise", "CheckResult", "grade", "load_functions", "add_exercises_parser", "run_exercises"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,25 +61,39 @@ class Exercise:
         return CHECKS[self.id]
 
 
-EXERCISES: dict[str, Exercise] = {e.id: e for e in [
-    Exercise("01", "softmax and causal attention", "03 attention and the causal mask",
-             ("softmax", "causal_attention"), "ex01_attention.py"),
-    Exercise("02", "layer norm", "02 one forward pass", ("layer_norm",), "ex02_layer_norm.py"),
-    Exercise("03", "the KV cache", "05 the KV cache and decode",
-             ("append_kv", "cached_attention"), "ex03_kv_cache.py"),
-    Exercise("04", "top-k and top-p filters", "06 sampling", ("top_k_filter", "top_p_filter"),
-             "ex04_sampling.py"),
-    Exercise("05", "counting a decode step", "08 FLOPs vs bytes",
-             ("decode_step_flops", "decode_step_bytes"), "ex05_counting.py"),
-]}
+EXERCISES: dict[str, Exercise] = {
+    e.id: e
+    for e in [
+        Exercise(
+            "01",
+            "softmax and causal attention",
+            "03 attention and the causal mask",
+            ("softmax", "causal_attention"),
+            "ex01_attention.py",
+        ),
+        Exercise("02", "layer norm", "02 one forward pass", ("layer_norm",), "ex02_layer_norm.py"),
+        Exercise(
+            "03", "the KV cache", "05 the KV cache and decode", ("append_kv", "cached_attention"), "ex03_kv_cache.py"
+        ),
+        Exercise("04", "top-k and top-p filters", "06 sampling", ("top_k_filter", "top_p_filter"), "ex04_sampling.py"),
+        Exercise(
+            "05",
+            "counting a decode step",
+            "08 FLOPs vs bytes",
+            ("decode_step_flops", "decode_step_bytes"),
+            "ex05_counting.py",
+        ),
+    ]
+}
 
 
 def get_exercise(exercise_id: str) -> Exercise:
     """The exercise "01" (also accepts "1"), or an error listing the ids there are."""
     key = str(exercise_id).strip().zfill(2)
     if key not in EXERCISES:
-        raise InvalidInputError(f"there is no exercise {exercise_id!r}; choose one of "
-                                f"{', '.join(EXERCISES)} (see: minfer exercises list)")
+        raise InvalidInputError(
+            f"there is no exercise {exercise_id!r}; choose one of {', '.join(EXERCISES)} (see: minfer exercises list)"
+        )
     return EXERCISES[key]
 
 
@@ -93,7 +106,8 @@ def load_functions(exercise: Exercise, path: str | Path) -> dict[str, Callable]:
     if not path.is_file():
         raise InvalidInputError(
             f"no file {path}: copy the stub first (minfer exercises start {exercise.id}), "
-            f"or name your file (minfer exercises check {exercise.id} path/to/{exercise.filename})")
+            f"or name your file (minfer exercises check {exercise.id} path/to/{exercise.filename})"
+        )
     name = f"minfer_exercise_{exercise.id}_{next(_module_ids)}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -102,15 +116,17 @@ def load_functions(exercise: Exercise, path: str | Path) -> dict[str, Callable]:
         spec.loader.exec_module(module)  # the student's own code, run at their request
     except Exception as e:
         where = f" (line {e.lineno})" if isinstance(e, SyntaxError) else ""
-        raise InvalidInputError(f"{path} does not import: {type(e).__name__}: {e}{where}; "
-                                "fix it and check again") from None
+        raise InvalidInputError(
+            f"{path} does not import: {type(e).__name__}: {e}{where}; fix it and check again"
+        ) from None
     finally:
         sys.modules.pop(name, None)
     missing = [f for f in exercise.functions if not callable(getattr(module, f, None))]
     if missing:
         raise InvalidInputError(
             f"{path} does not define {', '.join(missing)}: exercise {exercise.id} asks for "
-            f"{', '.join(exercise.functions)} (a fresh stub: minfer exercises start {exercise.id} --force)")
+            f"{', '.join(exercise.functions)} (a fresh stub: minfer exercises start {exercise.id} --force)"
+        )
     return {f: getattr(module, f) for f in exercise.functions}
 
 
@@ -167,15 +183,19 @@ def run_exercises(args: argparse.Namespace) -> int:
 def _start(exercise: Exercise, directory: Path, force: bool) -> int:
     target = directory / exercise.filename
     if target.exists() and not force:
-        raise InvalidInputError(f"{target} already exists: edit it and run `minfer exercises check "
-                                f"{exercise.id}`, or pass --force to replace it with a fresh stub")
+        raise InvalidInputError(
+            f"{target} already exists: edit it and run `minfer exercises check "
+            f"{exercise.id}`, or pass --force to replace it with a fresh stub"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(exercise.stub, target)
     except OSError as e:
         raise InvalidInputError(f"cannot write {target}: {e.strerror or e}") from None
-    print(f"wrote {target}: write {', '.join(exercise.functions)} in it, then run: "
-          f"minfer exercises check {exercise.id}" + (f" {target}" if directory != Path(".") else ""))
+    print(
+        f"wrote {target}: write {', '.join(exercise.functions)} in it, then run: "
+        f"minfer exercises check {exercise.id}" + (f" {target}" if directory != Path(".") else "")
+    )
     return 0
 
 

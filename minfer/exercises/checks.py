@@ -85,8 +85,10 @@ def _call(fn: Callable, *args, where: str = "", mutable: tuple[int, ...] = ()):
         raise _Fail(f"{fn.__name__} raised {type(e).__name__}: {e}{where}") from None
     for i, (arg, before) in enumerate(zip(args, saved)):
         if i not in mutable and isinstance(arg, np.ndarray) and not np.array_equal(arg, before, equal_nan=True):
-            raise _Fail(f"{fn.__name__} modified its input (argument {i + 1}) in place{where}: "
-                        "compute a new array instead (np.where(...), x - m, ...)")
+            raise _Fail(
+                f"{fn.__name__} modified its input (argument {i + 1}) in place{where}: "
+                "compute a new array instead (np.where(...), x - m, ...)"
+            )
     return out
 
 
@@ -106,9 +108,15 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float = RTOL, atol: float = ATOL)
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
 
-def _compare(got, want: np.ndarray, fn_name: str, where: str,
-             mistakes: list[tuple[Callable[[], np.ndarray], str]] = (), nan_hint: str = "",
-             atol: float = ATOL) -> None:
+def _compare(
+    got,
+    want: np.ndarray,
+    fn_name: str,
+    where: str,
+    mistakes: list[tuple[Callable[[], np.ndarray], str]] = (),
+    nan_hint: str = "",
+    atol: float = ATOL,
+) -> None:
     """Fail unless `got` equals `want`, with the hint of the first mistake that reproduces it."""
     got = _as_array(got, fn_name, want, where)
     if _close(got, want, atol=atol):
@@ -127,8 +135,10 @@ def _compare(got, want: np.ndarray, fn_name: str, where: str,
         err = np.abs(got - want)
     err = np.where(np.isnan(err) | (np.isinf(got) != np.isinf(want)), np.inf, np.nan_to_num(err))
     i = np.unravel_index(int(np.argmax(err)), err.shape)
-    raise _Fail(f"values differ from the reference{where}: at index {list(map(int, i))} "
-                f"got {got[i]:.6g}, expected {want[i]:.6g}")
+    raise _Fail(
+        f"values differ from the reference{where}: at index {list(map(int, i))} "
+        f"got {got[i]:.6g}, expected {want[i]:.6g}"
+    )
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -153,13 +163,19 @@ def _check_softmax_values(f: Funcs) -> None:
         sums = got.sum(axis=-1)
         if np.isfinite(got).all() and not np.allclose(sums, 1, atol=1e-3):
             if got.ndim > 1 and abs(got.sum() - 1) < 1e-3:
-                raise _Fail(f"normalised over the whole array: each row (the last axis) must sum to 1; "
-                            f"use axis=-1, keepdims=True{where}")
+                raise _Fail(
+                    f"normalised over the whole array: each row (the last axis) must sum to 1; "
+                    f"use axis=-1, keepdims=True{where}"
+                )
             if got.ndim > 1 and np.allclose(got.sum(axis=0), 1, atol=1e-3):
-                raise _Fail(f"normalised over the wrong axis: each row (the last axis) must sum to 1; "
-                            f"use axis=-1, keepdims=True{where}")
-            raise _Fail(f"the rows do not sum to 1 (first row: {sums.flat[0]:.4g}): divide exp by its "
-                        f"sum over the last axis{where}")
+                raise _Fail(
+                    f"normalised over the wrong axis: each row (the last axis) must sum to 1; "
+                    f"use axis=-1, keepdims=True{where}"
+                )
+            raise _Fail(
+                f"the rows do not sum to 1 (first row: {sums.flat[0]:.4g}): divide exp by its "
+                f"sum over the last axis{where}"
+            )
         _compare(got, ref_softmax(x), "softmax", where)
 
 
@@ -168,9 +184,16 @@ def _check_softmax_stable(f: Funcs) -> None:
     for x in [_randn(rng, 3, 8) + 1000, _randn(rng, 2, 5) * 50 - 1000, np.array([1e4, 0.0, -1e4], np.float32)]:
         where = f" (x {_fmt(x.shape)} with values near {float(x.flat[0]):.0f})"
         got = _call(f["softmax"], x.copy(), where=where)
-        _compare(got, ref_softmax(x), "softmax", where, nan_hint=(
-            "NaN or inf on large logits: exp overflows (exp(1000) = inf) or underflows to 0/0; "
-            "subtract the row max first (x - x.max(axis=-1, keepdims=True)): softmax does not change"))
+        _compare(
+            got,
+            ref_softmax(x),
+            "softmax",
+            where,
+            nan_hint=(
+                "NaN or inf on large logits: exp overflows (exp(1000) = inf) or underflows to 0/0; "
+                "subtract the row max first (x - x.max(axis=-1, keepdims=True)): softmax does not change"
+            ),
+        )
 
 
 def _softmax_queries(scores):
@@ -184,17 +207,28 @@ def _attention_mistakes(q, k, v) -> list[tuple[Callable[[], np.ndarray], str]]:
     scores = q @ k.transpose(0, 2, 1) / np.float32(math.sqrt(d_head))  # [n_head, n_q, n_k]
     top_left = np.where(np.arange(n_k)[None, :] > np.arange(n_q)[:, None], -np.inf, 0.0)  # [n_q, n_k]
     return [
-        (lambda: ref_softmax(scores) @ v, "looks like the causal mask is missing: a query must not "
-                                          "see the keys after its own position (set those scores to -inf)"),
-        (lambda: ref_softmax(scores + top_left) @ v,
-         "the mask is aligned to the first positions: the n_q queries are the LAST n_q of the n_k "
-         "positions, so query i sits at n_k - n_q + i and sees keys j <= n_k - n_q + i"),
-        (lambda: ref_attention(q * np.float32(math.sqrt(d_head)), k, v),
-         "the scores are not scaled: divide q k^T by sqrt(d_head)"),
-        (lambda: ref_attention(q / np.float32(math.sqrt(d_head)), k, v),
-         "the scores are divided by d_head: divide by sqrt(d_head)"),
-        (lambda: _softmax_queries(scores + causal_mask(n_q, n_k)) @ v,
-         "the softmax runs over the wrong axis: normalise over the keys (the last axis)"),
+        (
+            lambda: ref_softmax(scores) @ v,
+            "looks like the causal mask is missing: a query must not "
+            "see the keys after its own position (set those scores to -inf)",
+        ),
+        (
+            lambda: ref_softmax(scores + top_left) @ v,
+            "the mask is aligned to the first positions: the n_q queries are the LAST n_q of the n_k "
+            "positions, so query i sits at n_k - n_q + i and sees keys j <= n_k - n_q + i",
+        ),
+        (
+            lambda: ref_attention(q * np.float32(math.sqrt(d_head)), k, v),
+            "the scores are not scaled: divide q k^T by sqrt(d_head)",
+        ),
+        (
+            lambda: ref_attention(q / np.float32(math.sqrt(d_head)), k, v),
+            "the scores are divided by d_head: divide by sqrt(d_head)",
+        ),
+        (
+            lambda: _softmax_queries(scores + causal_mask(n_q, n_k)) @ v,
+            "the softmax runs over the wrong axis: normalise over the keys (the last axis)",
+        ),
     ]
 
 
@@ -202,8 +236,11 @@ def _attention_cases(shapes: list[tuple[int, int, int, int]], seed: int, scale: 
     """q, k, v for each (n_head, n_q, n_k, d_head)."""
     rng = _rng(seed)
     for n_head, n_q, n_k, d_head in shapes:
-        yield (_randn(rng, n_head, n_q, d_head) * np.float32(scale), _randn(rng, n_head, n_k, d_head),
-               _randn(rng, n_head, n_k, d_head))
+        yield (
+            _randn(rng, n_head, n_q, d_head) * np.float32(scale),
+            _randn(rng, n_head, n_k, d_head),
+            _randn(rng, n_head, n_k, d_head),
+        )
 
 
 def _attention_check(shapes, seed: int, scale: float = 1.0, nan_hint: str = "") -> Callable[[Funcs], None]:
@@ -211,8 +248,10 @@ def _attention_check(shapes, seed: int, scale: float = 1.0, nan_hint: str = "") 
         for q, k, v in _attention_cases(shapes, seed, scale):
             where = f" (q {_fmt(q.shape)}, k and v {_fmt(k.shape)})"
             got = _call(f["causal_attention"], q.copy(), k.copy(), v.copy(), where=where)
-            _compare(got, ref_attention(q, k, v), "causal_attention", where, _attention_mistakes(q, k, v),
-                     nan_hint=nan_hint)
+            _compare(
+                got, ref_attention(q, k, v), "causal_attention", where, _attention_mistakes(q, k, v), nan_hint=nan_hint
+            )
+
     return check
 
 
@@ -223,19 +262,28 @@ def _layer_norm_mistakes(x, w, b, eps):
     mean = x.mean(axis=-1, keepdims=True)
     var = x.var(axis=-1, keepdims=True)
     return [
-        (lambda: (x - mean) / np.sqrt(x.var(axis=-1, ddof=1, keepdims=True) + eps) * w + b,
-         "this is the unbiased variance: divide by n_embd, not n_embd - 1 (x.var(axis=-1), as PyTorch)"),
-        (lambda: (x - mean) / (np.sqrt(var) + eps) * w + b,
-         "eps is added to the standard deviation: add it to the variance, inside the sqrt"),
-        (lambda: (x - mean) / np.sqrt(var) * w + b,
-         "eps is missing: divide by sqrt(var + eps)"),
-        (lambda: (x - mean) / np.sqrt(var + 1e-5) * w + b,
-         "the eps argument is ignored: use the eps passed in, not a constant"),
-        (lambda: (x - mean) / np.sqrt(var + eps) * b + w,
-         "weight and bias are swapped: scale by weight, then add bias"),
+        (
+            lambda: (x - mean) / np.sqrt(x.var(axis=-1, ddof=1, keepdims=True) + eps) * w + b,
+            "this is the unbiased variance: divide by n_embd, not n_embd - 1 (x.var(axis=-1), as PyTorch)",
+        ),
+        (
+            lambda: (x - mean) / (np.sqrt(var) + eps) * w + b,
+            "eps is added to the standard deviation: add it to the variance, inside the sqrt",
+        ),
+        (lambda: (x - mean) / np.sqrt(var) * w + b, "eps is missing: divide by sqrt(var + eps)"),
+        (
+            lambda: (x - mean) / np.sqrt(var + 1e-5) * w + b,
+            "the eps argument is ignored: use the eps passed in, not a constant",
+        ),
+        (
+            lambda: (x - mean) / np.sqrt(var + eps) * b + w,
+            "weight and bias are swapped: scale by weight, then add bias",
+        ),
         (lambda: (x - mean) / np.sqrt(var + eps), "weight and bias are not applied: * weight + bias"),
-        (lambda: (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps) * w + b,
-         "normalised over the wrong axis: mean and variance are over the last axis (each row)"),
+        (
+            lambda: (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps) * w + b,
+            "normalised over the wrong axis: mean and variance are over the last axis (each row)",
+        ),
     ]
 
 
@@ -258,10 +306,16 @@ def _layer_norm_check(seed: int, specials: bool) -> Callable[[Funcs], None]:
             where = f" (x {_fmt(x.shape)}, eps={eps:g})"
             got = _call(f["layer_norm"], x.copy(), w.copy(), b.copy(), eps, where=where)
             x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))  # the mistakes in float64
-            _compare(got, ref_layer_norm(x, w, b, eps), "layer_norm", where,
-                     _layer_norm_mistakes(x64, w64, b64, eps), atol=1e-4,
-                     nan_hint="NaN or inf: a constant row has variance 0; add eps to the variance "
-                              "before the sqrt")
+            _compare(
+                got,
+                ref_layer_norm(x, w, b, eps),
+                "layer_norm",
+                where,
+                _layer_norm_mistakes(x64, w64, b64, eps),
+                atol=1e-4,
+                nan_hint="NaN or inf: a constant row has variance 0; add eps to the variance before the sqrt",
+            )
+
     return check
 
 
@@ -277,26 +331,38 @@ def _ref_append(k_cache, v_cache, length, k_new, v_new):
 
 def _written_at(k_cache, v_cache, start, k_new, v_new):
     k, v = k_cache.copy(), v_cache.copy()
-    k[:, start:start + k_new.shape[1]] = k_new
-    v[:, start:start + k_new.shape[1]] = v_new
+    k[:, start : start + k_new.shape[1]] = k_new
+    v[:, start : start + k_new.shape[1]] = v_new
     return k, v
 
 
 def _append_hint(k_cache, v_cache, before_k, before_v, want_k, want_v, length, k_new, v_new) -> str:
     """Which mistake leaves the caches as the student's append_kv left them."""
     n_new = k_new.shape[1]
-    mistakes = [(lambda: _written_at(before_k, before_v, length + 1, k_new, v_new),
-                 "wrote at length + 1? The next free position is index `length` itself"),
-                (lambda: _written_at(before_k, before_v, length - 1, k_new, v_new),
-                 "wrote at length - 1? That overwrites the last cached token; write at index `length`"),
-                (lambda: (before_k, before_v),
-                 "the caches are unchanged: write into k_cache and v_cache in place "
-                 "(k_cache[:, length:length + n_new] = k_new); a new array does not reach the caller"),
-                (lambda: _written_at(before_k, before_v, length, v_new, k_new),
-                 "keys and values are swapped: k_new goes into k_cache, v_new into v_cache"),
-                (lambda: (want_k, before_v), "only the keys were written: write v_new into v_cache too"),
-                (lambda: (before_k, want_v), "only the values were written: write k_new into k_cache too "
-                                             "(in place, not into a copy)")]
+    mistakes = [
+        (
+            lambda: _written_at(before_k, before_v, length + 1, k_new, v_new),
+            "wrote at length + 1? The next free position is index `length` itself",
+        ),
+        (
+            lambda: _written_at(before_k, before_v, length - 1, k_new, v_new),
+            "wrote at length - 1? That overwrites the last cached token; write at index `length`",
+        ),
+        (
+            lambda: (before_k, before_v),
+            "the caches are unchanged: write into k_cache and v_cache in place "
+            "(k_cache[:, length:length + n_new] = k_new); a new array does not reach the caller",
+        ),
+        (
+            lambda: _written_at(before_k, before_v, length, v_new, k_new),
+            "keys and values are swapped: k_new goes into k_cache, v_new into v_cache",
+        ),
+        (lambda: (want_k, before_v), "only the keys were written: write v_new into v_cache too"),
+        (
+            lambda: (before_k, want_v),
+            "only the values were written: write k_new into k_cache too (in place, not into a copy)",
+        ),
+    ]
     for mistaken, hint in mistakes:
         try:
             alt_k, alt_v = mistaken()
@@ -304,7 +370,7 @@ def _append_hint(k_cache, v_cache, before_k, before_v, want_k, want_v, length, k
             continue
         if np.array_equal(k_cache, alt_k) and np.array_equal(v_cache, alt_v):
             return hint
-    outside = np.s_[length:length + n_new]
+    outside = np.s_[length : length + n_new]
     if not np.array_equal(np.delete(k_cache, outside, axis=1), np.delete(before_k, outside, axis=1)):
         return "positions outside [length, length + n_new) changed: write only the new slots"
     return "the caches differ from the reference after the write"
@@ -321,16 +387,19 @@ def _append_check(cases) -> Callable[[Funcs], None]:
             want_k, want_v = _ref_append(k_cache, v_cache, length, k_new, v_new)
             before_k, before_v = k_cache.copy(), v_cache.copy()
             where = f" (caches {_fmt(k_cache.shape)}, length={length}, {n_new} new)"
-            out = _call(f["append_kv"], k_cache, v_cache, length, k_new.copy(), v_new.copy(),
-                        where=where, mutable=(0, 1))
+            out = _call(
+                f["append_kv"], k_cache, v_cache, length, k_new.copy(), v_new.copy(), where=where, mutable=(0, 1)
+            )
             if not (np.array_equal(k_cache, want_k) and np.array_equal(v_cache, want_v)):
                 hint = _append_hint(k_cache, v_cache, before_k, before_v, want_k, want_v, length, k_new, v_new)
                 raise _Fail(hint + where)
             if out is None:
                 raise _Fail(f"append_kv returned None{where}: return the new length, length + n_new")
             if not isinstance(out, numbers.Integral) or out != length + n_new:
-                raise _Fail(f"append_kv returned {out!r}{where}: return the new length, "
-                            f"length + n_new = {length + n_new}")
+                raise _Fail(
+                    f"append_kv returned {out!r}{where}: return the new length, length + n_new = {length + n_new}"
+                )
+
     return check
 
 
@@ -346,15 +415,22 @@ def _cached_attention_check(cases) -> Callable[[Funcs], None]:
             where = f" (q {_fmt(q.shape)}, caches {_fmt(k_cache.shape)}, length={length})"
             got = _call(f["cached_attention"], q.copy(), k_cache.copy(), v_cache.copy(), length, where=where)
             mistakes = [
-                (lambda: ref_attention(q, k_cache, v_cache),
-                 "attended over the whole buffer: use only the first `length` positions "
-                 "(k_cache[:, :length]); the rest is stale"),
-                (lambda: ref_attention(q, k_cache[:, :length + 1], v_cache[:, :length + 1]),
-                 "attended over length + 1 positions: the new tokens are already in the first `length`"),
-                (lambda: ref_attention(q, k_cache[:, :length - 1], v_cache[:, :length - 1]),
-                 "attended over length - 1 positions: the first `length` positions include the new tokens"),
+                (
+                    lambda: ref_attention(q, k_cache, v_cache),
+                    "attended over the whole buffer: use only the first `length` positions "
+                    "(k_cache[:, :length]); the rest is stale",
+                ),
+                (
+                    lambda: ref_attention(q, k_cache[:, : length + 1], v_cache[:, : length + 1]),
+                    "attended over length + 1 positions: the new tokens are already in the first `length`",
+                ),
+                (
+                    lambda: ref_attention(q, k_cache[:, : length - 1], v_cache[:, : length - 1]),
+                    "attended over length - 1 positions: the first `length` positions include the new tokens",
+                ),
             ] + _attention_mistakes(q, k, v)
             _compare(got, ref_attention(q, k, v), "cached_attention", where, mistakes)
+
     return check
 
 
@@ -369,22 +445,35 @@ def _check_decode_loop(f: Funcs) -> None:
     length, start = 0, 0
     for end in [n_prompt] + list(range(n_prompt + 1, n_prompt + n_steps + 1)):
         where = f" (decode loop, tokens {start}..{end - 1} after a prefill of {n_prompt})"
-        length = _call(f["append_kv"], k_cache, v_cache, length, k_all[:, start:end].copy(),
-                       v_all[:, start:end].copy(), where=where, mutable=(0, 1))
+        length = _call(
+            f["append_kv"],
+            k_cache,
+            v_cache,
+            length,
+            k_all[:, start:end].copy(),
+            v_all[:, start:end].copy(),
+            where=where,
+            mutable=(0, 1),
+        )
         if length != end:
             raise _Fail(f"append_kv returned {length!r}, expected the new length {end}{where}")
         got = _call(f["cached_attention"], q_all[:, start:end].copy(), k_cache, v_cache, length, where=where)
         want = ref_attention(q_all[:, start:end], k_all[:, :end], v_all[:, :end])
-        _compare(got, want, "cached_attention", where + ": cached attention must equal attention "
-                 "without a cache over the whole sequence")
+        _compare(
+            got,
+            want,
+            "cached_attention",
+            where + ": cached attention must equal attention without a cache over the whole sequence",
+        )
         start = end
 
 
 # ---- 04: sampling ------------------------------------------------------------------------------
 
 
-def _filter_compare(got, want: np.ndarray, logits: np.ndarray, fn_name: str, where: str,
-                    off: bool, few: str, many: str, ties: str) -> None:
+def _filter_compare(
+    got, want: np.ndarray, logits: np.ndarray, fn_name: str, where: str, off: bool, few: str, many: str, ties: str
+) -> None:
     """Compare a filter's output exactly: the kept logits unchanged, the others -inf."""
     got = _as_array(got, fn_name, want, where)
     if np.array_equal(got, want):
@@ -407,8 +496,10 @@ def _filter_compare(got, want: np.ndarray, logits: np.ndarray, fn_name: str, whe
         raise _Fail(f"kept one token too many: {many}{where}")
     if n_got == n_want and tied and ties:
         raise _Fail(f"kept the right number of tokens but not the right ones: {ties}{where}")
-    raise _Fail(f"kept {n_got} tokens, expected {n_want} ({few}){where}: expected the ids "
-                f"{np.flatnonzero(kept_want).tolist()[:12]}, got {np.flatnonzero(kept_got).tolist()[:12]}")
+    raise _Fail(
+        f"kept {n_got} tokens, expected {n_want} ({few}){where}: expected the ids "
+        f"{np.flatnonzero(kept_want).tolist()[:12]}, got {np.flatnonzero(kept_got).tolist()[:12]}"
+    )
 
 
 def _top_k_check(cases: Callable[[], list[tuple[np.ndarray, int]]]) -> Callable[[Funcs], None]:
@@ -416,12 +507,18 @@ def _top_k_check(cases: Callable[[], list[tuple[np.ndarray, int]]]) -> Callable[
         for logits, k in cases():
             where = f" (n_vocab={len(logits)}, k={k})"
             got = _call(f["top_k_filter"], logits.copy(), k, where=where)
-            _filter_compare(got, ref_top_k(logits, k), logits, "top_k_filter", where,
-                            off=k == 0 or k >= len(logits),
-                            few="keep the k largest: logits >= the k-th largest",
-                            many="keep the k largest: logits >= the k-th largest",
-                            ties="a token tied with the k-th largest logit is kept too "
-                                 "(keep logits >= the k-th largest)")
+            _filter_compare(
+                got,
+                ref_top_k(logits, k),
+                logits,
+                "top_k_filter",
+                where,
+                off=k == 0 or k >= len(logits),
+                few="keep the k largest: logits >= the k-th largest",
+                many="keep the k largest: logits >= the k-th largest",
+                ties="a token tied with the k-th largest logit is kept too (keep logits >= the k-th largest)",
+            )
+
     return check
 
 
@@ -430,13 +527,21 @@ def _top_p_check(cases: Callable[[], list[tuple[np.ndarray, float]]]) -> Callabl
         for logits, p in cases():
             where = f" (n_vocab={len(logits)}, p={p:g})"
             got = _call(f["top_p_filter"], logits.copy(), p, where=where)
-            _filter_compare(got, ref_top_p(logits, p), logits, "top_p_filter", where, off=p >= 1,
-                            few="keep the token that brings the total to p as well (the smallest set "
-                                "whose probability is >= p); the most likely token always stays",
-                            many="stop at the first token that brings the total to p: a token goes "
-                                 "once the more likely ones already hold p",
-                            ties="between equal logits the lower token id goes first (sort from least "
-                                 "to most likely with a stable sort, as Hugging Face and minfer do)")
+            _filter_compare(
+                got,
+                ref_top_p(logits, p),
+                logits,
+                "top_p_filter",
+                where,
+                off=p >= 1,
+                few="keep the token that brings the total to p as well (the smallest set "
+                "whose probability is >= p); the most likely token always stays",
+                many="stop at the first token that brings the total to p: a token goes "
+                "once the more likely ones already hold p",
+                ties="between equal logits the lower token id goes first (sort from least "
+                "to most likely with a stable sort, as Hugging Face and minfer do)",
+            )
+
     return check
 
 
@@ -449,22 +554,37 @@ def _top_k_cases():
 
 
 def _top_k_edge_cases():
-    return [(_logits(14, 10), 0), (_logits(15, 10), 10), (_logits(16, 10), 25), (_logits(17, 1), 1),
-            (np.array([1.0, 3.0, 2.0, 3.0, 0.5], np.float32), 1),  # both 3s: tied with the 1st largest
-            (np.array([2.0, 2.0, 1.0, 2.0, 0.0], np.float32), 2)]  # all three 2s
+    return [
+        (_logits(14, 10), 0),
+        (_logits(15, 10), 10),
+        (_logits(16, 10), 25),
+        (_logits(17, 1), 1),
+        (np.array([1.0, 3.0, 2.0, 3.0, 0.5], np.float32), 1),  # both 3s: tied with the 1st largest
+        (np.array([2.0, 2.0, 1.0, 2.0, 0.0], np.float32), 2),
+    ]  # all three 2s
 
 
 def _top_p_cases():
-    return [(_logits(20, 10), 0.5), (_logits(21, 10), 0.9), (_logits(22, 50, 1.0), 0.3),
-            (_logits(23, 1000), 0.95), (_logits(24, 10, 0.5), 0.75)]
+    return [
+        (_logits(20, 10), 0.5),
+        (_logits(21, 10), 0.9),
+        (_logits(22, 50, 1.0), 0.3),
+        (_logits(23, 1000), 0.95),
+        (_logits(24, 10, 0.5), 0.75),
+    ]
 
 
 def _top_p_edge_cases():
     with_inf = _logits(25, 12)
     with_inf[[2, 7, 8]] = -np.inf  # as top-k leaves them: probability 0, they stay removed
-    return [(_logits(26, 10), 1.0), (_logits(27, 10), 1e-6), (_logits(28, 1), 0.5), (with_inf, 0.8),
-            (np.array([3.0, 1.0, 1.0, 1.0, 0.0], np.float32), 0.75),  # the cut falls inside the tied 1s
-            (np.zeros(8, np.float32), 0.5)]  # all tied: the stable sort removes the lower ids first
+    return [
+        (_logits(26, 10), 1.0),
+        (_logits(27, 10), 1e-6),
+        (_logits(28, 1), 0.5),
+        (with_inf, 0.8),
+        (np.array([3.0, 1.0, 1.0, 1.0, 0.0], np.float32), 0.75),  # the cut falls inside the tied 1s
+        (np.zeros(8, np.float32), 0.5),
+    ]  # all tied: the stable sort removes the lower ids first
 
 
 # ---- 05: counting a decode step ----------------------------------------------------------------
@@ -473,8 +593,14 @@ def _top_p_edge_cases():
 def _main_terms(n_layer, n_embd, n_vocab, n_past):
     """The pieces of the main-term counts, to recognise which one a student left out."""
     d, n_k = n_embd, n_past + 1
-    return dict(mm_flops=n_layer * 24 * d * d, attn_flops=n_layer * 4 * d * n_k, lm_flops=2 * d * n_vocab,
-                mm_bytes=4 * n_layer * 12 * d * d, kv_bytes=4 * n_layer * 2 * d * n_k, lm_bytes=4 * d * n_vocab)
+    return dict(
+        mm_flops=n_layer * 24 * d * d,
+        attn_flops=n_layer * 4 * d * n_k,
+        lm_flops=2 * d * n_vocab,
+        mm_bytes=4 * n_layer * 12 * d * d,
+        kv_bytes=4 * n_layer * 2 * d * n_k,
+        lm_bytes=4 * d * n_vocab,
+    )
 
 
 def _count_check(fn_name: str, cases: list[tuple[int, int, int, int]]) -> Callable[[Funcs], None]:
@@ -494,30 +620,51 @@ def _count_check(fn_name: str, cases: list[tuple[int, int, int, int]]) -> Callab
             t = _main_terms(n_layer, n_embd, n_vocab, n_past)
             if flops:
                 main = t["mm_flops"] + t["attn_flops"] + t["lm_flops"]
-                mistakes = [(main / 2, "about half: a multiply-add is 2 FLOPs"),
-                            (main - t["lm_flops"], "the LM head is missing: [n_embd, n_vocab], 2 n_embd n_vocab FLOPs"),
-                            (main - t["attn_flops"], "attention is missing: per layer, q.k and weights @ v "
-                                                     "are 4 n_embd FLOPs per key, over n_past + 1 keys"),
-                            (main - t["attn_flops"] / 2, "attention counts only one of q.k and weights @ v: "
-                                                         "both are 2 n_embd FLOPs per key"),
-                            (main - t["mm_flops"] / 4, "the MLP matrices are [n_embd, 4 n_embd] and "
-                                                       "[4 n_embd, n_embd]: 16 n_embd^2 FLOPs per layer")]
+                mistakes = [
+                    (main / 2, "about half: a multiply-add is 2 FLOPs"),
+                    (main - t["lm_flops"], "the LM head is missing: [n_embd, n_vocab], 2 n_embd n_vocab FLOPs"),
+                    (
+                        main - t["attn_flops"],
+                        "attention is missing: per layer, q.k and weights @ v "
+                        "are 4 n_embd FLOPs per key, over n_past + 1 keys",
+                    ),
+                    (
+                        main - t["attn_flops"] / 2,
+                        "attention counts only one of q.k and weights @ v: both are 2 n_embd FLOPs per key",
+                    ),
+                    (
+                        main - t["mm_flops"] / 4,
+                        "the MLP matrices are [n_embd, 4 n_embd] and [4 n_embd, n_embd]: 16 n_embd^2 FLOPs per layer",
+                    ),
+                ]
             else:
                 main = t["mm_bytes"] + t["kv_bytes"] + t["lm_bytes"]
-                mistakes = [(main / 4, "a quarter: that counts numbers; float32 is 4 bytes a number"),
-                            (main / 2, "half: float32 is 4 bytes a number, not 2"),
-                            (main - t["lm_bytes"], "the LM head's matrix is missing: n_vocab x n_embd numbers"),
-                            (main - t["kv_bytes"], "the KV cache read is missing: keys and values of "
-                                                   "n_past + 1 positions, 2 n_embd numbers per layer each"),
-                            (main - t["kv_bytes"] / 2, "only half the KV cache: read the values as well as "
-                                                       "the keys (2 n_embd numbers per layer and position)"),
-                            (main - t["mm_bytes"] / 4, "the MLP matrices are [n_embd, 4 n_embd] and "
-                                                       "[4 n_embd, n_embd]: 8 n_embd^2 numbers per layer")]
+                mistakes = [
+                    (main / 4, "a quarter: that counts numbers; float32 is 4 bytes a number"),
+                    (main / 2, "half: float32 is 4 bytes a number, not 2"),
+                    (main - t["lm_bytes"], "the LM head's matrix is missing: n_vocab x n_embd numbers"),
+                    (
+                        main - t["kv_bytes"],
+                        "the KV cache read is missing: keys and values of "
+                        "n_past + 1 positions, 2 n_embd numbers per layer each",
+                    ),
+                    (
+                        main - t["kv_bytes"] / 2,
+                        "only half the KV cache: read the values as well as "
+                        "the keys (2 n_embd numbers per layer and position)",
+                    ),
+                    (
+                        main - t["mm_bytes"] / 4,
+                        "the MLP matrices are [n_embd, 4 n_embd] and [4 n_embd, n_embd]: 8 n_embd^2 numbers per layer",
+                    ),
+                ]
             for alt, hint in mistakes:
                 if abs(got - alt) <= 0.005 * alt:
                     raise _Fail(hint + where)
-            raise _Fail(f"got {got:,.0f}, expected about {want:,} (within {COUNT_RTOL:.0%}; "
-                        f"yours is {got / want:.3f}x){where}")
+            raise _Fail(
+                f"got {got:,.0f}, expected about {want:,} (within {COUNT_RTOL:.0%}; yours is {got / want:.3f}x){where}"
+            )
+
     return check
 
 
@@ -529,13 +676,24 @@ CHECKS: dict[str, list[Check]] = {
     "01": [
         ("softmax: values on several shapes", _check_softmax_values),
         ("softmax: large logits stay finite", _check_softmax_stable),
-        ("causal_attention: a whole sequence (n_q = n_k)",
-         _attention_check([(1, 4, 4, 8), (3, 5, 5, 20), (12, 6, 6, 64)], seed=6)),
+        (
+            "causal_attention: a whole sequence (n_q = n_k)",
+            _attention_check([(1, 4, 4, 8), (3, 5, 5, 20), (12, 6, 6, 64)], seed=6),
+        ),
         ("causal_attention: one new query (n_q = 1)", _attention_check([(3, 1, 9, 20), (2, 1, 1, 5)], seed=7)),
-        ("causal_attention: queries after a cache (n_q < n_k)",
-         _attention_check([(3, 3, 8, 20), (4, 2, 11, 16)], seed=8)),
-        ("causal_attention: large scores stay finite", _attention_check([(3, 5, 5, 20)], seed=9, scale=300.0,
-         nan_hint="NaN or inf on large scores: the softmax overflows; subtract the row max before exp")),
+        (
+            "causal_attention: queries after a cache (n_q < n_k)",
+            _attention_check([(3, 3, 8, 20), (4, 2, 11, 16)], seed=8),
+        ),
+        (
+            "causal_attention: large scores stay finite",
+            _attention_check(
+                [(3, 5, 5, 20)],
+                seed=9,
+                scale=300.0,
+                nan_hint="NaN or inf on large scores: the softmax overflows; subtract the row max before exp",
+            ),
+        ),
     ],
     "02": [
         ("layer_norm: values on several shapes", _layer_norm_check(10, specials=False)),
@@ -546,8 +704,10 @@ CHECKS: dict[str, list[Check]] = {
         ("append_kv: one decode token", _append_check([(3, 16, 20, 5, 1), (2, 9, 7, 3, 2)])),
         ("append_kv: the last free slot", _append_check([(3, 16, 20, 15, 1)])),
         ("cached_attention: one new token", _cached_attention_check([(3, 16, 20, 9, 1), (2, 8, 5, 1, 1)])),
-        ("cached_attention: several new tokens (causal among them)",
-         _cached_attention_check([(3, 16, 20, 10, 4), (4, 12, 16, 5, 5)])),
+        (
+            "cached_attention: several new tokens (causal among them)",
+            _cached_attention_check([(3, 16, 20, 10, 4), (4, 12, 16, 5, 5)]),
+        ),
         ("KV cache: decode loop equals attention without a cache", _check_decode_loop),
     ],
     "04": [

@@ -65,6 +65,19 @@ TWINS: dict[str, Twin] = {
     "lm_head_int8": Twin(lm_head_int8, lm_head_int8_numpy),
 }
 
-__all__ = ["TWINS", "Twin", "add", "decode_attention", "dequantize_int8", "embed", "gelu",
-           "layer_norm", "linear", "linear_int8", "lm_head", "lm_head_int8", "prefill_attention",
-           "quantize_int8"]
+__all__ = [
+    "TWINS",
+    "Twin",
+    "add",
+    "decode_attention",
+    "dequantize_int8",
+    "embed",
+    "gelu",
+    "layer_norm",
+    "linear",
+    "linear_int8",
+    "lm_head",
+    "lm_head_int8",
+    "prefill_attention",
+    "quantize_int8",
+]

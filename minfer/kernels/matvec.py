@@ -53,8 +53,7 @@ def _add_4_rows(x, i, w0, w1, w2, w3, part):  # x: [n_rows, n_in], w0..w3: [n_ou
         p = part[r]  # [n_out]; indices from 0, so Numba need not check for negative ones
         x0, x1, x2, x3 = x[r, i], x[r, i + 1], x[r, i + 2], x[r, i + 3]
         for j in range(p.shape[0]):
-            p[j] += (x0 * np.float32(w0[j]) + x1 * np.float32(w1[j])
-                     + x2 * np.float32(w2[j]) + x3 * np.float32(w3[j]))
+            p[j] += x0 * np.float32(w0[j]) + x1 * np.float32(w1[j]) + x2 * np.float32(w2[j]) + x3 * np.float32(w3[j])
 
 
 @njit(cache=True, fastmath=FAST)

@@ -26,26 +26,47 @@ from minfer.plots.bench import benchmark_bars
 from minfer.plots.common import NotebookFigure, save_figure, subplots
 from minfer.plots.costs import byte_shares, intensity_by_length
 from minfer.plots.economics import (
-                                   batch_economics,
-                                   projected_cost,
-                                   projected_throughput,
-                                   tokens_per_watt,
+    batch_economics,
+    projected_cost,
+    projected_throughput,
+    tokens_per_watt,
 )
 from minfer.plots.kernels import decode_step_bars
 from minfer.plots.prefill import generation_cost, prefill_scaling
 from minfer.plots.quantization import quantization_error, time_against_bytes
 from minfer.plots.roof import roofline, timeline
 from minfer.plots.sampling import (
-                                   cumulative_probability,
-                                   repetition_by_temperature,
-                                   token_probabilities,
-                                   token_probability_panels,
+    cumulative_probability,
+    repetition_by_temperature,
+    token_probabilities,
+    token_probability_panels,
 )
 
 __all__ = [
-    "NotebookFigure", "attention_growth", "attention_heads", "attention_map", "batch_economics", "benchmark_bars",
-    "byte_shares", "cumulative_probability", "decode_step_bars", "generation_cost", "intensity_by_batch",
-    "intensity_by_length", "prefill_scaling", "projected_cost", "projected_throughput", "quantization_error",
-    "repetition_by_temperature", "roofline", "save_figure", "subplots", "throughput_by_batch", "time_against_bytes",
-    "timeline", "token_probabilities", "token_probability_panels", "tokens_per_watt",
+    "NotebookFigure",
+    "attention_growth",
+    "attention_heads",
+    "attention_map",
+    "batch_economics",
+    "benchmark_bars",
+    "byte_shares",
+    "cumulative_probability",
+    "decode_step_bars",
+    "generation_cost",
+    "intensity_by_batch",
+    "intensity_by_length",
+    "prefill_scaling",
+    "projected_cost",
+    "projected_throughput",
+    "quantization_error",
+    "repetition_by_temperature",
+    "roofline",
+    "save_figure",
+    "subplots",
+    "throughput_by_batch",
+    "time_against_bytes",
+    "timeline",
+    "token_probabilities",
+    "token_probability_panels",
+    "tokens_per_watt",
 ]

@@ -58,8 +58,7 @@ def _check_probs(probs, causal: bool, name: str = "probs") -> np.ndarray:
         )
     if (p < 0).any():
         raise InvalidInputError(
-            f"{name} must hold finite weights >= 0 (a softmax's output); mask with -inf *before* "
-            "the softmax, not after"
+            f"{name} must hold finite weights >= 0 (a softmax's output); mask with -inf *before* the softmax, not after"
         )
     check_probabilities(p, name)  # every row a softmax over the keys
     if causal:
@@ -90,8 +89,10 @@ def _check_tokens(tokens, n_k: int) -> list[str]:
     if tokens is None:
         return [str(j) for j in range(n_k)]
     if isinstance(tokens, str) or not isinstance(tokens, (Sequence, np.ndarray)):
-        raise InvalidInputError(f"tokens must be a list of strings, one per key, not one string or a number, "
-                                f"got {tokens!r:.60}; decode each id: [tok.decode([i]) for i in ids]")
+        raise InvalidInputError(
+            f"tokens must be a list of strings, one per key, not one string or a number, "
+            f"got {tokens!r:.60}; decode each id: [tok.decode([i]) for i in ids]"
+        )
     labels = [str(t) for t in tokens]
     if len(labels) != n_k:
         raise InvalidInputError(
@@ -114,8 +115,15 @@ def _cmap() -> Colormap:
 # ---------------------------------------------------------------- one head
 
 
-def attention_map(probs, tokens: Sequence[str] | None = None, *, causal: bool = True,
-                  ax: Axes | None = None, title: str | None = None, colorbar: bool = True) -> Figure:
+def attention_map(
+    probs,
+    tokens: Sequence[str] | None = None,
+    *,
+    causal: bool = True,
+    ax: Axes | None = None,
+    title: str | None = None,
+    colorbar: bool = True,
+) -> Figure:
     """One head's attention weights: row i is query i, column j key j, colour the weight.
 
     probs: [n_q, n_k], each row a softmax over the keys (n_q < n_k: the queries are the last
@@ -147,7 +155,7 @@ def _label_axes(ax: Axes, labels: list[str], n_q: int) -> None:
     """Keys along the top (read like the text), queries down the side: the last n_q tokens."""
     n_k = len(labels)
     ax.set_xticks(range(n_k), [_shown(t) for t in labels], rotation=90, fontsize=8)
-    ax.set_yticks(range(n_q), [_shown(t) for t in labels[n_k - n_q:]], fontsize=8)
+    ax.set_yticks(range(n_q), [_shown(t) for t in labels[n_k - n_q :]], fontsize=8)
     ax.xaxis.tick_top()
     ax.xaxis.set_label_position("top")
     ax.set_xlabel("key (the token looked at)", fontsize=9)
@@ -157,9 +165,16 @@ def _label_axes(ax: Axes, labels: list[str], n_q: int) -> None:
 # ---------------------------------------------------------------- several heads
 
 
-def attention_heads(probs_by_head, tokens: Sequence[str] | None = None, *,
-                    titles: Sequence[str] | None = None, ncols: int | None = None, causal: bool = True,
-                    title: str | None = None, panel_size: float = 2.6) -> Figure:
+def attention_heads(
+    probs_by_head,
+    tokens: Sequence[str] | None = None,
+    *,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    causal: bool = True,
+    title: str | None = None,
+    panel_size: float = 2.6,
+) -> Figure:
     """Several heads' weights side by side on one colour scale, one shared colour bar.
 
     probs_by_head: [n_maps, n_q, n_k], e.g. one layer's `[n_head, n_seq, n_seq]`, or every
@@ -218,8 +233,14 @@ def _thin_labels(ax: Axes, first_column: bool) -> None:
 # ---------------------------------------------------------------- growth with n
 
 
-def attention_growth(n_seq: Sequence[int], series: Mapping[str, Sequence[float]], *, ylabel: str,
-                     ax: Axes | None = None, title: str | None = None) -> Figure:
+def attention_growth(
+    n_seq: Sequence[int],
+    series: Mapping[str, Sequence[float]],
+    *,
+    ylabel: str,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
     """Numbers against the sequence length, log-log, with guides of slope 1 (grows with n) and
     slope 2 (grows with n**2) through the last point of the first series (at small n fixed
     costs hide the trend; the longest sequence shows it best).
@@ -238,8 +259,15 @@ def attention_growth(n_seq: Sequence[int], series: Mapping[str, Sequence[float]]
         ax.plot(n, v, "o-", lw=2, ms=5, gid=f"series:{label}", label=label)
     y_end = next(iter(values.values()))[-1]  # the guides meet the first series at its last point
     for slope, style in ((1, "--"), (2, ":")):
-        ax.plot(n, y_end * (n / n[-1]) ** slope, style, color="gray", lw=1, gid=f"slope:{slope}",
-                label="grows with n" if slope == 1 else "grows with n²")
+        ax.plot(
+            n,
+            y_end * (n / n[-1]) ** slope,
+            style,
+            color="gray",
+            lw=1,
+            gid=f"slope:{slope}",
+            label="grows with n" if slope == 1 else "grows with n²",
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(n, [str(int(x)) for x in n])
@@ -255,9 +283,7 @@ def _check_lengths(n_seq) -> np.ndarray:
     """Positive, increasing sequence lengths, at least two of them, in whole tokens."""
     n = float_array(n_seq, "n_seq")  # [n_points]
     if n.ndim != 1 or n.size < 2 or not (n > 0).all() or not (np.diff(n) > 0).all():
-        raise InvalidInputError(
-            f"n_seq must be at least two positive, increasing lengths, got {list(np.ravel(n_seq))}"
-        )
+        raise InvalidInputError(f"n_seq must be at least two positive, increasing lengths, got {list(np.ravel(n_seq))}")
     if (n != np.round(n)).any():  # a tick labelled "1" for 1.5 would hide it
         raise InvalidInputError(f"n_seq must be whole numbers of tokens, got {list(n)}")
     return n
@@ -267,8 +293,7 @@ def _check_series(label: str, values, n_points: int) -> np.ndarray:
     """One positive finite value per length (log axes have no place for 0)."""
     v = float_array(values, f"series[{label!r}]")  # [n_points]
     if v.shape != (n_points,):
-        raise InvalidInputError(f"series {label!r} has shape {v.shape}; it needs one value per length, "
-                                f"({n_points},)")
+        raise InvalidInputError(f"series {label!r} has shape {v.shape}; it needs one value per length, ({n_points},)")
     if not (v > 0).all():
         raise InvalidInputError(f"series {label!r} must be positive and finite (log axes), got {list(v)}")
     return v

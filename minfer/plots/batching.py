@@ -35,14 +35,18 @@ SWEEP_KEYS = ("batch", "tokens", "seconds")  # what the throughput reads; the bo
 def _sweep_rows(sweep: Any, bound: bool) -> list[Mapping]:
     """The rows sorted by batch, each with the keys the figure reads (and flops, bytes for the bound)."""
     if isinstance(sweep, Mapping) or not isinstance(sweep, Sequence) or not sweep:
-        raise InvalidInputError("sweep must be a non-empty list of rows {'batch', 'tokens', 'seconds', ...}, "
-                                "one per batch size (minfer.profiler.decode_sweep returns one)")
+        raise InvalidInputError(
+            "sweep must be a non-empty list of rows {'batch', 'tokens', 'seconds', ...}, "
+            "one per batch size (minfer.profiler.decode_sweep returns one)"
+        )
     keys = SWEEP_KEYS + (("flops", "bytes") if bound else ())
     for i, row in enumerate(sweep):
         missing = [k for k in keys if not isinstance(row, Mapping) or k not in row]
         if missing:
-            raise InvalidInputError(f"sweep[{i}] has no {missing}" + (" (the roofline bound needs them)"
-                                    if bound and set(missing) <= {"flops", "bytes"} else ""))
+            raise InvalidInputError(
+                f"sweep[{i}] has no {missing}"
+                + (" (the roofline bound needs them)" if bound and set(missing) <= {"flops", "bytes"} else "")
+            )
         whole_number(row["batch"], f"sweep[{i}]['batch']", 1)
         for key in keys[1:]:
             positive(row[key], f"sweep[{i}][{key!r}]")
@@ -83,10 +87,21 @@ def throughput_by_batch(
     ax.plot(batch, measured, "o-", color="C0", gid="measured", label="measured")
     if pair is not None:
         ax.plot(batch, _bound_rates(rows, *pair), "s--", color="C1", gid="bound", label="roofline bound")
-    ax.plot(batch, measured[0] * batch / batch[0], ":", color="grey", gid="linear",
-            label=f"B x the B = {rows[0]['batch']} rate")
-    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="decode tokens/s",
-           title="tokens per second" if title is None else title)
+    ax.plot(
+        batch,
+        measured[0] * batch / batch[0],
+        ":",
+        color="grey",
+        gid="linear",
+        label=f"B x the B = {rows[0]['batch']} rate",
+    )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size B",
+        ylabel="decode tokens/s",
+        title="tokens per second" if title is None else title,
+    )
     ax.set_xticks(batch, [str(row["batch"]) for row in rows])
     ax.legend(fontsize=8)
     return fig
@@ -129,18 +144,30 @@ def intensity_by_batch(
     timed = [whole_number(b, "a timed batch", 1) for b in _batch_list(timed)]
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
     batch = np.unique(np.geomspace(1, max_batch, 200).astype(int))  # [n_b] batch sizes
-    ax.plot(batch, [_intensity(arch, n_past, b) for b in batch], "-", color="C2", gid="count",
-            label=f"count, T = {n_past + 1}")
+    ax.plot(
+        batch,
+        [_intensity(arch, n_past, b) for b in batch],
+        "-",
+        color="C2",
+        gid="count",
+        label=f"count, T = {n_past + 1}",
+    )
     if timed:
-        ax.plot(timed, [_intensity(arch, n_past, b) for b in timed], "o", color="C2", gid="timed",
-                label="the batches timed")
+        ax.plot(
+            timed, [_intensity(arch, n_past, b) for b in timed], "o", color="C2", gid="timed", label="the batches timed"
+        )
     ax.axhline(counts.intensity_limit(arch, n_past), color="C2", linestyle=":", gid="limit", label="limit as B grows")
     ax.axhline(ridge, color="C3", linestyle="--", gid="ridge", label=ridge_label)
     crossing = ridge_batch(arch, n_past, ridge)
     if crossing is not None and crossing <= max_batch:
         ax.axvline(crossing, color="grey", linestyle=":", gid="crossing", label=f"compute-bound from B = {crossing}")
-    ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="FLOP / byte",
-           title="arithmetic intensity of one decode step" if title is None else title)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size B",
+        ylabel="FLOP / byte",
+        title="arithmetic intensity of one decode step" if title is None else title,
+    )
     ax.legend(fontsize=8)
     return fig
 

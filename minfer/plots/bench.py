@@ -28,8 +28,8 @@ NEEDS = {"prefill": ("tok_s", "gflops"), "decode": ("tok_s", "bytes_per_token")}
 def bound_tokens_per_s(run: str, entry: Mapping[str, float], peak_gflops: float, bandwidth_gbs: float) -> float:
     """The roofline bound of one run in tokens/s: compute for prefill, memory for decode.
 
-        >>> bound_tokens_per_s("decode_16", {"tok_s": 30.0, "bytes_per_token": 5e8}, 100.0, 20.0)
-        40.0
+    >>> bound_tokens_per_s("decode_16", {"tok_s": 30.0, "bytes_per_token": 5e8}, 100.0, 20.0)
+    40.0
     """
     phase, _ = _parse_run(run)
     values = _measured(phase, entry, f"the entry of {run!r}")
@@ -46,8 +46,10 @@ def _parse_run(run: Any) -> tuple[str, str]:
     """("prefill", "512") from "prefill_512"; else an error that shows the names it takes."""
     match = RUN_NAME.fullmatch(run) if isinstance(run, str) else None
     if match is None:
-        raise InvalidInputError(f"run {run!r} must be named prefill_<n> or decode_<n>, "
-                                "e.g. 'prefill_512' (512 tokens) or 'decode_16' (context 16)")
+        raise InvalidInputError(
+            f"run {run!r} must be named prefill_<n> or decode_<n>, "
+            "e.g. 'prefill_512' (512 tokens) or 'decode_16' (context 16)"
+        )
     return match.group(1), match.group(2)
 
 
@@ -64,8 +66,9 @@ def _measured(phase: str, entry: Any, where: str) -> dict[str, float]:
         raise InvalidInputError(f"{where} must be a dict of measurements, got {entry!r}")
     for key in NEEDS[phase]:
         if key not in entry:
-            raise InvalidInputError(f"{where} has no {key!r} (it has {sorted(entry)}); "
-                                    f"a {phase} bound needs {list(NEEDS[phase])}")
+            raise InvalidInputError(
+                f"{where} has no {key!r} (it has {sorted(entry)}); a {phase} bound needs {list(NEEDS[phase])}"
+            )
     return {key: positive(entry[key], f"{where}[{key!r}]") for key in NEEDS[phase]}
 
 
@@ -78,8 +81,10 @@ def _systems(summary: Any, runs: list[tuple[str, str, str]]) -> list[str]:
             raise InvalidInputError(f"summary[{name!r}] must be a dict run -> measurements, got {runs_of!r}")
     systems = [name for name, runs_of in summary.items() if all(run in runs_of for run, _, _ in runs)]
     if not systems:
-        raise InvalidInputError(f"no system in the summary has all of {[run for run, _, _ in runs]}: "
-                                f"it has {sorted({r for v in summary.values() for r in v})}")
+        raise InvalidInputError(
+            f"no system in the summary has all of {[run for run, _, _ in runs]}: "
+            f"it has {sorted({r for v in summary.values() for r in v})}"
+        )
     for name in systems:
         for run, phase, _ in runs:
             _measured(phase, summary[name][run], f"summary[{name!r}][{run!r}]")
@@ -89,8 +94,13 @@ def _systems(summary: Any, runs: list[tuple[str, str, str]]) -> list[str]:
 # ---------------------------------------------------------------- the figure
 
 
-def benchmark_bars(summary: Mapping[str, Mapping[str, Mapping[str, float]]], ceilings: Any, *,
-                   runs: Sequence[str] = ("prefill_512", "decode_16"), title: str | None = None) -> Figure:
+def benchmark_bars(
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]],
+    ceilings: Any,
+    *,
+    runs: Sequence[str] = ("prefill_512", "decode_16"),
+    title: str | None = None,
+) -> Figure:
     """One panel per run: tokens/s of each system as a bar, its roofline bound as a tick.
 
     ceilings: `peak_gflops` and `bandwidth_gbs` (attributes, as `minfer calibrate` measures
@@ -121,8 +131,14 @@ def _draw_run(ax: Axes, run: str, phase: str, systems: list[str], speeds: np.nda
     ax.barh(y, speeds, color=phase_style(phase)[0], gid=f"bars:{run}")
     ax.scatter(bounds, y, marker="|", s=400, color="black", zorder=3, gid=f"bounds:{run}")
     for yi, speed, bound in zip(y, speeds, bounds):  # right of the bar or the tick, whichever is further
-        ax.annotate(f"{speed:,.0f} ({speed / bound:.0%})", (max(speed, bound), yi), xytext=(5, 0),
-                    textcoords="offset points", va="center", fontsize=8)
+        ax.annotate(
+            f"{speed:,.0f} ({speed / bound:.0%})",
+            (max(speed, bound), yi),
+            xytext=(5, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
     ax.set_yticks(y, systems)
     ax.invert_yaxis()
     ax.set_xlim(0, max(bounds.max(), speeds.max()) * 1.3)

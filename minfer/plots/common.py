@@ -27,7 +27,7 @@ SAVE_FORMATS = {".png", ".svg"}
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write `fig` as PNG (150 dpi) or SVG, chosen by the suffix of `path`; return the path.
 
-        >>> save_figure(roofline(profile, ceilings), "out/roofline.svg")
+    >>> save_figure(roofline(profile, ceilings), "out/roofline.svg")
     """
     path = Path(path)
     if path.suffix.lower() not in SAVE_FORMATS:
@@ -61,11 +61,12 @@ def root_figure(ax: Axes) -> Figure:
     return ax.figure if isinstance(ax.figure, Figure) else ax.figure.figure
 
 
-def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (10, 4),
-             **kwargs) -> tuple[Figure, np.ndarray]:
+def subplots(
+    nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (10, 4), **kwargs
+) -> tuple[Figure, np.ndarray]:
     """A new `NotebookFigure` with a grid of axes, like `pyplot.subplots` without pyplot's state.
 
-        >>> fig, axes = subplots(1, 2, figsize=(12, 4))   # axes: [2] array of Axes
+    >>> fig, axes = subplots(1, 2, figsize=(12, 4))   # axes: [2] array of Axes
     """
     fig = NotebookFigure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)  # [nrows, ncols] of Axes
@@ -97,8 +98,10 @@ def whole_number(value: Any, name: str, low: int) -> int:
 def check_arch(arch: Any) -> None:
     """An `Arch`, the shape the counts need; else say where to get one."""
     if not isinstance(arch, Arch):
-        raise InvalidInputError(f"arch must be a minfer.counts.Arch, got {type(arch).__name__}; "
-                                "use Arch.from_model(model) or minfer.counts.ARCHS['gpt2']")
+        raise InvalidInputError(
+            f"arch must be a minfer.counts.Arch, got {type(arch).__name__}; "
+            "use Arch.from_model(model) or minfer.counts.ARCHS['gpt2']"
+        )
 
 
 def ceilings_pair(ceilings: Any) -> tuple[float, float]:
@@ -149,8 +152,10 @@ def check_probabilities(p: np.ndarray, name: str, tol: float = 1e-3) -> None:
     bad = np.flatnonzero(np.abs(sums - 1) > tol)
     if bad.size:
         where = f"row {bad[0]} of {name}" if p.ndim > 1 else name
-        raise InvalidInputError(f"{name} must sum to 1 over its last axis: {where} sums to {sums[bad[0]]:.4g}, "
-                                "not 1; pass the weights after the softmax (minfer.layers.softmax), not the scores")
+        raise InvalidInputError(
+            f"{name} must sum to 1 over its last axis: {where} sums to {sums[bad[0]]:.4g}, "
+            "not 1; pass the weights after the softmax (minfer.layers.softmax), not the scores"
+        )
 
 
 # colour and marker per phase, the same in every figure; ops share their phase's colour

@@ -43,8 +43,9 @@ def decode_byte_shares(arch: Arch, contexts: Sequence[int], n_batch: int = 1) ->
     check_arch(arch)
     n_batch = whole_number(n_batch, "n_batch", 1)
     if isinstance(contexts, (str, bytes)) or not isinstance(contexts, (Sequence, np.ndarray)) or len(contexts) == 0:
-        raise InvalidInputError(f"contexts must be a non-empty list of context lengths such as [1, 1024], "
-                                f"got {contexts!r}")
+        raise InvalidInputError(
+            f"contexts must be a non-empty list of context lengths such as [1, 1024], got {contexts!r}"
+        )
     rows = []
     for t in contexts:
         c = decode_cost(arch, n_past=whole_number(t, "a context", 1) - 1, n_batch=n_batch)
@@ -74,17 +75,29 @@ def byte_shares(
         compare_batch = whole_number(compare_batch, "compare_batch", 1)
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
     shares = decode_byte_shares(arch, contexts)  # [n_T, 3]
-    stacked = ax.stackplot(contexts, shares.T, labels=[name for name, _ in SHARES],
-                           colors=[color for _, color in SHARES], alpha=0.8)
+    stacked = ax.stackplot(
+        contexts, shares.T, labels=[name for name, _ in SHARES], colors=[color for _, color in SHARES], alpha=0.8
+    )
     for area, (name, _) in zip(stacked, SHARES):
         area.set_gid("share:" + name.lower().replace(" ", "_"))
     if compare_batch is not None:
         batched = decode_byte_shares(arch, contexts, compare_batch)  # [n_T, 3]
-        ax.plot(contexts, batched[:, 0], "k--", lw=1.5, gid="batch_weights",
-                label=f"batch {compare_batch}: weights below, the rest above")
+        ax.plot(
+            contexts,
+            batched[:, 0],
+            "k--",
+            lw=1.5,
+            gid="batch_weights",
+            label=f"batch {compare_batch}: weights below, the rest above",
+        )
     default = f"{arch.name}: one decode step's bytes"
-    ax.set(xlim=(1, arch.n_ctx), ylim=(0, 1), xlabel="context T (keys the new token attends over)",
-           ylabel="share of the step's bytes", title=default if title is None else title)
+    ax.set(
+        xlim=(1, arch.n_ctx),
+        ylim=(0, 1),
+        xlabel="context T (keys the new token attends over)",
+        ylabel="share of the step's bytes",
+        title=default if title is None else title,
+    )
     ax.legend(loc="lower left", fontsize=8)
     return fig
 
@@ -119,8 +132,13 @@ def intensity_by_length(
     n = np.unique(np.geomspace(1, max(a.n_ctx for _, a in named), points).astype(int))  # [n_points]
     ax.plot(n, n / 2, color="gray", lw=0.8, gid="half", label="n / 2")
     default = "Arithmetic intensity: prefill grows with the prompt, decode does not"
-    ax.set(xscale="log", yscale="log", xlabel="prompt length n (tokens)", ylabel="FLOP / byte",
-           title=default if title is None else title)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="prompt length n (tokens)",
+        ylabel="FLOP / byte",
+        title=default if title is None else title,
+    )
     ax.legend(fontsize=8)
     return fig
 
@@ -136,8 +154,10 @@ def _named(archs: Any) -> list[tuple[str, Arch]]:
     else:
         pairs = []
     if not pairs:
-        raise InvalidInputError("archs must be a non-empty dict label -> Arch or a list of Arch "
-                                "(Arch.from_model(model), minfer.counts.ARCHS['gpt2'])")
+        raise InvalidInputError(
+            "archs must be a non-empty dict label -> Arch or a list of Arch "
+            "(Arch.from_model(model), minfer.counts.ARCHS['gpt2'])"
+        )
     for _, arch in pairs:
         check_arch(arch)
     return pairs

@@ -37,14 +37,17 @@ FEW_CHIPS, MANY_CHIPS = "C0", "C3"  # bar colours: a reachable setup, and an ide
 def _projections(projections: Any) -> list[Projection]:
     """A non-empty list of Projection, each with a decode step; else a named error."""
     if not isinstance(projections, Sequence) or isinstance(projections, str) or not projections:
-        raise InvalidInputError("projections must be a non-empty list of minfer.whatif.Projection "
-                                "(from project() or project_many())")
+        raise InvalidInputError(
+            "projections must be a non-empty list of minfer.whatif.Projection (from project() or project_many())"
+        )
     for i, p in enumerate(projections):
         if not isinstance(p, Projection):
             raise InvalidInputError(f"projections[{i}] is a {type(p).__name__}, not a minfer.whatif.Projection")
         if p.tokens_per_s is None:
-            raise InvalidInputError(f"projections[{i}] ({p.hardware}, batch {p.batch}) has no decode step "
-                                    "(output_tokens=1): project with output_tokens >= 2")
+            raise InvalidInputError(
+                f"projections[{i}] ({p.hardware}, batch {p.batch}) has no decode step "
+                "(output_tokens=1): project with output_tokens >= 2"
+            )
     return list(projections)
 
 
@@ -56,8 +59,10 @@ def _by_hardware(projections: Any) -> dict[str, list[Projection]]:
     for hardware, ps in groups.items():
         batches = [p.batch for p in ps]
         if len(set(batches)) != len(batches):
-            raise InvalidInputError(f"{hardware} has a batch size twice ({batches}): one projection per "
-                                    "chip and batch, or the line would double back")
+            raise InvalidInputError(
+                f"{hardware} has a batch size twice ({batches}): one projection per "
+                "chip and batch, or the line would double back"
+            )
         ps.sort(key=lambda p: p.batch)
     return groups
 
@@ -97,8 +102,14 @@ def projected_throughput(
         raise InvalidInputError(f"linear_from={linear_from!r} is not among the projections' chips: {list(groups)}")
     fig, ax = figure_and_axes(ax, figsize=(6, 4.2))
     for hardware, ps in groups.items():
-        ax.plot([p.batch for p in ps], [p.tokens_per_s for p in ps], "o-", ms=3, gid=f"tokens_per_s:{hardware}",
-                label=hardware)
+        ax.plot(
+            [p.batch for p in ps],
+            [p.tokens_per_s for p in ps],
+            "o-",
+            ms=3,
+            gid=f"tokens_per_s:{hardware}",
+            label=hardware,
+        )
     if linear_from is not None:
         _draw_linear(ax, groups, linear_from)
     default = f"{_workload(projections)}: throughput bound"
@@ -110,8 +121,14 @@ def _draw_linear(ax: Axes, groups: dict[str, list[Projection]], hardware: str) -
     """Batch times the chip's smallest-batch rate, over every batch drawn."""
     base = groups[hardware][0]  # its smallest batch
     batch = np.array(_all_batches(groups), dtype=float)  # [n_batches]
-    ax.plot(batch, base.tokens_per_s * batch / base.batch, ":", color="grey", gid="linear",
-            label=f"{hardware}, batch x (batch {base.batch})")
+    ax.plot(
+        batch,
+        base.tokens_per_s * batch / base.batch,
+        ":",
+        color="grey",
+        gid="linear",
+        label=f"{hardware}, batch x (batch {base.batch})",
+    )
 
 
 def projected_cost(
@@ -130,8 +147,14 @@ def projected_cost(
     groups = _by_hardware(projections)
     fig, ax = figure_and_axes(ax, figsize=(6, 4.2))
     for hardware, ps in groups.items():
-        ax.plot([p.batch for p in ps], [p.usd_per_million_tokens for p in ps], "o-", ms=3, gid=f"usd:{hardware}",
-                label=hardware)
+        ax.plot(
+            [p.batch for p in ps],
+            [p.usd_per_million_tokens for p in ps],
+            "o-",
+            ms=3,
+            gid=f"usd:{hardware}",
+            label=hardware,
+        )
     default = f"{_workload(projections)}: cost per token bound"
     _finish_batch_axes(ax, groups, "$ per million output tokens (bound)", default if title is None else title)
     return fig
@@ -165,8 +188,10 @@ def batch_economics(
     fig, (left, right) = subplots(1, 2, figsize=(12, 4.2))
     projected_throughput(projections, linear_from=linear_from, ax=left)
     projected_cost(projections, ax=right)
-    default = (f"Roofline bounds, not measurements (prompt {_each(p.prompt_tokens for p in every)}, "
-               f"output {_each(p.output_tokens for p in every)})")
+    default = (
+        f"Roofline bounds, not measurements (prompt {_each(p.prompt_tokens for p in every)}, "
+        f"output {_each(p.output_tokens for p in every)})"
+    )
     fig.suptitle(default if title is None else title, fontsize=10)
     return fig
 
@@ -193,16 +218,27 @@ def tokens_per_watt(
     many_chips = whole_number(many_chips, "many_chips", 0)
     shown = [p for p in every if p.tokens_per_s_per_watt is not None]
     if not shown:
-        raise InvalidInputError("no projection has a board power (power_w), so none has tokens/s per watt; "
-                                "choose chips whose datasheet publishes one")
+        raise InvalidInputError(
+            "no projection has a board power (power_w), so none has tokens/s per watt; "
+            "choose chips whose datasheet publishes one"
+        )
     fig, ax = figure_and_axes(ax, figsize=(8, 3.2))
     x = np.arange(len(shown))  # [n_bars]
     many = [p.chips > many_chips for p in shown]
-    ax.bar(x, [p.tokens_per_s_per_watt for p in shown], color=[MANY_CHIPS if m else FEW_CHIPS for m in many],
-           gid="tokens_per_watt")
+    ax.bar(
+        x,
+        [p.tokens_per_s_per_watt for p in shown],
+        color=[MANY_CHIPS if m else FEW_CHIPS for m in many],
+        gid="tokens_per_watt",
+    )
     for i, p in enumerate(shown):
-        ax.annotate(f"{p.chips} chip{'s' if p.chips > 1 else ''}", (i, p.tokens_per_s_per_watt),
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            f"{p.chips} chip{'s' if p.chips > 1 else ''}",
+            (i, p.tokens_per_s_per_watt),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_xticks(x, _bar_names(shown))
     ax.margins(y=0.12)  # room above the tallest bar for its label
     _legend_and_note(ax, any(many), many_chips, [p.hardware for p in every if p.tokens_per_s_per_watt is None])
@@ -220,17 +256,30 @@ def _bar_names(shown: list[Projection]) -> list[str]:
     """The chip's name under its bar; with the batch too when a chip comes more than once or the
     bars' batches differ (then the title cannot name one)."""
     names, mixed = [p.hardware for p in shown], len({p.batch for p in shown}) > 1
-    return [f"{p.hardware}\nbatch {p.batch}" if mixed or names.count(p.hardware) > 1 else p.hardware
-            for p in shown]
+    return [f"{p.hardware}\nbatch {p.batch}" if mixed or names.count(p.hardware) > 1 else p.hardware for p in shown]
 
 
 def _legend_and_note(ax: Axes, any_many: bool, many_chips: int, unpowered: list[str]) -> None:
     """Say what red means (if a bar is red), and which chips were left out for lack of a power figure."""
     if any_many:
-        ax.legend(handles=[Patch(color=FEW_CHIPS, label=f"up to {many_chips} chips"),
-                           Patch(color=MANY_CHIPS, label=f"more than {many_chips} chips, counted as one ideal chip")],
-                  fontsize=8, loc="upper left")
+        ax.legend(
+            handles=[
+                Patch(color=FEW_CHIPS, label=f"up to {many_chips} chips"),
+                Patch(color=MANY_CHIPS, label=f"more than {many_chips} chips, counted as one ideal chip"),
+            ],
+            fontsize=8,
+            loc="upper left",
+        )
     if unpowered:
-        ax.annotate(f"no published power: {', '.join(unpowered)}", (1, 1), xycoords="axes fraction",
-                    xytext=(-4, -4), textcoords="offset points", ha="right", va="top", fontsize=7,
-                    color="dimgray", gid="note")
+        ax.annotate(
+            f"no published power: {', '.join(unpowered)}",
+            (1, 1),
+            xycoords="axes fraction",
+            xytext=(-4, -4),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="dimgray",
+            gid="note",
+        )

@@ -48,17 +48,25 @@ def decode_step_bars(
     """
     names = _check_bars(ms_per_token, weight_bytes, total_bytes)
     if bandwidth_gbs is not None and not is_positive(bandwidth_gbs):
-        raise InvalidInputError(f"bandwidth_gbs must be a positive number of GB/s, got {bandwidth_gbs!r}; "
-                                "measure it with minfer.calibrate.measure_bandwidth_gbs, or leave it out")
+        raise InvalidInputError(
+            f"bandwidth_gbs must be a positive number of GB/s, got {bandwidth_gbs!r}; "
+            "measure it with minfer.calibrate.measure_bandwidth_gbs, or leave it out"
+        )
     fig, (ax_t, ax_b) = subplots(1, 2, figsize=(10, 3.8))
     x = list(range(len(names)))
-    bars = ax_t.bar(x, [ms_per_token[n] for n in names], BAR_WIDTH, color=MS_COLOR, gid="ms",
-                    label="measured (median)")
+    bars = ax_t.bar(x, [ms_per_token[n] for n in names], BAR_WIDTH, color=MS_COLOR, gid="ms", label="measured (median)")
     ax_t.bar_label(bars, fmt="%.2f", padding=2)
     if bandwidth_gbs is not None:
         floors = [total_bytes[n] / (bandwidth_gbs * 1e9) * 1e3 for n in names]  # ms
-        ax_t.hlines(floors, [i - BAR_WIDTH / 2 for i in x], [i + BAR_WIDTH / 2 for i in x], color="black",
-                    lw=2.5, gid="floor", label=f"bytes / {bandwidth_gbs:.3g} GB/s")
+        ax_t.hlines(
+            floors,
+            [i - BAR_WIDTH / 2 for i in x],
+            [i + BAR_WIDTH / 2 for i in x],
+            color="black",
+            lw=2.5,
+            gid="floor",
+            label=f"bytes / {bandwidth_gbs:.3g} GB/s",
+        )
         ax_t.legend(loc="upper right", fontsize=8, framealpha=1)
     ax_t.set(ylabel="ms per token", title="Decode step, measured", xticks=x, xticklabels=names)
     ax_t.margins(y=0.25)  # room for the bar labels and the legend
@@ -73,8 +81,9 @@ def _draw_bytes(ax: Axes, names: list[str], x: list[int], weight_bytes: Mapping,
     weights_mb = [weight_bytes[n] / 1e6 for n in names]
     other_mb = [(total_bytes[n] - weight_bytes[n]) / 1e6 for n in names]
     ax.bar(x, weights_mb, BAR_WIDTH, color=WEIGHT_COLOR, gid="weights", label="weights")
-    tops = ax.bar(x, other_mb, BAR_WIDTH, bottom=weights_mb, color=OTHER_COLOR, gid="other",
-                  label="KV cache and activations")
+    tops = ax.bar(
+        x, other_mb, BAR_WIDTH, bottom=weights_mb, color=OTHER_COLOR, gid="other", label="KV cache and activations"
+    )
     ax.bar_label(tops, labels=[f"{total_bytes[n] / 1e6:.2f}" for n in names], padding=2)
     ax.set(ylabel="MB per token", title="Bytes a decode step moves, counted", xticks=x, xticklabels=names)
     ax.margins(y=0.35)  # room for the legend above the bars
@@ -83,8 +92,7 @@ def _draw_bytes(ax: Axes, names: list[str], x: list[int], weight_bytes: Mapping,
 
 def _check_bars(ms_per_token: Any, weight_bytes: Any, total_bytes: Any) -> list[str]:
     """The backends' names, once every mapping names the same backends with sensible numbers."""
-    for what, values in [("ms_per_token", ms_per_token), ("weight_bytes", weight_bytes),
-                         ("total_bytes", total_bytes)]:
+    for what, values in [("ms_per_token", ms_per_token), ("weight_bytes", weight_bytes), ("total_bytes", total_bytes)]:
         if not isinstance(values, Mapping) or not values:
             raise InvalidInputError(f"{what} must be a non-empty dict of backend -> number, got {values!r}")
         for name, value in values.items():
@@ -93,10 +101,14 @@ def _check_bars(ms_per_token: Any, weight_bytes: Any, total_bytes: Any) -> list[
     names = list(ms_per_token)
     for what, values in [("weight_bytes", weight_bytes), ("total_bytes", total_bytes)]:
         if set(values) != set(names):
-            raise InvalidInputError(f"{what} names backends {sorted(values)} but ms_per_token names "
-                                    f"{sorted(names)}: give every backend a time and both byte counts")
+            raise InvalidInputError(
+                f"{what} names backends {sorted(values)} but ms_per_token names "
+                f"{sorted(names)}: give every backend a time and both byte counts"
+            )
     for name in names:
         if total_bytes[name] < weight_bytes[name]:
-            raise InvalidInputError(f"total_bytes[{name!r}] = {total_bytes[name]:,} is less than its "
-                                    f"weight_bytes {weight_bytes[name]:,}: pass Cost.bytes, all bytes moved")
+            raise InvalidInputError(
+                f"total_bytes[{name!r}] = {total_bytes[name]:,} is less than its "
+                f"weight_bytes {weight_bytes[name]:,}: pass Cost.bytes, all bytes moved"
+            )
     return names

@@ -57,8 +57,7 @@ def _check_rows(rows: Any) -> list[Mapping]:
     tokens = [row["tokens"] for row in rows]
     if len(set(tokens)) != len(tokens):
         raise InvalidInputError(
-            f"rows repeat a prompt length ({sorted(tokens)}); give one row per length, e.g. the "
-            "median of the repeats"
+            f"rows repeat a prompt length ({sorted(tokens)}); give one row per length, e.g. the median of the repeats"
         )
     return sorted(rows, key=lambda row: row["tokens"])
 
@@ -92,8 +91,7 @@ def _check_cumulative(name: str, values: Any) -> np.ndarray:
     arr = float_array(values, name)  # [n_new]
     if arr.ndim != 1 or arr.size == 0:
         raise InvalidInputError(
-            f"{name} must be a non-empty 1-D sequence of running totals, one per token generated, "
-            f"got {values!r:.60}"
+            f"{name} must be a non-empty 1-D sequence of running totals, one per token generated, got {values!r:.60}"
         )
     if np.any(arr <= 0) or np.any(np.diff(arr) < 0):
         raise InvalidInputError(
@@ -106,8 +104,13 @@ def _check_cumulative(name: str, values: Any) -> np.ndarray:
 # ---------------------------------------------------------------- prefill_scaling
 
 
-def prefill_scaling(rows: Sequence[Mapping], peak_gflops: float | None = None, *,
-                    axes: Sequence[Axes] | None = None, title: str | None = None) -> Figure:
+def prefill_scaling(
+    rows: Sequence[Mapping],
+    peak_gflops: float | None = None,
+    *,
+    axes: Sequence[Axes] | None = None,
+    title: str | None = None,
+) -> Figure:
     """Prefill time (left, log-log) and achieved GFLOP/s (right) against prompt length.
 
     rows: one dict per prompt length, {"tokens": n, "flops": FLOPs of the pass (counted, e.g.
@@ -139,14 +142,21 @@ def prefill_scaling(rows: Sequence[Mapping], peak_gflops: float | None = None, *
     return fig
 
 
-def _draw_prefill_time(ax: Axes, tokens: np.ndarray, flops: np.ndarray, seconds: np.ndarray,
-                       peak: float | None) -> None:
+def _draw_prefill_time(
+    ax: Axes, tokens: np.ndarray, flops: np.ndarray, seconds: np.ndarray, peak: float | None
+) -> None:
     """ms per prefill; with a peak, the least time the same FLOPs need at that rate."""
     color, marker = phase_style("prefill")  # prefill's colour in every figure (the roofline's too)
     ax.plot(tokens, seconds * 1e3, "-", marker=marker, color=color, mec="black", gid="time", label="measured")
     if peak is not None:
-        ax.plot(tokens, flops / (peak * 1e9) * 1e3, ":", color="black", gid="time_at_peak",
-                label=f"FLOPs / peak ({fmt(peak)} GFLOP/s)")
+        ax.plot(
+            tokens,
+            flops / (peak * 1e9) * 1e3,
+            ":",
+            color="black",
+            gid="time_at_peak",
+            label=f"FLOPs / peak ({fmt(peak)} GFLOP/s)",
+        )
     _tokens_axis(ax)
     ax.set_yscale("log")
     ax.set_ylabel("ms per prefill")
@@ -164,9 +174,18 @@ def _draw_prefill_rate(ax: Axes, tokens: np.ndarray, gflops: np.ndarray, peak: f
         ax.axhline(peak, color="black", lw=1.5, gid="peak", label=f"matmul peak: {fmt(peak)} GFLOP/s")
         # between the point and the peak, arrow down: the curve rises from the left, so the
         # text (right-aligned at the last x) stays above it
-        ax.annotate(f"{gflops[-1] / peak:.0%} of peak", (tokens[-1], gflops[-1]),
-                    xytext=(tokens[-1], (gflops[-1] + peak) / 2), ha="right", va="center", fontsize=9,
-                    color=color, fontweight="bold", gid="share", arrowprops={"arrowstyle": "->", "color": color})
+        ax.annotate(
+            f"{gflops[-1] / peak:.0%} of peak",
+            (tokens[-1], gflops[-1]),
+            xytext=(tokens[-1], (gflops[-1] + peak) / 2),
+            ha="right",
+            va="center",
+            fontsize=9,
+            color=color,
+            fontweight="bold",
+            gid="share",
+            arrowprops={"arrowstyle": "->", "color": color},
+        )
     _tokens_axis(ax)
     ax.set_ylim(0, top * 1.15)
     ax.set_ylabel("achieved GFLOP/s")
@@ -185,10 +204,15 @@ def _tokens_axis(ax: Axes) -> None:
 # ---------------------------------------------------------------- generation_cost
 
 
-def generation_cost(seconds_cached: Sequence[float], seconds_recompute: Sequence[float],
-                    flops_cached: Sequence[float] | None = None,
-                    flops_recompute: Sequence[float] | None = None, *,
-                    axes: Sequence[Axes] | None = None, title: str | None = None) -> Figure:
+def generation_cost(
+    seconds_cached: Sequence[float],
+    seconds_recompute: Sequence[float],
+    flops_cached: Sequence[float] | None = None,
+    flops_recompute: Sequence[float] | None = None,
+    *,
+    axes: Sequence[Axes] | None = None,
+    title: str | None = None,
+) -> Figure:
     """Generating N tokens with the KV cache against recomputing every step, as running totals.
 
     seconds_*: seconds elapsed after each new token ([n_new] each, entry i after token i + 1),
@@ -207,8 +231,13 @@ def generation_cost(seconds_cached: Sequence[float], seconds_recompute: Sequence
         raise InvalidInputError("give both flops_cached and flops_recompute, or neither")
     series = [("s", cached, recompute)]
     if flops_cached is not None:
-        series.append(("FLOP", _check_cumulative("flops_cached", flops_cached),  # [n_new]
-                       _check_cumulative("flops_recompute", flops_recompute)))  # [n_new]
+        series.append(
+            (
+                "FLOP",
+                _check_cumulative("flops_cached", flops_cached),  # [n_new]
+                _check_cumulative("flops_recompute", flops_recompute),
+            )
+        )  # [n_new]
     lengths = {len(a) for _, *pair in series for a in pair}
     if len(lengths) != 1:
         raise InvalidInputError(
@@ -231,13 +260,30 @@ def _draw_running_totals(ax: Axes, unit: str, cached: np.ndarray, recompute: np.
     n = np.arange(1, len(cached) + 1)  # [n_new]: tokens generated
     scale, label = (1e3, "ms") if unit == "s" else (1e-9, "GFLOP")
     prefix = "" if unit == "s" else "flops_"
-    ax.plot(n, cached * scale, "-", color=CACHED_COLOR, lw=2, gid=f"{prefix}cached",
-            label="KV cache: prefill, then decode")
-    ax.plot(n, recompute * scale, "-", color=RECOMPUTE_COLOR, lw=2, gid=f"{prefix}recompute",
-            label="no cache: recompute every step")
-    ax.annotate(f"{recompute[-1] / cached[-1]:.1f}x", (n[-1], recompute[-1] * scale), xytext=(-4, 0),
-                textcoords="offset points", ha="right", va="top", fontsize=9, color=RECOMPUTE_COLOR,
-                fontweight="bold", gid=f"{prefix}ratio")
+    ax.plot(
+        n, cached * scale, "-", color=CACHED_COLOR, lw=2, gid=f"{prefix}cached", label="KV cache: prefill, then decode"
+    )
+    ax.plot(
+        n,
+        recompute * scale,
+        "-",
+        color=RECOMPUTE_COLOR,
+        lw=2,
+        gid=f"{prefix}recompute",
+        label="no cache: recompute every step",
+    )
+    ax.annotate(
+        f"{recompute[-1] / cached[-1]:.1f}x",
+        (n[-1], recompute[-1] * scale),
+        xytext=(-4, 0),
+        textcoords="offset points",
+        ha="right",
+        va="top",
+        fontsize=9,
+        color=RECOMPUTE_COLOR,
+        fontweight="bold",
+        gid=f"{prefix}ratio",
+    )
     ax.set_xlim(0, n[-1] * 1.02)
     ax.set_ylim(0, max(cached[-1], recompute[-1]) * scale * 1.08)
     ax.set_xlabel("tokens generated (N)")

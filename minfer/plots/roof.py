@@ -78,8 +78,7 @@ def _check_profile(profile: Any, *keys: str) -> None:
     for key in keys:
         if key not in profile:
             raise InvalidInputError(
-                f"the profile has no {key!r} key (it has {sorted(profile)}); "
-                "pass Profiler.to_dict() of a profiled run"
+                f"the profile has no {key!r} key (it has {sorted(profile)}); pass Profiler.to_dict() of a profiled run"
             )
 
 
@@ -169,8 +168,10 @@ def op_points(profile: Mapping) -> dict[str, list[Point]]:
 def sweep_points(sweep: Sequence[Mapping]) -> list[Point]:
     """One Point per batch size of a decode sweep, labelled "B=1", "B=8", ... in batch order."""
     rows = _list(sweep, "sweep", "{'batch', 'flops', 'bytes', 'seconds'} (minfer.profiler.decode_sweep)")
-    batches = [whole_number(_entry(row, f"sweep[{i}]", ("batch",))["batch"], f"sweep[{i}]['batch']", 1)
-               for i, row in enumerate(rows)]
+    batches = [
+        whole_number(_entry(row, f"sweep[{i}]", ("batch",))["batch"], f"sweep[{i}]['batch']", 1)
+        for i, row in enumerate(rows)
+    ]
     if len(set(batches)) != len(batches):
         raise InvalidInputError(f"sweep has a batch size twice: {batches}; keep one row per batch size")
     order = np.argsort(batches, kind="stable")  # [n_rows] row indices in batch order
@@ -259,17 +260,36 @@ def _draw_roof(ax: Axes, peak: float, bandwidth: float, x_lo: float, x_hi: float
     # y = bandwidth * x is straight in data coordinates, so its angle there is atan(bandwidth);
     # transform_rotates_text turns that into the on-screen slope at draw time, whatever the size
     x_text = x_lo * 1.3
-    ax.text(x_text, bandwidth * x_text * 1.15, f"memory: {fmt(bandwidth)} GB/s", fontsize=9,
-            rotation=math.degrees(math.atan(bandwidth)), transform_rotates_text=True,
-            rotation_mode="anchor", ha="left", va="bottom")
+    ax.text(
+        x_text,
+        bandwidth * x_text * 1.15,
+        f"memory: {fmt(bandwidth)} GB/s",
+        fontsize=9,
+        rotation=math.degrees(math.atan(bandwidth)),
+        transform_rotates_text=True,
+        rotation_mode="anchor",
+        ha="left",
+        va="bottom",
+    )
     # x in data, y in axes fraction: the two regimes named at the top, where no point can be
     for text, ha in (("← memory-bound ", "right"), (" compute-bound →", "left")):
-        ax.text(ridge, 0.97, text, transform=ax.get_xaxis_transform(), ha=ha, va="top", fontsize=9,
-                color="dimgray", fontstyle="italic")
+        ax.text(
+            ridge,
+            0.97,
+            text,
+            transform=ax.get_xaxis_transform(),
+            ha=ha,
+            va="top",
+            fontsize=9,
+            color="dimgray",
+            fontstyle="italic",
+        )
     ridge_text = f"ridge I* = {fmt(ridge)} FLOP/byte"
     roof_text = f"compute roof: {fmt(peak)} GFLOP/s"
-    return [_Label(ridge, peak, ridge_text, "dimgray", 8, ((6, -8, "left", "top"),)),
-            _Label(x_hi, peak, roof_text, "black", 9, ((-4, 4, "right", "bottom"),))]
+    return [
+        _Label(ridge, peak, ridge_text, "dimgray", 8, ((6, -8, "left", "top"),)),
+        _Label(x_hi, peak, roof_text, "black", 9, ((-4, 4, "right", "bottom"),)),
+    ]
 
 
 def _draw_phases(ax: Axes, phases: dict[str, Point], peak: float, bandwidth: float) -> list[_Label]:
@@ -279,11 +299,21 @@ def _draw_phases(ax: Axes, phases: dict[str, Point], peak: float, bandwidth: flo
         if not p.placeable:
             continue
         color, marker = phase_style(name)
-        ax.plot([p.intensity], [p.gflops], marker, color=color, ms=13, mec="black", gid=f"phase:{name}",
-                label=name, zorder=5)
+        ax.plot(
+            [p.intensity],
+            [p.gflops],
+            marker,
+            color=color,
+            ms=13,
+            mec="black",
+            gid=f"phase:{name}",
+            label=name,
+            zorder=5,
+        )
         share = p.gflops / min(peak, bandwidth * p.intensity)
-        labels.append(_Label(p.intensity, p.gflops, f"{p.label}\n{share:.0%} of roof", color, 9,
-                             PHASE_OFFSETS, bold=True))
+        labels.append(
+            _Label(p.intensity, p.gflops, f"{p.label}\n{share:.0%} of roof", color, 9, PHASE_OFFSETS, bold=True)
+        )
     return labels
 
 
@@ -291,8 +321,17 @@ def _draw_sweep(ax: Axes, points: list[Point]) -> list[_Label]:
     """Decode at growing batch sizes: one line walking right, the teaching point of batching."""
     placed = [p for p in points if p.placeable]
     if placed:
-        ax.plot([p.intensity for p in placed], [p.gflops for p in placed], "^--", color=SWEEP_COLOR, ms=7,
-                lw=1.2, gid="sweep", label="decode, batch sweep", zorder=4)
+        ax.plot(
+            [p.intensity for p in placed],
+            [p.gflops for p in placed],
+            "^--",
+            color=SWEEP_COLOR,
+            ms=7,
+            lw=1.2,
+            gid="sweep",
+            label="decode, batch sweep",
+            zorder=4,
+        )
     return [_Label(p.intensity, p.gflops, p.label, SWEEP_COLOR, 8, SWEEP_OFFSETS) for p in placed]
 
 
@@ -304,17 +343,33 @@ def _draw_ops(ax: Axes, by_phase: dict[str, list[Point]]) -> list[_Label]:
         if not placed:
             continue
         color, marker = phase_style(phase)
-        ax.plot([p.intensity for p in placed], [p.gflops for p in placed], marker, ls="none", ms=5,
-                color=color, alpha=0.5, gid=f"ops:{phase}", label=f"{phase} ops", zorder=3)
+        ax.plot(
+            [p.intensity for p in placed],
+            [p.gflops for p in placed],
+            marker,
+            ls="none",
+            ms=5,
+            color=color,
+            alpha=0.5,
+            gid=f"ops:{phase}",
+            label=f"{phase} ops",
+            zorder=3,
+        )
         slowest = sorted(placed, key=lambda p: p.seconds, reverse=True)[:TOP_OPS]
-        labels += [_Label(p.intensity, p.gflops, p.label, color, 7, OP_OFFSETS, leader=True)
-                   for p in slowest]
+        labels += [_Label(p.intensity, p.gflops, p.label, color, 7, OP_OFFSETS, leader=True) for p in slowest]
     # placed top down, so the names of ops sitting on one spot fan out in the order of their y
     return sorted(labels, key=lambda label: label.y, reverse=True)
 
 
-def _finish_roofline(ax: Axes, profile: Mapping, placed: list[Point], x_range: tuple[float, float],
-                     roof_lo: float, peak: float, title: str | None) -> None:
+def _finish_roofline(
+    ax: Axes,
+    profile: Mapping,
+    placed: list[Point],
+    x_range: tuple[float, float],
+    roof_lo: float,
+    peak: float,
+    title: str | None,
+) -> None:
     """Log axes, limits that hold the roof and every point, labels, legend, title."""
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -348,9 +403,18 @@ def _draw_note(ax: Axes, text: str) -> None:
     """Under the axis label, outside the data (slow ops can sit in any corner) when a layout
     engine will make room for it; else inside the lower right corner."""
     outside = root_figure(ax).get_layout_engine() is not None
-    ax.annotate(text, (1, 0), xycoords="axes fraction", xytext=(0, -36) if outside else (-4, 4),
-                textcoords="offset points", ha="right", va="top" if outside else "bottom", fontsize=7,
-                color="dimgray", gid="note")
+    ax.annotate(
+        text,
+        (1, 0),
+        xycoords="axes fraction",
+        xytext=(0, -36) if outside else (-4, 4),
+        textcoords="offset points",
+        ha="right",
+        va="top" if outside else "bottom",
+        fontsize=7,
+        color="dimgray",
+        gid="note",
+    )
 
 
 # ---------------------------------------------------------------- placing labels
@@ -361,16 +425,28 @@ def _draw_note(ax: Axes, text: str) -> None:
 Offset = tuple[float, float, str, str]  # (dx, dy) in points from the anchor, ha, va
 Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) in points on the figure
 Marker = tuple[float, float, float]  # (x, y) in data coordinates, half its size in points
-PHASE_OFFSETS: tuple[Offset, ...] = ((-10, 10, "right", "bottom"), (10, -10, "left", "top"),
-                                     (-10, -10, "right", "top"), (10, 10, "left", "bottom"))
-SWEEP_OFFSETS: tuple[Offset, ...] = ((-6, 5, "right", "bottom"), (6, -5, "left", "top"),
-                                     (7, 0, "left", "center"), (0, 9, "center", "bottom"),
-                                     (0, -9, "center", "top"), (10, -10, "left", "top"),
-                                     (10, 10, "left", "bottom"), (-10, -10, "right", "top"))
+PHASE_OFFSETS: tuple[Offset, ...] = (
+    (-10, 10, "right", "bottom"),
+    (10, -10, "left", "top"),
+    (-10, -10, "right", "top"),
+    (10, 10, "left", "bottom"),
+)
+SWEEP_OFFSETS: tuple[Offset, ...] = (
+    (-6, 5, "right", "bottom"),
+    (6, -5, "left", "top"),
+    (7, 0, "left", "center"),
+    (0, 9, "center", "bottom"),
+    (0, -9, "center", "top"),
+    (10, -10, "left", "top"),
+    (10, 10, "left", "bottom"),
+    (-10, -10, "right", "top"),
+)
 # ops: a fan of rows to the lower right of the point, then the upper right, then the left
-OP_OFFSETS: tuple[Offset, ...] = (*((18, -11 - 11 * k, "left", "center") for k in range(8)),
-                                  *((18, 11 + 11 * k, "left", "center") for k in range(4)),
-                                  *((-18, -11 - 11 * k, "right", "center") for k in range(6)))
+OP_OFFSETS: tuple[Offset, ...] = (
+    *((18, -11 - 11 * k, "left", "center") for k in range(8)),
+    *((18, 11 + 11 * k, "left", "center") for k in range(4)),
+    *((-18, -11 - 11 * k, "right", "center") for k in range(6)),
+)
 
 
 @dataclass(frozen=True)
@@ -411,9 +487,19 @@ def _annotate(ax: Axes, label: _Label, offset: Offset) -> None:
     """Draw one label at its chosen offset."""
     dx, dy, ha, va = offset
     leader = {"arrowstyle": "-", "color": label.color, "alpha": 0.5, "lw": 0.6} if label.leader else None
-    ax.annotate(label.text, (label.x, label.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                fontsize=label.size, fontweight="bold" if label.bold else "normal", color=label.color,
-                arrowprops=leader, zorder=6)
+    ax.annotate(
+        label.text,
+        (label.x, label.y),
+        xytext=(dx, dy),
+        textcoords="offset points",
+        ha=ha,
+        va=va,
+        fontsize=label.size,
+        fontweight="bold" if label.bold else "normal",
+        color=label.color,
+        arrowprops=leader,
+        zorder=6,
+    )
 
 
 def _text_box(label: _Label, anchor: np.ndarray, offset: Offset) -> Box:
@@ -430,8 +516,7 @@ def _text_box(label: _Label, anchor: np.ndarray, offset: Offset) -> Box:
 
 def _covered(a: Box, boxes: list[Box]) -> float:
     """Area (points squared) of box `a` that overlaps `boxes`, summed."""
-    return sum(max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-               for b in boxes)
+    return sum(max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1])) for b in boxes)
 
 
 def _inside(box: Box, frame: Box) -> bool:
@@ -503,16 +588,32 @@ def _check_step(step: Any, where: str) -> None:
 def _annotate_first_step(ax: Axes, step: Mapping, ms: float) -> None:
     """The first step is the wait before the first token: the latency a user feels."""
     what = "prefill → first token" if step["phase"] == "prefill" else f"{step['phase']} (first step)"
-    ax.annotate(f"{what}\n{step['tokens']} tok, {fmt(ms)} ms", (-0.4, ms), xytext=(0, 4),
-                textcoords="offset points", ha="left", va="bottom", fontsize=9, fontweight="bold",
-                color=phase_style(step["phase"])[0])
+    ax.annotate(
+        f"{what}\n{step['tokens']} tok, {fmt(ms)} ms",
+        (-0.4, ms),
+        xytext=(0, 4),
+        textcoords="offset points",
+        ha="left",
+        va="bottom",
+        fontsize=9,
+        fontweight="bold",
+        color=phase_style(step["phase"])[0],
+    )
 
 
 def _draw_step_bounds(ax: Axes, steps: Sequence[Mapping], peak: float, bandwidth: float) -> None:
     """Per step, the roofline's least time: whichever of arithmetic and memory takes longer."""
     bound_ms = [max(s["flops"] / (peak * 1e9), s["bytes"] / (bandwidth * 1e9)) * 1e3 for s in steps]
-    ax.step(np.arange(len(steps)), bound_ms, where="mid", color="black", lw=1.2, gid="bound", zorder=3,
-            label="roofline bound: max(FLOPs/peak, bytes/bandwidth)")
+    ax.step(
+        np.arange(len(steps)),
+        bound_ms,
+        where="mid",
+        color="black",
+        lw=1.2,
+        gid="bound",
+        zorder=3,
+        label="roofline bound: max(FLOPs/peak, bytes/bandwidth)",
+    )
 
 
 def _draw_kv(ax: Axes, steps: Sequence[Mapping]) -> Axes:
@@ -523,8 +624,16 @@ def _draw_kv(ax: Axes, steps: Sequence[Mapping]) -> Axes:
         values, label = kv_bytes / 1e6, "KV cache in use (MB)"
     else:  # a profile without byte counts still knows how many positions are filled
         values, label = np.array([s["context"] for s in steps], dtype=float), "context positions"
-    kv_ax.plot(np.arange(len(steps)), values, color=KV_COLOR, lw=2, drawstyle="steps-mid", gid="kv",
-               label=label, marker="o" if len(steps) == 1 else None)  # one step: no line to draw
+    kv_ax.plot(
+        np.arange(len(steps)),
+        values,
+        color=KV_COLOR,
+        lw=2,
+        drawstyle="steps-mid",
+        gid="kv",
+        label=label,
+        marker="o" if len(steps) == 1 else None,
+    )  # one step: no line to draw
     kv_ax.set_ylabel(label, color=KV_COLOR)
     kv_ax.set_ylim(0, values.max() * HEADROOM or 1)
     return kv_ax
@@ -537,8 +646,10 @@ def _finish_timeline(ax: Axes, kv_ax: Axes, steps: Sequence[Mapping], ms: np.nda
     ax.set_ylim(0, ms.max() * HEADROOM or 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # steps are whole
     ax.grid(True, axis="y", alpha=0.3)
-    handles = [Patch(color=phase_style(phase)[0], label=_phase_summary(phase, steps))
-               for phase in dict.fromkeys(s["phase"] for s in steps)]
+    handles = [
+        Patch(color=phase_style(phase)[0], label=_phase_summary(phase, steps))
+        for phase in dict.fromkeys(s["phase"] for s in steps)
+    ]
     lines = ax.get_lines() + kv_ax.get_lines()
     # on the twin, which is drawn over the bars: nothing hides the legend
     kv_ax.legend(handles=handles + lines, loc="upper right", fontsize=8, framealpha=0.9)
@@ -572,4 +683,3 @@ def _model_name(profile: Mapping) -> str:
     model = profile.get("model") if isinstance(profile.get("model"), Mapping) else {}
     name = model.get("name", "model")
     return f"{name} ({model['backend']})" if model.get("backend") else name
-

@@ -42,11 +42,15 @@ def _probabilities(values, name: str, n_vocab: int | None = None, other: str = "
     """
     p = float_array(values, name)  # [n_vocab]
     if p.ndim != 1 or p.size == 0:
-        raise InvalidInputError(f"{name} must be a 1-D array of probabilities [n_vocab], got shape {p.shape}; "
-                                "pass softmax(logits) of one position")
+        raise InvalidInputError(
+            f"{name} must be a 1-D array of probabilities [n_vocab], got shape {p.shape}; "
+            "pass softmax(logits) of one position"
+        )
     if n_vocab is not None and p.size != n_vocab:
-        raise InvalidInputError(f"{name} has {p.size} entries but {other} has {n_vocab}: both must be "
-                                "distributions over the same vocabulary")
+        raise InvalidInputError(
+            f"{name} has {p.size} entries but {other} has {n_vocab}: both must be "
+            "distributions over the same vocabulary"
+        )
     check_probabilities(p, name)
     return p
 
@@ -75,8 +79,10 @@ def _label_texts(labels: Labels, ids: np.ndarray) -> list[str]:
     listed = isinstance(labels, Sequence) and not isinstance(labels, str)  # a list, a tuple
     listed = listed or isinstance(labels, np.ndarray) and labels.ndim == 1  # np.array(vocab)
     if not listed or len(labels) <= ids.max():
-        raise InvalidInputError("labels must be a function token id -> text (e.g. lambda i: tok.decode([i])) "
-                                "or a sequence of texts indexed by token id, long enough for every id shown")
+        raise InvalidInputError(
+            "labels must be a function token id -> text (e.g. lambda i: tok.decode([i])) "
+            "or a sequence of texts indexed by token id, long enough for every id shown"
+        )
     return [str(labels[int(i)]) for i in ids]
 
 
@@ -182,8 +188,8 @@ def _distributions(value, name: str, one_vocab: bool) -> dict[str, np.ndarray]:
 def nucleus_size(probs, top_p: float) -> int:
     """How many tokens `minfer.sampling.top_p_filter` keeps from these probabilities.
 
-        >>> nucleus_size([0.5, 0.3, 0.15, 0.05], 0.9)   # 0.5 + 0.3 < 0.9 <= 0.5 + 0.3 + 0.15
-        3
+    >>> nucleus_size([0.5, 0.3, 0.15, 0.05], 0.9)   # 0.5 + 0.3 < 0.9 <= 0.5 + 0.3 + 0.15
+    3
     """
     p = _probabilities(probs, "probs")  # [n_vocab]
     with np.errstate(divide="ignore"):  # log(0) = -inf: a token that already has no chance
@@ -225,8 +231,13 @@ def _draw_cumulative(ax: Axes, name: str, p: np.ndarray, top_p: float, color: st
     """One distribution's curve and the dot where its nucleus ends."""
     cumulative = np.cumsum(np.sort(p)[::-1])  # [n_vocab], most likely first
     n = nucleus_size(p, top_p)
-    ax.plot(np.arange(1, p.size + 1), cumulative, color=color, gid=f"cumulative:{name}",
-            label=f"{name}: nucleus of {n:,} tokens")
+    ax.plot(
+        np.arange(1, p.size + 1),
+        cumulative,
+        color=color,
+        gid=f"cumulative:{name}",
+        label=f"{name}: nucleus of {n:,} tokens",
+    )
     ax.plot([n], [cumulative[n - 1]], "o", color=color, gid=f"nucleus:{name}")
 
 
@@ -257,8 +268,7 @@ def repetition_by_temperature(
     fig, ax = figure_and_axes(ax, figsize=(7, 3.6))
     xs = np.concatenate([np.full(len(r), t) for t, r in by_t])  # [n_runs]
     ax.plot(xs, np.concatenate([r for _, r in by_t]), "o", color="C0", alpha=0.4, gid="runs")
-    ax.plot([t for t, _ in by_t], [r.mean() for _, r in by_t], "-", color="C0", gid="mean",
-            label="mean over seeds")
+    ax.plot([t for t, _ in by_t], [r.mean() for _, r in by_t], "-", color="C0", gid="mean", label="mean over seeds")
     for i, (name, (t, value)) in enumerate(points.items()):
         ax.plot([t], [value], "s", color=f"C{i + 1}", markersize=9, gid=f"extra:{name}", label=name)
     ax.set_xlabel("temperature (0 = greedy)")
@@ -276,8 +286,9 @@ def _runs(runs: Mapping[float, Sequence[float]]) -> list[tuple[float, np.ndarray
     for t, values in runs.items():
         r = float_array(values, f"runs[{t!r}]")  # [n_runs]
         if r.ndim != 1 or r.size == 0 or not np.all((r >= 0) & (r <= 1)):
-            raise InvalidInputError(f"runs[{t!r}] must be a non-empty list of fractions between 0 and 1, "
-                                    f"got {values!r}")
+            raise InvalidInputError(
+                f"runs[{t!r}] must be a non-empty list of fractions between 0 and 1, got {values!r}"
+            )
         checked.append((_number(t, "a temperature", 0, math.inf), r))
     return sorted(checked, key=lambda tr: tr[0])
 
@@ -286,5 +297,6 @@ def _extra_point(name: str, point) -> tuple[float, float]:
     """(temperature, fraction) of one extra setting; else a named error."""
     if not isinstance(point, tuple | list | np.ndarray) or len(point) != 2:
         raise InvalidInputError(f"extra[{name!r}] must be (temperature, fraction), got {point!r}")
-    return _number(point[0], f"extra[{name!r}]'s temperature", 0, math.inf), \
-        _number(point[1], f"extra[{name!r}]'s fraction", 0, 1)
+    return _number(point[0], f"extra[{name!r}]'s temperature", 0, math.inf), _number(
+        point[1], f"extra[{name!r}]'s fraction", 0, 1
+    )

@@ -46,8 +46,7 @@ def main() -> None:
     samples = []
     for prompt, temperature, seed in SAMPLES:
         g = minfer.generate(model, prompt, 60, temperature=temperature, seed=seed)
-        samples.append(f"**`{prompt!r}`**, temperature {temperature}, seed {seed}:\n\n"
-                       f"```text\n{prompt}{g.text}\n```\n")
+        samples.append(f"**`{prompt!r}`**, temperature {temperature}, seed {seed}:\n\n```text\n{prompt}{g.text}\n```\n")
     greedy = minfer.generate(model, "And the king said", 40)
     size_mb = (OUT / "model.safetensors").stat().st_size / 1e6
     card = f"""# minfer classroom model: a small GPT-2 trained on the King James Bible

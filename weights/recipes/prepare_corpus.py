@@ -71,8 +71,7 @@ def run_bible() -> str:
     """Run the extraction command and return its output; explain how to get `bible` if missing."""
     if shutil.which("bible") is None:
         sys.exit("the `bible` command is missing: install it with `apt-get install bible-kjv`")
-    result = subprocess.run(BIBLE_COMMAND, capture_output=True, text=True, encoding="utf-8",
-                            check=True)
+    result = subprocess.run(BIBLE_COMMAND, capture_output=True, text=True, encoding="utf-8", check=True)
     return result.stdout
 
 
@@ -118,8 +117,9 @@ def as_corpus(chapters: list[Chapter]) -> str:
 def package_version() -> str:
     """The installed bible-kjv package version (for the model card), or 'unknown'."""
     try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "bible-kjv"],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", "bible-kjv"], capture_output=True, text=True, check=True
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -143,8 +143,10 @@ def main() -> None:
     check_totals(chapters)
     train, heldout = split_heldout(chapters)
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"source: bible-kjv {package_version()}, `{' '.join(BIBLE_COMMAND)}`, "
-          f"sha256 {hashlib.sha256(output.encode('utf-8')).hexdigest()}")
+    print(
+        f"source: bible-kjv {package_version()}, `{' '.join(BIBLE_COMMAND)}`, "
+        f"sha256 {hashlib.sha256(output.encode('utf-8')).hexdigest()}"
+    )
     write_and_describe(args.out / "train.txt", as_corpus(train), len(train))
     write_and_describe(args.out / "heldout.txt", as_corpus(heldout), len(heldout))
 

@@ -101,17 +101,31 @@ def main() -> None:
     heldout = torch.tensor(tok.encode((a.data / "heldout.txt").read_text(), allow_special=False))
     print(f"tokens: train {len(train):,}, held-out {len(heldout):,} (encoded in {time.time() - t0:.1f}s)")
 
-    cfg = GPT2Config(n_layer=a.n_layer, n_head=a.n_head, n_embd=a.n_embd, n_positions=a.n_ctx,
-                     vocab_size=tok.n_vocab, bos_token_id=eot, eos_token_id=eot,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = GPT2Config(
+        n_layer=a.n_layer,
+        n_head=a.n_head,
+        n_embd=a.n_embd,
+        n_positions=a.n_ctx,
+        vocab_size=tok.n_vocab,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     model = GPT2LMHeadModel(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: {a.n_layer} layers, {a.n_head} heads, width {a.n_embd}, ctx {a.n_ctx}, "
-          f"vocab {tok.n_vocab}: {n_params:,} parameters")
+    print(
+        f"model: {a.n_layer} layers, {a.n_head} heads, width {a.n_embd}, ctx {a.n_ctx}, "
+        f"vocab {tok.n_vocab}: {n_params:,} parameters"
+    )
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=a.lr,
+        betas=(0.9, 0.95),
+    )
     gen = torch.Generator().manual_seed(a.seed)
     eval_gen_seed = a.seed + 1
     log = {"step": [], "train_loss": [], "heldout_loss": [], "seconds": []}
@@ -138,8 +152,11 @@ def main() -> None:
             log["train_loss"].append(float(np.mean(recent)))
             log["heldout_loss"].append(held)
             log["seconds"].append(time.time() - start)
-            print(f"step {step + 1}/{steps}  train {np.mean(recent):.3f}  held-out {held:.3f}  "
-                  f"lr {learning_rate(step, a):.2e}  {time.time() - start:.0f}s", flush=True)
+            print(
+                f"step {step + 1}/{steps}  train {np.mean(recent):.3f}  held-out {held:.3f}  "
+                f"lr {learning_rate(step, a):.2e}  {time.time() - start:.0f}s",
+                flush=True,
+            )
             recent = []
     if a.measure:
         return
@@ -148,13 +165,24 @@ def main() -> None:
     model.save_pretrained(a.out, safe_serialization=True)
     (a.out / "generation_config.json").unlink(missing_ok=True)
     final = {
-        "n_params": n_params, "steps": steps, "batch": a.batch, "n_ctx": a.n_ctx,
-        "tokens_seen": steps * a.batch * a.n_ctx, "train_tokens": len(train), "heldout_tokens": len(heldout),
-        "wall_seconds": wall, "seed": a.seed, "lr": a.lr, "min_lr": a.min_lr, "warmup": a.warmup,
-        "weight_decay": a.weight_decay, "threads": a.threads,
+        "n_params": n_params,
+        "steps": steps,
+        "batch": a.batch,
+        "n_ctx": a.n_ctx,
+        "tokens_seen": steps * a.batch * a.n_ctx,
+        "train_tokens": len(train),
+        "heldout_tokens": len(heldout),
+        "wall_seconds": wall,
+        "seed": a.seed,
+        "lr": a.lr,
+        "min_lr": a.min_lr,
+        "warmup": a.warmup,
+        "weight_decay": a.weight_decay,
+        "threads": a.threads,
         "final_train_loss": log["train_loss"][-1],
         "heldout_loss_chunked": chunked_loss(model, heldout, a.n_ctx),
-        "torch": torch.__version__, "log": log,
+        "torch": torch.__version__,
+        "log": log,
     }
     (a.out / "training.json").write_text(json.dumps(final, indent=2) + "\n")
     plot(log, a.out / "loss.png")
@@ -163,8 +191,10 @@ def main() -> None:
 
 def plot(log: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     ax.plot(log["step"], log["train_loss"], label="train (mean since last point)")
     ax.plot(log["step"], log["heldout_loss"], label="held-out (sampled windows)")

@@ -31,8 +31,7 @@ SPECIAL_TOKENS = [END_OF_TEXT]
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Train the classroom BPE tokenizer.")
     p.add_argument("--data", type=Path, default=ROOT / "data" / "kjv")
-    p.add_argument("--out", type=Path,
-                   default=ROOT / "weights" / "classroom" / "tokenizer.tiktoken")
+    p.add_argument("--out", type=Path, default=ROOT / "weights" / "classroom" / "tokenizer.tiktoken")
     p.add_argument("--vocab-size", type=int, default=VOCAB_SIZE)
     return p.parse_args()
 
@@ -62,8 +61,10 @@ def main() -> None:
     gpt2 = Tokenizer.gpt2()
     print(f"n_vocab {tok.n_vocab}, {END_OF_TEXT} = {tok.eot_id}")
     for name, text in [("train", train), ("held-out", heldout)]:
-        print(f"{name:>8}: {tokens_per_char(tok, text):.4f} tokens/char "
-              f"(GPT-2's 50,257-token vocabulary: {tokens_per_char(gpt2, text):.4f})")
+        print(
+            f"{name:>8}: {tokens_per_char(tok, text):.4f} tokens/char "
+            f"(GPT-2's 50,257-token vocabulary: {tokens_per_char(gpt2, text):.4f})"
+        )
 
     same = encode_with_merges(heldout, ranks) == tok.encode(heldout, allow_special=False)
     print(f"minfer.bpe.encode_with_merges == tiktoken on held-out: {same}")

@@ -11,8 +11,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def append_kv(k_cache: np.ndarray, v_cache: np.ndarray, length: int,
-              k_new: np.ndarray, v_new: np.ndarray) -> int:
+def append_kv(k_cache: np.ndarray, v_cache: np.ndarray, length: int, k_new: np.ndarray, v_new: np.ndarray) -> int:
     """Write k_new, v_new at [length, length + n_new) of the caches, in place; return the new length.
 
     k_cache, v_cache: [n_head, max_seq, d_head], k_new, v_new: [n_head, n_new, d_head] -> int
