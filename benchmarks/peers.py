@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -413,7 +413,7 @@ def calibrate_main(args: argparse.Namespace) -> None:
     result = {
         "bandwidth_gbs": measure_bandwidth_gbs(plan.stream_bytes, plan.stream_repeats),
         "sgemm_gflops": measure_matmul_gflops(plan.matmul_n, plan.matmul_repeats),
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(result))
 
@@ -823,7 +823,7 @@ def main(argv: list[str] | None = None) -> None:
     plan = QUICK_PLAN if args.quick else FULL_PLAN
     report = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "rounds": args.rounds,
         "threads": args.threads,
         "plan": plan.__dict__,

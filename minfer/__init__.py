@@ -5,6 +5,7 @@ tokenizer -> embed -> attention -> mlp -> block -> model (prefill / decode) -> s
 Beside them, the instrumentation: counts -> profiler -> calibrate -> plots -> whatif.
 """
 
+from minfer.batch import generate_batch
 from minfer.config import Config
 from minfer.errors import (
     ContextOverflowError,
@@ -16,7 +17,6 @@ from minfer.errors import (
     TokenizerError,
 )
 from minfer.evaluate import Perplexity, perplexity
-from minfer.batch import generate_batch
 from minfer.generation import Generation, Stream, generate, stream
 from minfer.kvcache import KVCache
 from minfer.loading import load_model

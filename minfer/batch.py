@@ -19,9 +19,9 @@ from time import perf_counter
 import numpy as np
 
 from minfer.attention import merge_heads
+from minfer.checks import check_fits
 from minfer.config import Config
 from minfer.embed import lm_head
-from minfer.checks import check_fits
 from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.generation import Generation, check_max_new_tokens, prompt_ids, stop_token_set
 from minfer.kvcache import KVCache

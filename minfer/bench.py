@@ -52,7 +52,7 @@ def bench(
         raise InvalidInputError(f"--prompt-tokens {prompt_tokens} + --new-tokens {new_tokens} exceed n_ctx={n_ctx}")
     ids = np.random.default_rng(0).integers(0, 100, prompt_tokens).tolist()
     samples: dict = {v: [] for v in variants}
-    for v, m in models.items():
+    for m in models.values():
         time_variant(m, ids[:8], 2)  # warm-up: compile or load the kernels
     for _ in range(rounds):
         for v, m in models.items():

@@ -37,7 +37,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -275,7 +275,7 @@ def calibrate(quick: bool = False) -> Ceilings:
         stream_bytes=stream_bytes,
         threads=numba.get_num_threads(),
         cpu=cpu_name(),
-        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
         env={name: os.environ.get(name) for name in ENV_VARS},
     )
 

@@ -247,9 +247,8 @@ def write_plots(data: dict, roof, path: str, sweep: list[dict] | None) -> list:
     """The roofline to `path`, the timeline beside it (roofline.png -> roofline-timeline.png)."""
     from pathlib import Path
 
-    from minfer.plots import roofline, save_figure, timeline
-
     from minfer.errors import InvalidInputError
+    from minfer.plots import roofline, save_figure, timeline
 
     p = Path(path)
     try:

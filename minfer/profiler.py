@@ -24,7 +24,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from time import perf_counter
 
-from minfer import attention, batch, block, embed, generation, layers, mlp, model as model_module
+from minfer import attention, batch, block, embed, generation, layers, mlp
+from minfer import model as model_module
 from minfer.cost import Cost
 from minfer.counts import Arch, step_costs
 from minfer.errors import InvalidInputError

@@ -64,9 +64,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from minfer.cost import Cost
 from minfer.counts import ARCHS, DTYPE_SIZES, Arch, decode_cost, prefill_cost
-from minfer.report import fmt
 from minfer.errors import InvalidInputError
 from minfer.hardware import CATALOG, THIS_MACHINE, Hardware, get_hardware
+from minfer.report import fmt
 
 TITLE = "Roofline bounds, not measurements"
 # a chip that publishes no peak for one 16-bit float type is fed the other: same bytes, and

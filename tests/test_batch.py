@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 import minfer
-from conftest import FIXTURES
 from minfer.batch import BatchKVCache, decode_batch, prefill_slot
 from minfer.checkpoint import CLASSROOM_DIR
 

@@ -6,12 +6,12 @@ import random
 from pathlib import Path
 
 import pytest
+from conftest import UNICODE_TEXTS
 
 import minfer.tokenizer
 from minfer import bpe
 from minfer.errors import TokenizerError
 from minfer.tokenizer import END_OF_TEXT, Tokenizer, read_ranks
-from conftest import UNICODE_TEXTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSROOM_RANKS = ROOT / "weights" / "classroom" / "tokenizer.tiktoken"

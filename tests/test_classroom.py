@@ -11,9 +11,9 @@ import re
 
 import numpy as np
 import pytest
+from conftest import LOGIT_RTOL, reference, relative_diff
 
 import minfer
-from conftest import LOGIT_RTOL, reference, relative_diff
 from minfer.checkpoint import CLASSROOM_DIR
 
 

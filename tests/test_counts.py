@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import minfer
-from minfer.counts import ARCHS, Arch, decode_cost, prefill_cost, step_costs, total
 from minfer.cost import Cost
+from minfer.counts import ARCHS, Arch, decode_cost, prefill_cost, step_costs, total
 from minfer.errors import InvalidInputError
 
 GPT2 = ARCHS["gpt2"]

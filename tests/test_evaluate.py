@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, reference
 
 import minfer
-from conftest import FIXTURES, reference
 from minfer.cli import main
 from minfer.evaluate import token_losses
 

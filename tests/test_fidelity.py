@@ -6,9 +6,9 @@ References come from tests/fixtures/make_fixtures.py (transformers 5.x, torch CP
 from __future__ import annotations
 
 import numpy as np
+from conftest import LOGIT_RTOL, relative_diff
 
 import minfer
-from conftest import LOGIT_RTOL, relative_diff
 
 
 def test_forward_logits_match_transformers(model_and_ref):

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from safetensors.numpy import load_file, save_file
 
 import minfer
-from conftest import FIXTURES
-from minfer.kvcache import KVCache
 
 TINY = FIXTURES / "tiny-gpt2"  # n_layer=2, n_head=4, n_embd=64, n_ctx=64, n_vocab=512
 

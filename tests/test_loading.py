@@ -7,10 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from safetensors.numpy import load_file, save_file
 
 import minfer
-from conftest import FIXTURES
 from minfer.safetensors_io import read_safetensors, to_float32
 
 
@@ -34,7 +34,7 @@ def test_reader_equals_the_safetensors_package(name):
     ours = read_safetensors(FIXTURES / name / "model.safetensors")
     theirs = load_file(str(FIXTURES / name / "model.safetensors"))
     assert set(ours) == set(theirs)
-    for key, (dtype, array) in ours.items():
+    for key, (_dtype, array) in ours.items():
         assert array.dtype == theirs[key].dtype
         np.testing.assert_array_equal(array, theirs[key])
 

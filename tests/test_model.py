@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 import minfer
-from conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")

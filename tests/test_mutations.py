@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, LOGIT_RTOL, reference, relative_diff
 
 import minfer
 import minfer.attention
@@ -12,7 +13,6 @@ import minfer.layers
 import minfer.loading
 import minfer.mlp
 import minfer.model
-from conftest import FIXTURES, LOGIT_RTOL, reference, relative_diff
 from minfer.weights import build_weights
 
 

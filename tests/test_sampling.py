@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from safetensors.numpy import load_file
 
-from conftest import FIXTURES
 from minfer.errors import InvalidInputError
 from minfer.sampling import (
     SamplingParams,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import UNICODE_TEXTS as TEXTS
 
 import minfer
-from conftest import UNICODE_TEXTS as TEXTS
 from minfer.tokenizer import GPT2_PATTERN, GPT2_RANKS_FILE, Tokenizer
 
 

@@ -13,13 +13,16 @@ measures both on this machine.
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numba
 
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # minfer/
 
-def use_writable_numba_cache(package_dir: Path = Path(__file__).resolve().parent.parent) -> str | None:
+
+def use_writable_numba_cache(package_dir: Path = PACKAGE_DIR) -> str | None:
     """Numba caches compiled kernels in `__pycache__` beside their source. A read-only install
     (a system site-packages, a shared notebook image) cannot write there, and Numba's fallback
     ignores $MINFER_HOME; so point it at $MINFER_HOME/numba (~/.cache/minfer/numba), unless

@@ -73,7 +73,7 @@ def _slab(x, w, i0, i1, part):  # x: [n_rows, n_in], w: [n_in, n_out] f32 -> par
     while i + 4 <= i1:
         _add_4_rows(x, i, w[i], w[i + 1], w[i + 2], w[i + 3], part)
         i += 4
-    for i in range(i, i1):
+    for i in range(i, i1):  # noqa: B020 (the n_in % 4 rows left after the loop above)
         _add_row(x, i, w[i], part)
 
 
@@ -93,7 +93,7 @@ def _slab_int8(x, w_q, i0, i1, part, buf):  # as _slab with w_q: [n_in, n_out] i
                     dst[j] = np.float32(src[j])
             _add_4_rows(x, i, buf[0], buf[1], buf[2], buf[3], part)
         i += 4
-    for i in range(i, i1):
+    for i in range(i, i1):  # noqa: B020 (the n_in % 4 rows left after the loop above)
         _add_row(x, i, w_q[i], part)
 
 
