@@ -153,3 +153,29 @@ def test_report_shows_each_phase_and_the_top_ops(model):
     text = prof.report(file=io.StringIO())
     assert "prefill" in text and "decode" in text and "lm_head" in text
     assert "decode bytes per token: weights" in text
+
+
+# Modules that hold a timed op without computing the model with it: the twin references the
+# kernels are tested against, the graders' references, and the module that defines `sample`.
+NOT_ON_THE_MODEL_PATH = {"minfer.kernels", "minfer.kernels.attention", "minfer.exercises.checks", "minfer.sampling"}
+
+
+def test_every_module_that_holds_a_timed_op_is_patched_by_the_profiler():
+    """The profiler replaces each op in every module of its list that imported it by name; a
+    module outside the list that calls `linear` (say) would escape op timing unseen."""
+    import importlib
+    import pkgutil
+    import types
+
+    from minfer import profiler
+
+    modules = [importlib.import_module(m.name) for m in pkgutil.walk_packages(minfer.__path__, "minfer.")]
+    targets = [(t, n) for t, n, _ in profiler.Profiler()._targets() if isinstance(t, types.ModuleType)]
+    ops = {id(getattr(t, n)): f"{t.__name__}.{n}" for t, n in targets}
+    assert len(ops) >= 10
+    escaped = {
+        m.__name__: sorted(ops[id(v)] for v in vars(m).values() if id(v) in ops)
+        for m in modules
+        if m not in profiler._MODULES and m.__name__ not in NOT_ON_THE_MODEL_PATH
+    }
+    assert {name: held for name, held in escaped.items() if held} == {}
