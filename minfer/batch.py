@@ -23,7 +23,14 @@ from minfer.checks import check_fits
 from minfer.config import Config
 from minfer.embed import lm_head
 from minfer.errors import ContextOverflowError, InvalidInputError
-from minfer.generation import Generation, check_max_new_tokens, prompt_ids, stop_token_set
+from minfer.generation import (
+    Generation,
+    check_max_new_tokens,
+    new_stopping,
+    prompt_ids,
+    stop_string_list,
+    stop_token_set,
+)
 from minfer.kvcache import KVCache
 from minfer.layers import layer_norm, linear, softmax
 from minfer.mlp import mlp
@@ -137,27 +144,6 @@ def decode_batch(model: Model, tokens: np.ndarray, cache: BatchKVCache, rows: np
     return lm_head(layer_norm(x, w.ln_f.weight, w.ln_f.bias, c.layer_norm_eps), w.wte)  # [n_rows, n_vocab]
 
 
-def record_token(
-    g: Generation,
-    history: list[int],
-    token: int,
-    seconds: float,
-    stops: frozenset[int],
-    max_new_tokens: int,
-    context_full: bool,
-) -> None:
-    """Record one new token of one sequence and set its finish_reason if it is done."""
-    g.tokens.append(token)
-    g.token_seconds.append(seconds)
-    history.append(token)
-    if token in stops:
-        g.finish_reason = "stop"
-    elif len(g.tokens) == max_new_tokens:
-        g.finish_reason = "length"
-    elif context_full:
-        g.finish_reason = "context"
-
-
 def generate_batch(
     model: Model,
     prompts: Sequence[str | Sequence[int]],
@@ -166,13 +152,15 @@ def generate_batch(
     temperature: float = 0.0,
     seed: int | None = None,
     stop_tokens: Sequence[int] | None = None,
+    stop_strings: Sequence[str] | str = (),
     params: SamplingParams | None = None,
 ) -> list[Generation]:
     """Generate after every prompt at once; returns one Generation per prompt, in order.
 
-    Each sequence samples with its own random generator seeded by `seed`, so with the same
-    parameters it gets the tokens `generate` would give it alone. Timings are per step of the
-    whole batch (a sequence's per-token latency is the batch step's).
+    Each sequence samples with its own random generator seeded by `seed`, and stops by the same
+    rule as `generate` (`minfer.generation.Stopping`), so with the same parameters it gets the
+    tokens and text `generate` would give it alone. Timings are per step of the whole batch (a
+    sequence's per-token latency is the batch step's).
 
     Example:
         >>> gens = generate_batch(model, ["And the king said", "In the beginning"], 20)
@@ -189,6 +177,9 @@ def generate_batch(
         raise InvalidInputError("generate_batch needs at least one prompt")
     max_new_tokens = check_max_new_tokens(max_new_tokens)
     stops = stop_token_set(model, stop_tokens)
+    stop_strings = stop_string_list(stop_strings)
+    if stop_strings and model.tokenizer is None:
+        raise InvalidInputError("stop strings need a tokenizer; this model has none (use stop_tokens)")
     ids = [prompt_ids(model, p) for p in prompts]
     n_ctx, longest = model.config.n_ctx, max(map(len, ids))
     if longest > n_ctx:
@@ -197,6 +188,7 @@ def generate_batch(
         )
     cache = BatchKVCache.empty(model, len(ids), min(n_ctx, longest + max_new_tokens))
     results = [Generation(prompt_tokens=x) for x in ids]
+    stopping = [new_stopping(model, stops, max_new_tokens, stop_strings) for _ in ids]
     rngs = [np.random.default_rng(params.seed) for _ in ids]
     histories = [list(x) for x in ids]
     logits = []  # n_rows x [n_vocab], one per unfinished sequence
@@ -210,14 +202,15 @@ def generate_batch(
         tokens = [sample(lg, params, history=histories[b], rng=rngs[b]) for lg, b in zip(logits, rows)]
         step = perf_counter() - last
         for token, b in zip(tokens, rows):
-            record_token(results[b], histories[b], token, step, stops, max_new_tokens, cache.lengths[b] == n_ctx)
+            results[b].token_seconds.append(step)
+            histories[b].append(token)
+            stopping[b].add(results[b], token, int(cache.lengths[b]))
         going = [i for i, b in enumerate(rows) if not results[b].finish_reason]
         if not going:
             break
         rows = rows[going]  # [n_rows]
         last = perf_counter()
         logits = decode_batch(model, np.array(tokens)[going], cache, rows)  # [n_rows, n_vocab]
-    for g in results:
-        text_tokens = g.tokens[:-1] if g.finish_reason == "stop" else g.tokens
-        g.text = model.tokenizer.decode(text_tokens) if model.tokenizer is not None else None
+    for g, stop in zip(results, stopping):
+        stop.finish(g)
     return results

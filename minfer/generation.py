@@ -134,20 +134,57 @@ class TextStopper:
         return piece
 
 
+@dataclass
+class Stopping:
+    """When a sequence is done: the one rule `generate`, `stream` and `generate_batch` share.
+
+    A new token ends the sequence, in this order, as "stop" (a stop token: kept in `tokens`, not
+    in `text`), "stop_string" (the text now holds a stop string: `text` ends before it),
+    "length" (max_new_tokens reached) or "context" (the cache holds n_ctx positions).
+    """
+
+    stop_tokens: frozenset[int]
+    max_new_tokens: int
+    n_ctx: int
+    stopper: TextStopper | None  # turns tokens into text; None for a model without a tokenizer
+
+    def add(self, g: Generation, token: int, n_cached: int) -> str:
+        """Append `token` to g.tokens, set g.finish_reason if it ends g, and return the text it
+        releases. n_cached: positions in the sequence's cache before this token."""
+        g.tokens.append(token)
+        if token in self.stop_tokens:
+            g.finish_reason = "stop"
+            return ""
+        piece, hit = self.stopper.add(token) if self.stopper is not None else ("", False)
+        if hit:
+            g.finish_reason = "stop_string"
+        elif len(g.tokens) == self.max_new_tokens:
+            g.finish_reason = "length"
+        elif n_cached == self.n_ctx:
+            g.finish_reason = "context"
+        return piece
+
+    def finish(self, g: Generation) -> str:
+        """g is done: set g.text and return the text held back until now (none after a stop string)."""
+        if self.stopper is None:
+            return ""
+        tail = self.stopper.flush() if g.finish_reason != "stop_string" else ""
+        g.text = self.stopper.text
+        return tail
+
+
 def _steps(
     model: Model,
     ids: list[int],
-    max_new_tokens: int,
     params: SamplingParams,
-    stops: frozenset[int],
-    stopper: TextStopper | None,
+    stopping: Stopping,
     result: Generation,
     start: float,
 ) -> Iterator[tuple[int, str]]:
     """The generation loop: yields (token, newly released text) and fills `result` as it goes."""
     rng = np.random.default_rng(params.seed)
     history = list(ids)  # every token so far, for the repetition penalties
-    cache = model.new_cache(min(model.config.n_ctx, len(ids) + max_new_tokens))
+    cache = model.new_cache(min(model.config.n_ctx, len(ids) + stopping.max_new_tokens))
     t = perf_counter()
     logits = model.prefill(ids, cache)  # [n_vocab]
     result.prefill_seconds = perf_counter() - t
@@ -155,28 +192,15 @@ def _steps(
     while True:
         token = sample(logits, params, history=history, rng=rng)
         result.token_seconds.append(perf_counter() - last)
-        result.tokens.append(token)
         history.append(token)
-        if token in stops:
-            result.finish_reason = "stop"
-            break
-        piece, hit = stopper.add(token) if stopper is not None else ("", False)
-        yield token, piece
-        if hit:
-            result.finish_reason = "stop_string"
-            break
-        if len(result.tokens) == max_new_tokens:
-            result.finish_reason = "length"
-            break
-        if cache.length == model.config.n_ctx:
-            result.finish_reason = "context"
+        piece = stopping.add(result, token, cache.length)
+        if result.finish_reason != "stop":  # a stop token is not shown
+            yield token, piece
+        if result.finish_reason:
             break
         last = perf_counter()  # the consumer's time (printing) is not the model's
         logits = model.decode(token, cache)  # [n_vocab]
-    if stopper is not None:
-        if result.finish_reason != "stop_string":
-            yield -1, stopper.flush()
-        result.text = stopper.text
+    yield -1, stopping.finish(result)
 
 
 class Stream:
@@ -258,9 +282,14 @@ def _start(
             f"{len(ids)} prompt + {max_new_tokens} new tokens exceed the context window "
             f"n_ctx={n_ctx}; ask for at most {n_ctx - len(ids)} new tokens"
         )
-    stopper = TextStopper(model.tokenizer, stop_strings) if model.tokenizer is not None else None
     result = Generation(prompt_tokens=ids)
-    return _steps(model, ids, max_new_tokens, params, stops, stopper, result, start), result
+    return _steps(model, ids, params, new_stopping(model, stops, max_new_tokens, stop_strings), result, start), result
+
+
+def new_stopping(model: Model, stops: frozenset[int], max_new_tokens: int, stop_strings: list[str]) -> Stopping:
+    """One sequence's Stopping (each sequence needs its own: the text it has decoded so far)."""
+    stopper = TextStopper(model.tokenizer, stop_strings) if model.tokenizer is not None else None
+    return Stopping(stops, max_new_tokens, model.config.n_ctx, stopper)
 
 
 def generate(

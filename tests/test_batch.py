@@ -65,3 +65,16 @@ def test_seeded_sampling_in_a_batch_equals_alone(model):
 def test_empty_batch_is_an_error(model):
     with pytest.raises(minfer.InvalidInputError, match="at least one prompt"):
         minfer.generate_batch(model, [], 4)
+
+
+def test_batched_generation_honours_stop_strings_as_generate_does():
+    """One stopping rule for both: each sequence ends at the stop string with the text, tokens
+    and finish reason it gets alone."""
+    model = minfer.load_model()
+    prompts = ["And the king said", "In the beginning", "And it came to pass", "Blessed are"]
+    for stop in [",", ["LORD", "\n"], "xyz"]:
+        gens = minfer.generate_batch(model, prompts, 24, stop_strings=stop)
+        for prompt, g in zip(prompts, gens):
+            alone = minfer.generate(model, prompt, 24, stop_strings=stop)
+            assert (g.tokens, g.text, g.finish_reason) == (alone.tokens, alone.text, alone.finish_reason)
+    assert {g.finish_reason for g in minfer.generate_batch(model, prompts, 24, stop_strings=",")} == {"stop_string"}
