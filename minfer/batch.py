@@ -201,16 +201,16 @@ def generate_batch(
     while True:
         tokens = [sample(lg, params, history=histories[b], rng=rngs[b]) for lg, b in zip(logits, rows)]
         step = perf_counter() - last
-        for token, b in zip(tokens, rows):
-            results[b].token_seconds.append(step)
-            histories[b].append(token)
-            stopping[b].add(results[b], token, int(cache.lengths[b]))
+        for token, row in zip(tokens, rows):
+            results[row].token_seconds.append(step)
+            histories[row].append(token)
+            stopping[row].add(results[row], token, int(cache.lengths[row]))
         going = [i for i, b in enumerate(rows) if not results[b].finish_reason]
         if not going:
             break
         rows = rows[going]  # [n_rows]
         last = perf_counter()
-        logits = decode_batch(model, np.array(tokens)[going], cache, rows)  # [n_rows, n_vocab]
+        logits = list(decode_batch(model, np.array(tokens)[going], cache, rows))  # n_rows x [n_vocab]
     for g, stop in zip(results, stopping):
         stop.finish(g)
     return results

@@ -124,7 +124,7 @@ def stack_weights(w: GPT2Weights, quantize: str | None = None) -> StackedWeights
     def stack(get):  # [n_layer, ...]
         return np.ascontiguousarray(np.stack([get(b) for b in w.h]), dtype=np.float32)
 
-    def matrix(get):  # -> (weights, scales, biases)
+    def matrix(get) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (weights, scales, biases)
         weight, bias = stack(lambda b: get(b).weight), stack(lambda b: get(b).bias)
         if quantize is None:
             return weight, np.zeros((len(w.h), 0), np.float32), bias

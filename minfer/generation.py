@@ -226,9 +226,7 @@ def stop_token_set(model: Model, stop_tokens: Sequence[int] | int | None) -> fro
     one integer is one stop token."""
     if stop_tokens is None:
         stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
-    if is_whole(stop_tokens):
-        stop_tokens = [stop_tokens]
-    ids = token_id_array(stop_tokens, "stop_tokens")  # [n_stop]
+    ids = token_id_array([stop_tokens] if is_whole(stop_tokens) else stop_tokens, "stop_tokens")  # [n_stop]
     bad = ids[(ids < 0) | (ids >= model.config.n_vocab)]
     if bad.size:
         raise InvalidInputError(

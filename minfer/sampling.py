@@ -119,7 +119,7 @@ class SamplingParams:
 
 def apply_penalties(
     logits: np.ndarray,
-    history: Sequence[int],
+    history: Sequence[int] | np.ndarray,
     repetition_penalty: float = 1.0,
     frequency_penalty: float = 0.0,
     presence_penalty: float = 0.0,
@@ -206,12 +206,12 @@ def _checked(logits: np.ndarray, history: Sequence[int]) -> tuple[np.ndarray, np
             "(-inf marks a token that can never be drawn); NaN from a model "
             "means its weights or activations overflowed"
         )
-    history = np.asarray(history, dtype=np.int64).reshape(-1)
-    if len(history) and (history.min() < 0 or history.max() >= len(logits)):
+    hist = np.asarray(history, dtype=np.int64).reshape(-1)  # [n_hist]
+    if len(hist) and (hist.min() < 0 or hist.max() >= len(logits)):
         raise InvalidInputError(
-            f"history holds token ids outside [0, {len(logits)}): min {history.min()}, max {history.max()}"
+            f"history holds token ids outside [0, {len(logits)}): min {hist.min()}, max {hist.max()}"
         )
-    return logits, history
+    return logits, hist
 
 
 def distribution(logits: np.ndarray, params: SamplingParams, history: Sequence[int] = ()) -> np.ndarray:
@@ -225,10 +225,10 @@ def distribution(logits: np.ndarray, params: SamplingParams, history: Sequence[i
         >>> distribution(np.array([1.0, 2.0, 3.0]), SamplingParams(temperature=1.0, top_k=2))
         array([0.        , 0.26894142, 0.73105858])
     """
-    logits, history = _checked(logits, history)  # [n_vocab] float64, [n_hist]
+    logits, hist = _checked(logits, history)  # [n_vocab] float64, [n_hist]
     if params.penalized:
         logits = apply_penalties(
-            logits, history, params.repetition_penalty, params.frequency_penalty, params.presence_penalty
+            logits, hist, params.repetition_penalty, params.frequency_penalty, params.presence_penalty
         )  # [n_vocab]
     if params.greedy:
         probs = np.zeros_like(logits)  # [n_vocab]

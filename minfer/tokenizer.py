@@ -12,6 +12,7 @@ import codecs
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import tiktoken
 
@@ -157,7 +158,7 @@ class Tokenizer:
         `allow_special=False`, in which case it is encoded as ordinary characters."""
         if not isinstance(text, str):
             raise TokenizerError(f"encode takes a str, got {type(text).__name__}")
-        allowed = "all" if allow_special else set()
+        allowed: Literal["all"] | set[str] = "all" if allow_special else set()
         return self.encoding.encode(text, allowed_special=allowed, disallowed_special=())
 
     def decode(self, ids: Iterable[int]) -> str:
