@@ -134,3 +134,20 @@ def test_this_machine_reads_meminfo(tmp_path):
 def test_this_machine_rejects_bad_ceilings(bad):
     with pytest.raises(InvalidInputError, match="minfer calibrate"):
         this_machine(bad)
+
+
+def test_the_catalogue_is_a_data_file_checked_as_it_is_read(tmp_path):
+    from minfer.errors import InvalidInputError
+    from minfer.hardware import CATALOG_FILE, load_catalog
+
+    assert load_catalog(CATALOG_FILE) == CATALOG
+    text = CATALOG_FILE.read_text()
+    (tmp_path / "bad.toml").write_text(text.replace('kind = "gpu"', 'kind = "fpga"', 1))
+    with pytest.raises(InvalidInputError, match="h100-sxm.*kind 'fpga'"):
+        load_catalog(tmp_path / "bad.toml")
+    both = text.replace("price_per_hour = 2.99", "price_per_hour = 2.99\npurchase_usd = 1.0")
+    (tmp_path / "both.toml").write_text(both)
+    with pytest.raises(InvalidInputError, match="price_per_hour, or purchase_usd"):
+        load_catalog(tmp_path / "both.toml")
+    groq = CATALOG["groq-lpu"]  # bought, not rented: the price is worked out from the purchase
+    assert groq.price_per_hour == pytest.approx(20_625 / (3 * 24 * 365) + 0.300 * 0.15)
