@@ -77,7 +77,7 @@ def decode_overhead(model: Model, steps: int, rounds: int) -> dict:
     difference of microseconds): claiming the cache, checking it and the token against the
     config, allocating the step's scratch. Beside it, a whole Model.decode step. Best of rounds."""
     from minfer.fast import new_run_state
-    from minfer.kvcache import in_use
+    from minfer.kvcache import check_cache, in_use
 
     c = model.config
     cache = model.new_cache(steps + 1)
@@ -85,7 +85,7 @@ def decode_overhead(model: Model, steps: int, rounds: int) -> dict:
     def python_side() -> None:
         for _ in range(steps):
             with in_use(cache):
-                model._check_cache(cache, 1)
+                check_cache(cache, c.n_layer, c.n_head, c.d_head, 1, c.n_ctx)
                 new_run_state(c, cache.max_seq)
 
     def decode_all() -> None:

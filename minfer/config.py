@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from minfer.checks import is_whole
 from minfer.errors import ModelLoadError
 
 # Values of HF's GPT2Config that change the math. minfer implements only the ones GPT-2 was
@@ -15,11 +16,6 @@ _REQUIRED_GPT2_SETTINGS = {
     "scale_attn_by_inverse_layer_idx": False,
     "reorder_and_upcast_attn": False,
 }
-
-
-def is_whole(value) -> bool:
-    """An int and not a bool (True is an int to Python, but never a count)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from numba import njit
 
 from minfer import kernels as K
 from minfer.config import Config
-from minfer.errors import ContextOverflowError, InvalidInputError
+from minfer.errors import InvalidInputError
 from minfer.kvcache import KVCache, check_cache, in_use
 from minfer.weights import GPT2Weights
 
@@ -257,8 +257,6 @@ class FastModel:
         """What the kernels index by must fit the buffers: the cache's shape and length against
         the config, the ids against the vocabulary, the positions against n_ctx."""
         c = self.config
-        check_cache(cache, c.n_layer, c.n_head, c.d_head)
-        cache.check_room(len(ids))
         if not (
             isinstance(ids, np.ndarray)
             and ids.ndim == 1
@@ -268,8 +266,7 @@ class FastModel:
             and ids.max() < c.n_vocab
         ):
             raise InvalidInputError(f"token ids must be a non-empty 1-D integer array in [0, {c.n_vocab})")
-        if cache.length + len(ids) > c.n_ctx:
-            raise ContextOverflowError(f"positions up to {cache.length + len(ids)} exceed n_ctx={c.n_ctx}")
+        check_cache(cache, c.n_layer, c.n_head, c.d_head, len(ids), c.n_ctx)
 
     def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
         """The prompt in one pass: BLAS matmuls, Numba norms, GELU and tiled causal attention."""

@@ -108,20 +108,26 @@ _IN_USE: set[int] = set()  # id() of the caches a model call is writing right no
 _IN_USE_LOCK = threading.Lock()
 
 
-def check_cache(cache, n_layer: int, n_head: int, d_head: int) -> None:
-    """`cache.check_shape`, after checking that it is a KVCache at all."""
+def check_cache(cache, n_layer: int, n_head: int, d_head: int, n_new: int = 0, n_ctx: int | None = None) -> None:
+    """What a model call needs of the cache it will write: a KVCache of the model's shape
+    (`check_shape`) with room for `n_new` more positions, within the model's `n_ctx`."""
     if not isinstance(cache, KVCache):
         raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
     cache.check_shape(n_layer, n_head, d_head)
+    if n_ctx is not None and cache.length + n_new > n_ctx:
+        raise ContextOverflowError(
+            f"{cache.length} cached + {n_new} new positions exceed the context window "
+            f"n_ctx={n_ctx}; shorten the prompt or generate fewer tokens"
+        )
+    cache.check_room(n_new)
 
 
 @contextmanager
 def in_use(cache: KVCache) -> Iterator[None]:
     """Claim `cache` for one model call: a second call on the same cache while this one runs (a
     cache shared between threads) is an error, not a race. Two calls that both checked the
-    length before either advanced it would write past the end of the buffers."""
-    if not isinstance(cache, KVCache):
-        raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
+    length before either advanced it would write past the end of the buffers. (Whether it is a
+    cache at all is `check_cache`'s to say, inside the claim.)"""
     with _IN_USE_LOCK:
         if id(cache) in _IN_USE:
             raise InvalidInputError(

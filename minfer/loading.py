@@ -156,8 +156,9 @@ def trusted_root(model_dir: Path) -> Path:
 
 
 def model_file(model_dir: Path, name, listed_in: str) -> Path:
-    """The path of a file that an index or SHA256SUMS names, if it is a plain file name whose
-    real location stays inside the model directory; a ModelLoadError otherwise."""
+    """The path of a checkpoint file (one load_model reads, or one an index or SHA256SUMS
+    names), if it is a plain file name whose real location stays inside the model directory;
+    a ModelLoadError otherwise."""
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise ModelLoadError(
             f"{model_dir / listed_in} names the file {name!r}; it may only name plain file names "
@@ -170,7 +171,7 @@ def model_file(model_dir: Path, name, listed_in: str) -> Path:
         raise ModelLoadError(f"{path} cannot be resolved ({e}); is it a link that points to itself?") from None
     if not real.is_relative_to(root):
         raise ModelLoadError(
-            f"{path} is a link to {path.resolve()}, outside the model directory "
+            f"{path} is a link to {real}, outside the model directory "
             f"{root}; refusing to read it (copy the file into the directory)"
         )
     return path

@@ -173,15 +173,9 @@ class Model:
         return lm_head(x, self.weights.wte)[0]  # [n_vocab]
 
     def _check_cache(self, cache: KVCache, n_new: int) -> None:
-        """The cache must be this model's shape, and have room for n_new more positions within n_ctx."""
+        """The cache must be this model's shape, with room for n_new more positions within n_ctx."""
         c = self.config
-        check_cache(cache, c.n_layer, c.n_head, c.d_head)
-        if cache.length + n_new > c.n_ctx:
-            raise ContextOverflowError(
-                f"{cache.length} cached + {n_new} new positions exceed the context window "
-                f"n_ctx={c.n_ctx}; shorten the prompt or generate fewer tokens"
-            )
-        cache.check_room(n_new)
+        check_cache(cache, c.n_layer, c.n_head, c.d_head, n_new, c.n_ctx)
 
     def _check_ids(self, ids) -> np.ndarray:
         """Validate token ids at the boundary: integers, 1-D, non-empty, in the vocabulary, and

@@ -158,23 +158,24 @@ def read_safetensors(path: Path) -> dict[str, tuple[str, np.ndarray]]:
 
 
 def non_finite_count(dtype: str, array: np.ndarray) -> int:
-    """How many NaN or infinite numbers a stored float tensor holds (0 for integer dtypes).
+    """How many NaN or infinite numbers a stored float tensor holds (0 for integer dtypes),
+    counted in slices of CHUNK numbers so a large tensor needs no large mask."""
+    if dtype not in ("F32", "F64", "F16", "BF16"):
+        return 0
+    flat = array.reshape(-1)  # [n]
+    with np.errstate(over="ignore"):
+        return sum(int(np.count_nonzero(_not_finite(dtype, flat[i : i + CHUNK]))) for i in range(0, flat.size, CHUNK))
 
-    Read on the stored bits, without widening: a float16 or bfloat16 number is not finite when
-    its exponent bits are all ones."""
+
+def _not_finite(dtype: str, piece: np.ndarray) -> np.ndarray:
+    """A mask of the non-finite numbers of a slice. float16 and bfloat16 are read on their stored
+    bits (not finite: every exponent bit set); float64 as it will be computed, in float32, where a
+    huge float64 is inf."""
     if dtype == "F16":
-        return int(np.count_nonzero((np.asarray(array).view(np.uint16) & 0x7C00) == 0x7C00))
+        return (np.asarray(piece).view(np.uint16) & 0x7C00) == 0x7C00
     if dtype == "BF16":
-        return int(np.count_nonzero((np.asarray(array) & 0x7F80) == 0x7F80))
-    if dtype in ("F32", "F64"):  # F64 as it will be computed: a huge float64 is inf in float32
-        flat = array.reshape(-1)  # [n]
-        with np.errstate(over="ignore"):  # in slices, so a large tensor needs no large mask
-            return sum(
-                int(n - np.count_nonzero(np.isfinite(flat[i : i + n].astype(np.float32, copy=False))))
-                for i in range(0, flat.size, CHUNK)
-                for n in [min(CHUNK, flat.size - i)]
-            )
-    return 0
+        return (np.asarray(piece) & 0x7F80) == 0x7F80
+    return ~np.isfinite(piece.astype(np.float32, copy=False))
 
 
 def to_float32(dtype: str, array: np.ndarray) -> np.ndarray:

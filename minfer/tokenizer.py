@@ -83,16 +83,13 @@ def check_ranks(path: Path, ranks: dict[bytes, int]) -> None:
             f"{path} lacks {len(missing)} of the 256 single-byte tokens (e.g. byte {missing[0]:#04x}): "
             "text containing them could not be encoded. The file is truncated or not byte-level BPE"
         )
-    if sorted(ranks.values()) != list(range(len(ranks))):
-        seen, wrong = set(), None
-        for rank in sorted(ranks.values()):
-            if rank in seen or not 0 <= rank < len(ranks):
-                wrong = rank
-                break
-            seen.add(rank)
+    values = sorted(ranks.values())
+    if values != list(range(len(values))):
+        repeated = [a for a, b in zip(values, values[1:]) if a == b]
+        wrong = repeated[0] if repeated else next(r for r in values if not 0 <= r < len(values))
         raise TokenizerError(
             f"{path}: the ranks must be 0..{len(ranks) - 1}, each once; rank "
-            f"{wrong} is {'repeated' if wrong in seen else 'out of that range'}"
+            f"{wrong} is {'repeated' if repeated else 'out of that range'}"
         )
 
 
