@@ -177,9 +177,7 @@ def generate_batch(
         raise InvalidInputError("generate_batch needs at least one prompt")
     max_new_tokens = check_max_new_tokens(max_new_tokens)
     stops = stop_token_set(model, stop_tokens)
-    stop_strings = stop_string_list(stop_strings)
-    if stop_strings and model.tokenizer is None:
-        raise InvalidInputError("stop strings need a tokenizer; this model has none (use stop_tokens)")
+    stop_strings = stop_string_list(model, stop_strings)
     ids = [prompt_ids(model, p) for p in prompts]
     n_ctx, longest = model.config.n_ctx, max(map(len, ids))
     if longest > n_ctx:

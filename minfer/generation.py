@@ -235,9 +235,10 @@ def stop_token_set(model: Model, stop_tokens: Sequence[int] | int | None) -> fro
     return frozenset(ids.tolist())
 
 
-def stop_string_list(stop_strings: Sequence[str] | str | None) -> list[str]:
+def stop_string_list(model: Model, stop_strings: Sequence[str] | str | None) -> list[str]:
     """The stop strings as a list: one string is one stop string (as in OpenAI's API, where
-    stop="\n" means stop at a newline), never split into its characters."""
+    stop="\n" means stop at a newline), never split into its characters. Matching them needs
+    the model's tokenizer."""
     if stop_strings is None:
         return []
     if isinstance(stop_strings, (bytes, dict)) or not isinstance(stop_strings, Iterable):
@@ -251,6 +252,8 @@ def stop_string_list(stop_strings: Sequence[str] | str | None) -> list[str]:
             f"stop_strings must be non-empty strings; {bad[0]!r} "
             f"({type(bad[0]).__name__}) is not (an empty string would match everywhere)"
         )
+    if stop_strings and model.tokenizer is None:
+        raise InvalidInputError("stop strings need a tokenizer; this model has none (use stop_tokens)")
     return stop_strings
 
 
@@ -264,9 +267,7 @@ def _start(
         raise InvalidInputError(f"context={context!r} must be 'stop' or 'error'")
     if not isinstance(params, SamplingParams):
         raise InvalidInputError(f"params must be a SamplingParams, not {type(params).__name__}")
-    stop_strings = stop_string_list(stop_strings)
-    if stop_strings and model.tokenizer is None:
-        raise InvalidInputError("stop strings need a tokenizer; this model has none (use stop_tokens)")
+    stop_strings = stop_string_list(model, stop_strings)
     stops = stop_token_set(model, stop_tokens)
     ids = prompt_ids(model, prompt)
     n_ctx = model.config.n_ctx
