@@ -5,7 +5,7 @@ memory bandwidth measured in the same run.
 
 1. bandwidth: minfer.calibrate.measure_bandwidth_gbs(256 MiB, 3), at the start and at the end;
 2. matrix products (decode's weight reads): NumPy `x @ w + b` and the kernels at 1, 4, 8 and 16 rows,
-   int8 at 1 row, and the LM head (`x @ wte.T` against lm_head / lm_head_int8). GB/s counts the
+   int8 at 1 row, and the LM head (`x @ wte.T` against lm_head, float32 and int8 rows). GB/s counts the
    weight bytes (int8: 1 byte a weight plus the float32 scales; biases included) once per call,
    as a matrix product reads them once whatever the number of rows;
 3. attention: decode at several cache lengths (and the kernel's one-thread and all-thread paths,
@@ -47,6 +47,8 @@ MATRICES = {"c_attn": (768, 2304), "c_fc": (768, 3072), "mlp c_proj": (3072, 768
 COPY_BYTES = 128e6  # weight copies per matrix: 4x the L3 cache
 ROWS = (1, 4, 8, 16)  # rows of x: decode, and small decode batches
 PAUSE = 0.15  # seconds before each timed block: OpenBLAS's idle threads spin ~0.1 s after a call
+
+NO_SCALE = np.zeros(0, np.float32)  # float32 weights: no per-row scale
 
 
 def randn(*shape: int, seed: int = 0) -> np.ndarray:
@@ -130,10 +132,10 @@ def lm_head_rows(rounds: int) -> list[dict]:
     f32, i8 = 4 * wte.size, wte.size + 4 * N_VOCAB
     variants = {
         "numpy x @ wte.T, 1 row": (lambda n: x[1] @ wte.T, f32),
-        "lm_head, 1 row": (lambda n: K.lm_head(x[1], wte, out[1]), f32),
+        "lm_head, 1 row": (lambda n: K.lm_head(x[1], wte, NO_SCALE, out[1]), f32),
         "numpy x @ wte.T, 4 row": (lambda n: x[4] @ wte.T, f32),
-        "lm_head, 4 row": (lambda n: K.lm_head(x[4], wte, out[4]), f32),
-        "lm_head_int8, 1 row": (lambda n: K.lm_head_int8(x[1], wte_q, scale, out[1]), i8),
+        "lm_head, 4 row": (lambda n: K.lm_head(x[4], wte, NO_SCALE, out[4]), f32),
+        "lm_head int8, 1 row": (lambda n: K.lm_head(x[1], wte_q, scale, out[1]), i8),
     }
     times = interleaved({k: v[0] for k, v in variants.items()}, max(5, rounds // 2), calls=3)
     return [
@@ -223,10 +225,13 @@ def overhead_rows(rounds: int) -> list[dict]:
         ),
         "gelu": (lambda n: K.gelu(x, o), lambda n: K.TWINS["gelu"].reference(x)),
         "add": (lambda n: K.add(x, x, o), lambda n: x + x),
-        "embed": (lambda n: K.embed(ids, wte, wte, 0, o), lambda n: K.TWINS["embed"].reference(ids, wte, wte, 0)),
+        "embed": (
+            lambda n: K.embed(ids, wte, NO_SCALE, wte, np.arange(len(ids)), o),
+            lambda n: K.TWINS["embed"].reference(ids, wte, NO_SCALE, wte, np.arange(len(ids))),
+        ),
         "linear": (lambda n: K.linear(x, w, b, o), lambda n: x @ w + b),
         "linear_int8": (lambda n: K.linear_int8(x, wq, s, b, o), lambda n: K.linear_int8_numpy(x, wq, s, b)),
-        "lm_head": (lambda n: K.lm_head(x, w, o), lambda n: x @ w.T),
+        "lm_head": (lambda n: K.lm_head(x, w, NO_SCALE, o), lambda n: x @ w.T),
         "decode_attention": (
             lambda n: K.decode_attention(q, kc, kc, 4, oq, sc),
             lambda n: K.decode_attention_numpy(q, kc, kc, 4),
@@ -310,11 +315,11 @@ COMPILE_SCRIPT = textwrap.dedent("""
         "layer_norm": lambda: K.layer_norm(f(1, 8), f(8), f(8), 1e-5, f(1, 8)),
         "gelu": lambda: K.gelu(f(1, 8), f(1, 8)),
         "add": lambda: K.add(f(1, 8), f(1, 8), f(1, 8)),
-        "embed": lambda: K.embed(np.zeros(1, np.int64), f(4, 8), f(4, 8), 0, f(1, 8)),
+        "embed": lambda: K.embed(np.zeros(1, np.int64), f(4, 8), f(0), f(4, 8), np.zeros(1, np.int64), f(1, 8)),
         "linear": lambda: K.linear(f(1, 8), f(8, 8), f(8), f(1, 8)),
         "linear_int8": lambda: K.linear_int8(f(1, 8), np.ones((8, 8), np.int8), f(8), f(8), f(1, 8)),
-        "lm_head": lambda: K.lm_head(f(1, 8), f(8, 8), f(1, 8)),
-        "lm_head_int8": lambda: K.lm_head_int8(f(1, 8), np.ones((8, 8), np.int8), f(8), f(1, 8)),
+        "lm_head": lambda: K.lm_head(f(1, 8), f(8, 8), f(0), f(1, 8)),
+        "lm_head int8": lambda: K.lm_head(f(1, 8), np.ones((8, 8), np.int8), f(8), f(1, 8)),
         "decode_attention": lambda: K.decode_attention(f(1, 8), f(1, 4, 8), f(1, 4, 8), 4, f(1, 8), f(1, 4)),
         "prefill_attention": lambda: K.prefill_attention(f(1, 2, 8), f(1, 2, 8), f(1, 2, 8), f(1, 2, 8), 64),
     }

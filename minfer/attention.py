@@ -10,43 +10,55 @@ from __future__ import annotations
 import numpy as np
 
 from minfer.cost import Cost
-from minfer.kvcache import KVCache
+from minfer.kvcache import BatchSlots, KVCache
 from minfer.layers import linear, softmax
 from minfer.weights import AttentionWeights
 
 
 def split_heads(x: np.ndarray, n_head: int) -> np.ndarray:
-    """[n_seq, n_embd] -> [n_head, n_seq, d_head]: head h owns columns h*d_head:(h+1)*d_head."""
-    n_seq, n_embd = x.shape
-    return x.reshape(n_seq, n_head, n_embd // n_head).transpose(1, 0, 2)  # [n_head, n_seq, d_head]
+    """[..., n_seq, n_embd] -> [..., n_head, n_seq, d_head]: head h owns columns h*d_head:(h+1)*d_head."""
+    *lead, n_seq, n_embd = x.shape
+    return x.reshape(*lead, n_seq, n_head, n_embd // n_head).swapaxes(-3, -2)  # [..., n_head, n_seq, d_head]
 
 
 def merge_heads(x: np.ndarray) -> np.ndarray:
-    """[n_head, n_seq, d_head] -> [n_seq, n_embd], the inverse of split_heads."""
-    n_head, n_seq, d_head = x.shape
-    return x.transpose(1, 0, 2).reshape(n_seq, n_head * d_head)  # [n_seq, n_embd]
+    """[..., n_head, n_seq, d_head] -> [..., n_seq, n_embd], the inverse of split_heads."""
+    *lead, n_head, n_seq, d_head = x.shape
+    return x.swapaxes(-3, -2).reshape(*lead, n_seq, n_head * d_head)  # [..., n_seq, n_embd]
+
+
+def position_mask(positions: np.ndarray, n_k: int) -> np.ndarray:
+    """Additive mask from the queries' absolute positions: 0 where query i may see key j (j <=
+    positions[i]), -inf where j is in its future. positions: [..., n_q] -> [..., n_q, n_k]
+
+    Keys are numbered by position (key j is the token at position j), so one rule covers a fresh
+    prompt, a chunk after cached tokens, and a batch whose sequences sit at different lengths:
+    only the positions change.
+    """
+    k_pos = np.arange(n_k)  # [n_k]
+    return np.where(k_pos <= positions[..., None], 0.0, -np.inf).astype(np.float32)  # [..., n_q, n_k]
 
 
 def causal_mask(n_q: int, n_k: int) -> np.ndarray:
-    """Additive mask: 0 where query i may see key j, -inf where j is in its future.
-
-    The n_q queries are the *last* n_q of the n_k positions (n_k - n_q of them are cached), so
-    query i sits at absolute position n_k - n_q + i and sees keys j <= that. -> [n_q, n_k]
-    """
-    q_pos = np.arange(n_k - n_q, n_k)[:, None]  # [n_q, 1]
-    k_pos = np.arange(n_k)[None, :]  # [1, n_k]
-    return np.where(k_pos <= q_pos, 0.0, -np.inf).astype(np.float32)  # [n_q, n_k]
+    """position_mask for n_q queries that are the *last* n_q of n_k positions (n_k - n_q of them
+    are cached): query i sits at absolute position n_k - n_q + i and sees keys j <= that. -> [n_q, n_k]"""
+    return position_mask(np.arange(n_k - n_q, n_k), n_k)  # [n_q, n_k]
 
 
-def causal_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+def causal_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
     """softmax(q k^T / sqrt(d_head) + mask) v, for every head at once.
 
-    q: [n_head, n_q, d_head], k, v: [n_head, n_k, d_head] with n_k >= n_q -> [n_head, n_q, d_head]
+    q: [n_head, n_q, d_head], k, v: [n_head, n_k, d_head] with n_k >= n_q -> [n_head, n_q, d_head].
+    `positions` ([n_q]) are the queries' absolute positions; by default the last n_q of the n_k.
+    Leading axes batch: q [n_batch, n_head, n_q, d_head] with k, v [n_batch, n_head, n_k, d_head]
+    and positions [n_batch, n_q] attends each sequence over its own keys.
     """
-    d_head = q.shape[-1]
-    scores = q @ k.transpose(0, 2, 1) / np.float32(np.sqrt(d_head))  # [n_head, n_q, n_k]
-    weights = softmax(scores + causal_mask(q.shape[1], k.shape[1]))  # [n_head, n_q, n_k]
-    return weights @ v  # [n_head, n_q, d_head]
+    n_q, n_k, d_head = q.shape[-2], k.shape[-2], q.shape[-1]
+    if positions is None:
+        positions = np.arange(n_k - n_q, n_k)  # [n_q]
+    scores = q @ k.swapaxes(-1, -2) / np.float32(np.sqrt(d_head))  # [..., n_head, n_q, n_k]
+    weights = softmax(scores + position_mask(positions, n_k)[..., None, :, :])  # [..., n_head, n_q, n_k]
+    return weights @ v  # [..., n_head, n_q, d_head]
 
 
 def attention_cost(
@@ -79,17 +91,29 @@ def attention_cost(
 
 
 def self_attention(
-    x: np.ndarray, w: AttentionWeights, n_head: int, cache: KVCache | None = None, layer: int = 0
+    x: np.ndarray,
+    w: AttentionWeights,
+    n_head: int,
+    cache: KVCache | BatchSlots | None = None,
+    layer: int = 0,
+    positions: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Multi-head causal self-attention of the new tokens x. x: [n_seq, n_embd] -> [n_seq, n_embd]
+    """Multi-head causal self-attention of the new tokens x. x: [n_rows, n_embd] -> [n_rows, n_embd]
 
     Without a cache, x is the whole sequence. With one, x holds only the new tokens: their keys
-    and values are written into layer `layer` of the cache at `cache.length`, and the queries
-    attend over everything cached so far.
+    and values are written into layer `layer` of the cache at their positions, and the queries
+    attend over everything cached so far. `positions` are the rows' absolute positions: [n_seq]
+    for one sequence (by default the ones after `cache.length`), or [n_batch, n_q] for a batch,
+    x's rows then being each sequence's n_q tokens in turn (batched decode: n_q = 1, and the
+    cache is a `minfer.kvcache.BatchSlots`, which returns each sequence's own keys).
     """
-    qkv = linear(x, w.c_attn.weight, w.c_attn.bias)  # [n_seq, 3 * n_embd]
-    q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))  # [n_head, n_seq, d_head]
+    if positions is None:
+        start = cache.length if isinstance(cache, KVCache) else 0
+        positions = np.arange(start, start + len(x))  # [n_seq]
+    qkv = linear(x, w.c_attn.weight, w.c_attn.bias)  # [n_rows, 3 * n_embd]
+    qkv = qkv.reshape(*positions.shape, qkv.shape[-1])  # [n_seq, 3 n_embd], or [n_batch, n_q, 3 n_embd]
+    q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))  # [..., n_head, n_q, d_head]
     if cache is not None:
-        k, v = cache.update(layer, k, v)  # [n_head, n_past + n_seq, d_head]
-    out = causal_attention(q, k, v)  # [n_head, n_seq, d_head]
-    return linear(merge_heads(out), w.c_proj.weight, w.c_proj.bias)  # [n_seq, n_embd]
+        k, v = cache.update(layer, k, v, positions)  # [..., n_head, n_keys, d_head]
+    out = merge_heads(causal_attention(q, k, v, positions))  # [..., n_q, n_embd]
+    return linear(out.reshape(len(x), -1), w.c_proj.weight, w.c_proj.bias)  # [n_rows, n_embd]

@@ -13,15 +13,12 @@ each at its own position. Sequences finish independently and leave the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from time import perf_counter
 
 import numpy as np
 
-from minfer.attention import merge_heads
-from minfer.checks import check_fits
+from minfer.checks import token_id_array
 from minfer.config import Config
-from minfer.embed import lm_head
 from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.generation import (
     Generation,
@@ -31,42 +28,9 @@ from minfer.generation import (
     stop_string_list,
     stop_token_set,
 )
-from minfer.kvcache import KVCache
-from minfer.layers import layer_norm, linear, softmax
-from minfer.mlp import mlp
-from minfer.model import Model, kv_bytes_per_position
+from minfer.kvcache import BatchKVCache, in_use
+from minfer.model import Model
 from minfer.sampling import SamplingParams, sample
-from minfer.weights import AttentionWeights, BlockWeights
-
-
-@dataclass
-class BatchKVCache:
-    """One KV cache slot per sequence; each sequence has its own length."""
-
-    k: np.ndarray  # [n_layer, n_batch, n_head, max_seq, d_head]
-    v: np.ndarray  # [n_layer, n_batch, n_head, max_seq, d_head]
-    lengths: np.ndarray  # [n_batch] int: positions filled in each slot
-
-    @classmethod
-    def empty(cls, model: Model, n_batch: int, max_seq: int) -> BatchKVCache:
-        """Zeroed slots of `max_seq` positions; an InsufficientMemoryError at once if they would
-        not fit in the memory available now."""
-        c = model.config
-        check_fits(
-            n_batch * max_seq * kv_bytes_per_position(c),
-            f"the KV cache of a batch of {n_batch}",
-            "generate fewer sequences or fewer tokens at once",
-        )
-        shape = (c.n_layer, n_batch, c.n_head, max_seq, c.d_head)
-        return cls(
-            np.zeros(shape, np.float32),
-            np.zeros(shape, np.float32),  # shape
-            np.zeros(n_batch, np.int64),
-        )  # [n_batch]
-
-    def slot(self, b: int) -> KVCache:
-        """Sequence b's part as an ordinary KVCache (a view: writes land in this batch cache)."""
-        return KVCache(k=self.k[:, b], v=self.v[:, b], length=int(self.lengths[b]))
 
 
 def prefill_slot(model: Model, ids: Sequence[int], cache: BatchKVCache, b: int) -> np.ndarray:
@@ -77,71 +41,46 @@ def prefill_slot(model: Model, ids: Sequence[int], cache: BatchKVCache, b: int) 
     return logits
 
 
-def write_kv_rows(
-    cache: BatchKVCache, layer: int, rows: np.ndarray, k: np.ndarray, v: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Write one new key and value per row at that slot's length; return every row's keys and
-    values up to the longest. k, v: [n_rows, n_head, d_head] -> 2 x [n_rows, n_head, n_keys, d_head]"""
-    pos = cache.lengths[rows]  # [n_rows] where each new token goes
-    cache.k[layer, rows, :, pos] = k
-    cache.v[layer, rows, :, pos] = v
-    n_keys = int(pos.max()) + 1
-    if len(rows) == cache.k.shape[1]:  # every slot: a slice (a view) instead of a gather (a copy)
-        return cache.k[layer, :, :, :n_keys], cache.v[layer, :, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
-    return cache.k[layer, rows, :, :n_keys], cache.v[layer, rows, :, :n_keys]  # same
-
-
-def masked_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Each row's one query attends over its own keys 0..pos[row]; later keys belong to longer
-    sequences and are masked out. q: [n_rows, n_head, 1, d_head], keys, values:
-    [n_rows, n_head, n_keys, d_head], pos: [n_rows] -> [n_rows, n_head, 1, d_head]"""
-    n_keys, d_head = keys.shape[2], q.shape[-1]
-    scores = q @ keys.transpose(0, 1, 3, 2) / np.float32(np.sqrt(d_head))  # [n_rows, n_head, 1, n_keys]
-    mask = np.where(np.arange(n_keys)[None, :] <= pos[:, None], 0.0, -np.inf).astype(np.float32)  # [n_rows, n_keys]
-    return softmax(scores + mask[:, None, None, :]) @ values  # [n_rows, n_head, 1, d_head]
-
-
-def batch_attention(
-    x: np.ndarray, w: AttentionWeights, n_head: int, cache: BatchKVCache, layer: int, rows: np.ndarray
-) -> np.ndarray:
-    """One new token per sequence attends over its own cached keys. x: [n_rows, n_embd] -> same
-
-    `rows` are the cache slots of x's rows. Slots have different lengths, so keys past a slot's
-    own length are masked out; the matrix products still run over the longest one.
-    """
-    n_rows, n_embd = x.shape
-    d_head = n_embd // n_head
-    qkv = linear(x, w.c_attn.weight, w.c_attn.bias)  # [n_rows, 3 * n_embd]
-    q, k, v = (p.reshape(n_rows, n_head, 1, d_head) for p in np.split(qkv, 3, axis=-1))  # [n_rows, n_head, 1, d_head]
-    pos = cache.lengths[rows]  # [n_rows] positions of the new tokens (lengths move after the last layer)
-    keys, values = write_kv_rows(cache, layer, rows, k[:, :, 0], v[:, :, 0])  # [n_rows, n_head, n_keys, d_head]
-    out = masked_attention(q, keys, values, pos)  # [n_rows, n_head, 1, d_head]
-    return linear(merge_heads(out[:, :, 0].transpose(1, 0, 2)), w.c_proj.weight, w.c_proj.bias)  # [n_rows, n_embd]
-
-
-def batch_block(
-    x: np.ndarray, w: BlockWeights, cfg: Config, cache: BatchKVCache, layer: int, rows: np.ndarray
-) -> np.ndarray:
-    """`minfer.block.block` for one new token per row, each at its own position. x: [n_rows, n_embd] -> same"""
-    h = layer_norm(x, w.ln_1.weight, w.ln_1.bias, cfg.layer_norm_eps)  # [n_rows, n_embd]
-    x = x + batch_attention(h, w.attn, cfg.n_head, cache, layer, rows)  # [n_rows, n_embd]
-    return x + mlp(layer_norm(x, w.ln_2.weight, w.ln_2.bias, cfg.layer_norm_eps), w.mlp)  # [n_rows, n_embd]
-
-
-def embed_rows(tokens: np.ndarray, positions: np.ndarray, wte: np.ndarray, wpe: np.ndarray) -> np.ndarray:
-    """`minfer.embed.embed` with each token at its own position. tokens, positions: [n_rows] -> [n_rows, n_embd]"""
-    return wte[tokens] + wpe[positions]  # [n_rows, n_embd]
-
-
 def decode_batch(model: Model, tokens: np.ndarray, cache: BatchKVCache, rows: np.ndarray) -> np.ndarray:
     """One decode step for several sequences: tokens[i] goes into slot rows[i] at that slot's
-    length. tokens, rows: [n_rows] -> logits [n_rows, n_vocab]"""
-    w, c = model.weights, model.config
-    x = embed_rows(tokens, cache.lengths[rows], w.wte, w.wpe)  # [n_rows, n_embd]
-    for layer, bw in enumerate(w.h):
-        x = batch_block(x, bw, c, cache, layer, rows)  # [n_rows, n_embd]
-    cache.lengths[rows] += 1
-    return lm_head(layer_norm(x, w.ln_f.weight, w.ln_f.bias, c.layer_norm_eps), w.wte)  # [n_rows, n_vocab]
+    length, and each slot's length advances by one. tokens, rows: [n_rows] -> logits [n_rows, n_vocab]
+
+    Checked here, computed by the model's backend: the NumPy reference runs `hidden_states`
+    with each row at its own position; the Numba backend one compiled step for all rows."""
+    with in_use(cache):  # the cache is checked and written by this call alone
+        tokens, rows = check_batch_step(model.config, tokens, cache, rows)  # [n_rows], [n_rows]
+        return model.runner.decode_batch(tokens, cache, rows)  # [n_rows, n_vocab]
+
+
+def check_batch_step(c: Config, tokens, cache: BatchKVCache, rows) -> tuple[np.ndarray, np.ndarray]:
+    """What a batched step indexes by must fit: the cache's shape, one distinct slot per row,
+    token ids in the vocabulary, a free position in every slot. -> (tokens, rows) as int64 arrays"""
+    if not isinstance(cache, BatchKVCache):
+        raise InvalidInputError(f"cache must be a BatchKVCache, not {type(cache).__name__}")
+    shape = (c.n_layer, None, c.n_head, None, c.d_head)
+    for name in ("k", "v"):
+        a = getattr(cache, name)
+        if a.dtype != np.float32 or a.ndim != 5 or any(n is not None and n != m for n, m in zip(shape, a.shape)):
+            raise InvalidInputError(
+                f"cache.{name} is {a.dtype} {list(a.shape)}; this model needs float32 [n_layer={c.n_layer}, "
+                f"n_batch, n_head={c.n_head}, max_seq, d_head={c.d_head}]: make it with BatchKVCache.empty(model, ...)"
+            )
+    n_batch = cache.k.shape[1]
+    if cache.v.shape != cache.k.shape or cache.lengths.shape != (n_batch,):
+        raise InvalidInputError("cache.k, cache.v and cache.lengths disagree on the batch's shape")
+    tokens, rows = token_id_array(tokens), token_id_array(rows, "rows")  # [n_rows], [n_rows]
+    if tokens.shape != rows.shape or not len(rows):
+        raise InvalidInputError(f"{len(tokens)} tokens for {len(rows)} rows: give one token per row, at least one")
+    if rows.min() < 0 or rows.max() >= n_batch or len(np.unique(rows)) != len(rows):
+        raise InvalidInputError(f"rows must be distinct slots in [0, {n_batch}), got {rows.tolist()}")
+    if tokens.min() < 0 or tokens.max() >= c.n_vocab:
+        raise InvalidInputError(f"token ids must be in the vocabulary [0, {c.n_vocab})")
+    longest = int(cache.lengths[rows].max())
+    if cache.lengths[rows].min() < 0 or longest >= min(cache.max_seq, c.n_ctx):
+        raise ContextOverflowError(
+            f"a slot holds {longest} positions: no room for one more (max_seq={cache.max_seq}, n_ctx={c.n_ctx})"
+        )
+    return tokens, rows
 
 
 def generate_batch(

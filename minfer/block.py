@@ -6,19 +6,25 @@ import numpy as np
 
 from minfer.attention import self_attention
 from minfer.cost import Cost
-from minfer.kvcache import KVCache
+from minfer.kvcache import BatchSlots, KVCache
 from minfer.layers import layer_norm
 from minfer.mlp import mlp
 from minfer.weights import BlockWeights
 
 
 def block(
-    x: np.ndarray, w: BlockWeights, n_head: int, eps: float, cache: KVCache | None = None, layer: int = 0
+    x: np.ndarray,
+    w: BlockWeights,
+    n_head: int,
+    eps: float,
+    cache: KVCache | BatchSlots | None = None,
+    layer: int = 0,
+    positions: np.ndarray | None = None,
 ) -> np.ndarray:
-    """x: [n_seq, n_embd] -> [n_seq, n_embd]. `cache` and `layer` as in `self_attention`."""
-    h = layer_norm(x, w.ln_1.weight, w.ln_1.bias, eps)  # [n_seq, n_embd]
-    x = x + self_attention(h, w.attn, n_head, cache, layer)  # [n_seq, n_embd]
-    return x + mlp(layer_norm(x, w.ln_2.weight, w.ln_2.bias, eps), w.mlp)  # [n_seq, n_embd]
+    """x: [n_rows, n_embd] -> [n_rows, n_embd]. `cache`, `layer` and `positions` as in `self_attention`."""
+    h = layer_norm(x, w.ln_1.weight, w.ln_1.bias, eps)  # [n_rows, n_embd]
+    x = x + self_attention(h, w.attn, n_head, cache, layer, positions)  # [n_rows, n_embd]
+    return x + mlp(layer_norm(x, w.ln_2.weight, w.ln_2.bias, eps), w.mlp)  # [n_rows, n_embd]
 
 
 def residual_cost(n_rows: int, n_embd: int, act_size: int = 4) -> Cost:

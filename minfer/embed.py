@@ -7,14 +7,17 @@ import numpy as np
 from minfer.cost import Cost
 
 
-def embed(ids: np.ndarray, wte: np.ndarray, wpe: np.ndarray, start: int = 0) -> np.ndarray:
+def embed(ids: np.ndarray, wte: np.ndarray, wpe: np.ndarray, positions: np.ndarray | int = 0) -> np.ndarray:
     """Token embedding plus learned position embedding.
 
     ids: [n_seq] int, wte: [n_vocab, n_embd], wpe: [n_ctx, n_embd] -> x: [n_seq, n_embd].
-    `start` is the absolute position of ids[0]: during decode the single new token sits at
-    position `cache.length`, not 0.
+    `positions` ([n_seq]) are the tokens' absolute positions: during decode the single new
+    token sits at position `cache.length`, not 0, and in a batch each row at its own sequence's
+    length. An int is the first position, the rest following it.
     """
-    return wte[ids] + wpe[start : start + len(ids)]  # [n_seq, n_embd]
+    if not isinstance(positions, np.ndarray):
+        positions = np.arange(int(positions), int(positions) + len(ids))  # [n_seq]
+    return wte[ids] + wpe[positions]  # [n_seq, n_embd]
 
 
 def embed_cost(n_rows: int, n_embd: int, weight_size: int = 4, act_size: int = 4, positions: bool = True) -> Cost:

@@ -24,6 +24,7 @@ from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -101,19 +102,19 @@ StackedWeights = namedtuple(
     ],
 )
 
-# Buffers for one decode step, allocated by each call (a few microseconds), never kept on the
-# model: two threads decoding on one model each have their own.
+# Buffers for one decode step of n_rows sequences, allocated by each call (a few microseconds),
+# never kept on the model: two threads decoding on one model each have their own.
 RunState = namedtuple(
     "RunState",
     [
-        "x",  # [1, n_embd] the residual stream
-        "h",  # [1, n_embd] a normed copy, then each sublayer's output
-        "qkv",  # [1, 3 n_embd]
-        "q",  # [n_head, d_head]
-        "att",  # [1, n_embd] attention output, heads side by side
-        "fc",  # [1, 4 n_embd]
-        "scores",  # [n_head, max_seq] attention scratch (the cache's capacity)
-        "logits",  # [1, n_vocab]
+        "x",  # [n_rows, n_embd] the residual stream
+        "h",  # [n_rows, n_embd] a normed copy, then each sublayer's output
+        "qkv",  # [n_rows, 3 n_embd]
+        "att",  # [n_rows, n_embd] attention output, heads side by side
+        "fc",  # [n_rows, 4 n_embd]
+        "q",  # [n_rows, n_head, d_head] the queries
+        "scores",  # [n_rows, n_head, max_seq] attention scratch (the cache's capacity)
+        "logits",  # [n_rows, n_vocab]
     ],
 )
 
@@ -152,20 +153,20 @@ def stack_weights(w: GPT2Weights, quantize: str | None = None) -> StackedWeights
     )
 
 
-def new_run_state(c: Config, max_seq: int) -> RunState:
-    """Scratch for one decode step against a cache of `max_seq` positions. Every buffer is
-    written before it is read, so it need not be zeroed."""
+def new_run_state(c: Config, max_seq: int, n_rows: int = 1) -> RunState:
+    """Scratch for one decode step of `n_rows` sequences against caches of `max_seq` positions.
+    Every buffer is written before it is read, so it need not be zeroed."""
     d = c.n_embd
     empty = lambda *shape: np.empty(shape, np.float32)  # noqa: E731
     return RunState(
-        empty(1, d),
-        empty(1, d),
-        empty(1, 3 * d),
-        empty(c.n_head, c.d_head),
-        empty(1, d),
-        empty(1, 4 * d),
-        empty(c.n_head, max_seq),
-        empty(1, c.n_vocab),
+        empty(n_rows, d),
+        empty(n_rows, d),
+        empty(n_rows, 3 * d),
+        empty(n_rows, d),
+        empty(n_rows, 4 * d),
+        empty(n_rows, c.n_head, c.d_head),
+        empty(n_rows, c.n_head, max_seq),
+        empty(n_rows, c.n_vocab),
     )
 
 
@@ -179,21 +180,26 @@ def linear_any(x, w, scale, b, out):  # x: [n, n_in], w: [n_in, n_out] f32 or in
 
 
 @njit(cache=True)
-def decode_step(token, pos, w, k_cache, v_cache, s, n_head, eps):
-    """One token through every layer. k_cache, v_cache: [n_layer, n_head, max_seq, d_head],
-    written at `pos`; the logits land in s.logits [1, n_vocab]."""
-    d = s.x.shape[1]
+def decode_step(tokens, positions, slots, w, k_cache, v_cache, s, n_head, eps):
+    """One token per row through every layer: row r is token tokens[r] at position positions[r]
+    of sequence slots[r]. k_cache, v_cache: [n_layer, n_batch, n_head, max_seq, d_head] (one
+    sequence: n_batch = 1), written at each row's position; the logits land in s.logits
+    [n_rows, n_vocab]. The weights are read once per step for all rows."""
+    n_rows, d = s.x.shape
     d_head = d // n_head
-    embed_token(token, pos, w.wte, w.wte_scale, w.wpe, s.x)
+    K.embed(tokens, w.wte, w.wte_scale, w.wpe, positions, s.x)
     for layer in range(w.ln_1_w.shape[0]):
         K.layer_norm(s.x, w.ln_1_w[layer], w.ln_1_b[layer], eps, s.h)
         linear_any(s.h, w.attn_w[layer], w.attn_scale[layer], w.attn_b[layer], s.qkv)
-        for head in range(n_head):  # q to its buffer; k and v straight into the cache at pos
-            for i in range(d_head):
-                s.q[head, i] = s.qkv[0, head * d_head + i]
-                k_cache[layer, head, pos, i] = s.qkv[0, d + head * d_head + i]
-                v_cache[layer, head, pos, i] = s.qkv[0, 2 * d + head * d_head + i]
-        K.decode_attention(s.q, k_cache[layer], v_cache[layer], pos + 1, s.att.reshape(n_head, d_head), s.scores)
+        for r in range(n_rows):  # q to its buffer; k and v straight into the row's sequence at its position
+            b, pos = slots[r], positions[r]
+            for head in range(n_head):
+                for i in range(d_head):
+                    s.q[r, head, i] = s.qkv[r, head * d_head + i]
+                    k_cache[layer, b, head, pos, i] = s.qkv[r, d + head * d_head + i]
+                    v_cache[layer, b, head, pos, i] = s.qkv[r, 2 * d + head * d_head + i]
+        att = s.att.reshape(n_rows, n_head, d_head)  # [n_rows, n_head, d_head], a view
+        K.batch_decode_attention(s.q, k_cache[layer], v_cache[layer], slots, positions + 1, att, s.scores)
         linear_any(s.att, w.proj_w[layer], w.proj_scale[layer], w.proj_b[layer], s.h)
         K.add(s.x, s.h, s.x)
         K.layer_norm(s.x, w.ln_2_w[layer], w.ln_2_b[layer], eps, s.h)
@@ -202,21 +208,10 @@ def decode_step(token, pos, w, k_cache, v_cache, s, n_head, eps):
         linear_any(s.fc, w.out_w[layer], w.out_scale[layer], w.out_b[layer], s.h)
         K.add(s.x, s.h, s.x)
     K.layer_norm(s.x, w.ln_f_w, w.ln_f_b, eps, s.h)
-    if w.wte_scale.shape[0] == 0:
-        K.lm_head(s.h, w.wte, s.logits)
-    else:
-        K.lm_head_int8(s.h, w.wte, w.wte_scale, s.logits)
+    K.lm_head(s.h, w.wte, w.wte_scale, s.logits)
 
 
 drop_stale_compiled_code(compiled_code_dir())
-
-
-@njit(cache=True)
-def embed_token(token, pos, wte, wte_scale, wpe, out):  # -> out: [1, n_embd]
-    """Token row (dequantized if int8) plus position row."""
-    scale = np.float32(1.0) if wte_scale.shape[0] == 0 else wte_scale[token]
-    for i in range(out.shape[1]):
-        out[0, i] = wte[token, i] * scale + wpe[pos, i]
 
 
 class FastModel:
@@ -236,26 +231,44 @@ class FastModel:
         self.w = stack_weights(weights, quantize)
         start_threads()
 
+    def forward(self, ids: np.ndarray) -> np.ndarray:
+        """Every position's logits, through a throwaway cache (the prefill kernels attend through one)."""
+        cache = KVCache.empty(self.config.n_layer, self.config.n_head, len(ids), self.config.d_head)
+        return self.prefill(ids, cache, all_logits=True)  # [n_seq, n_vocab]
+
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
-        """One token at cache.length -> float32 [n_vocab]."""
+        """One token at cache.length -> float32 [n_vocab]: `decode_step` with one row."""
         with in_use(cache):
             self.check(np.array([token]), cache)
-            return self._decode(int(token), cache)
+            k, v = cache.k[:, None], cache.v[:, None]  # [n_layer, 1, n_head, max_seq, d_head], views
+            logits = self.step(np.array([token]), np.array([cache.length]), np.zeros(1, np.int64), k, v)
+            cache.advance(1)
+        return logits[0]  # [n_vocab], this call's own buffer
 
-    def _decode(self, token: int, cache: KVCache) -> np.ndarray:
-        """decode for a caller that has made `check`'s checks (Model.decode makes them)."""
+    def decode_batch(self, tokens: np.ndarray, cache, rows: np.ndarray) -> np.ndarray:
+        """One compiled step for the rows of a BatchKVCache: tokens[i] into slot rows[i] at its
+        length. tokens, rows: [n_rows] -> [n_rows, n_vocab]"""
+        from minfer.batch import check_batch_step
+
+        with in_use(cache):
+            tokens, rows = check_batch_step(self.config, tokens, cache, rows)  # [n_rows], [n_rows]
+            logits = self.step(tokens, cache.lengths[rows], rows, cache.k, cache.v)  # [n_rows, n_vocab]
+            cache.lengths[rows] += 1
+        return logits
+
+    def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
+        """Run `decode_step` on checked arguments. -> logits [n_rows, n_vocab]"""
         c = self.config
-        state = new_run_state(c, cache.max_seq)
+        state = new_run_state(c, k_cache.shape[3], len(tokens))
         with compiled_calls():
-            decode_step(
-                int(token), cache.length, self.w, cache.k, cache.v, state, c.n_head, np.float32(c.layer_norm_eps)
-            )
-        cache.advance(1)
-        return state.logits[0]  # [n_vocab], this call's own buffer
+            eps = np.float32(c.layer_norm_eps)
+            decode_step(tokens, positions, slots, self.w, k_cache, v_cache, state, c.n_head, eps)
+        return state.logits
 
     def check(self, ids: np.ndarray, cache: KVCache) -> None:
         """What the kernels index by must fit the buffers: the cache's shape and length against
-        the config, the ids against the vocabulary, the positions against n_ctx."""
+        the config, the ids against the vocabulary, the positions against n_ctx. (Model has
+        checked already; this costs a few microseconds and keeps the backend safe on its own.)"""
         c = self.config
         if not (
             isinstance(ids, np.ndarray)
@@ -272,16 +285,14 @@ class FastModel:
         """The prompt in one pass: BLAS matmuls, Numba norms, GELU and tiled causal attention."""
         with in_use(cache):
             self.check(ids, cache)
-            return self._prefill(ids, cache, all_logits)
+            with compiled_calls(), blas_on_one_thread():
+                return self.prefill_layers(ids, cache, all_logits)
 
-    def _prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
-        """prefill for a caller that has made `check`'s checks (Model.prefill makes them)."""
-        with compiled_calls():
-            return self._prefill_layers(ids, cache, all_logits)
-
-    def _prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
+    def prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
+        """The Numba backend's prefill block loop (a Python loop: its time is in BLAS's matmuls)."""
         c, w = self.config, self.w
-        x = self.embed(ids, cache.length)  # [n_seq, n_embd]
+        x = np.empty((len(ids), c.n_embd), np.float32)  # [n_seq, n_embd]
+        K.embed(ids, w.wte, w.wte_scale, w.wpe, np.arange(cache.length, cache.length + len(ids)), x)
         for layer in range(c.n_layer):
             h = norm(x, w.ln_1_w[layer], w.ln_1_b[layer], c.layer_norm_eps)  # [n_seq, n_embd]
             x = x + self.attention(self.matmul(h, layer, "attn"), cache, layer)  # [n_seq, n_embd]
@@ -299,10 +310,7 @@ class FastModel:
         if len(x) > FEW_ROWS:
             return x @ self.dequantized("wte").T  # [n_rows, n_vocab]
         out = np.empty((len(x), self.config.n_vocab), np.float32)  # [n_rows, n_vocab]
-        if self.quantize is None:
-            K.lm_head(x, self.w.wte, out)
-        else:
-            K.lm_head_int8(x, self.w.wte, self.w.wte_scale, out)
+        K.lm_head(np.ascontiguousarray(x), self.w.wte, self.w.wte_scale, out)
         return out
 
     def attention(self, qkv: np.ndarray, cache: KVCache, layer: int) -> np.ndarray:
@@ -337,10 +345,6 @@ class FastModel:
         w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
         return w if self.quantize is None else w * scale[None, :]  # [n_in, n_out]
 
-    def embed(self, ids: np.ndarray, start: int) -> np.ndarray:
-        wte = self.w.wte[ids] if self.quantize is None else self.w.wte[ids] * self.w.wte_scale[ids, None]
-        return wte + self.w.wpe[start : start + len(ids)]  # [n_seq, n_embd]
-
 
 _COMPILED_LOCK = threading.Lock()
 _LAYER = {"needs_lock": True}  # until start_threads has seen which threading layer runs
@@ -360,6 +364,47 @@ def compiled_calls() -> Iterator[None]:
             yield
     else:
         yield
+
+
+class _BlasPolicy:  # the state of blas_on_one_thread
+    controller: Any = None  # threadpoolctl's ThreadpoolController, made on first use
+    limit: Any = None  # the limit in force while users > 0
+    users = 0  # calls inside blas_on_one_thread now
+
+
+_BLAS = _BlasPolicy()
+_BLAS_LOCK = threading.Lock()
+
+
+@contextmanager
+def blas_on_one_thread() -> Iterator[None]:
+    """The thread policy: inside the Numba backend, Numba's thread pool owns the cores and BLAS
+    runs on one thread.
+
+    Prefill mixes BLAS matmuls with parallel Numba kernels (attention, GELU). OpenBLAS's workers
+    spin for about 100 ms after each call, waiting for more work, so with both pools on two
+    cores each one's threads steal the other's time: without this policy, decode steps straight
+    after a prefill ran 1.16x slower, batched ones 1.13x, the prefill itself 1.02x (GPT-2 124M's
+    shape; benchmarks/thread_policy.py measures each phase). Single-threaded BLAS starts no
+    workers, so nothing spins. The limit is process-wide (BLAS has one setting), so it is
+    counted: the first call in sets it, the last one out restores it; a NumPy-backend model
+    prefilling in another thread meanwhile also gets one BLAS thread.
+    """
+    with _BLAS_LOCK:
+        if _BLAS.users == 0:
+            if _BLAS.controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _BLAS.controller = ThreadpoolController()  # finds the loaded BLAS (~0.5 ms, once)
+            _BLAS.limit = _BLAS.controller.limit(limits=1, user_api="blas")
+        _BLAS.users += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS.users -= 1
+            if _BLAS.users == 0:
+                _BLAS.limit.restore_original_limits()
 
 
 def start_threads() -> None:

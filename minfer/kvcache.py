@@ -85,15 +85,19 @@ class KVCache:
                 f"{n_new} more do not fit. Make a larger cache: model.new_cache(max_seq)"
             )
 
-    def update(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Write the new tokens' keys and values of one layer at [length, length + n_new) and
-        return all keys and values so far. k, v: [n_head, n_new, d_head]
-        -> ([n_head, length + n_new, d_head], same). `length` itself moves in `advance`, once
-        every layer has written."""
-        end = self.length + k.shape[1]
-        self.k[layer, :, self.length : end] = k
-        self.v[layer, :, self.length : end] = v
-        return self.k[layer, :, :end], self.v[layer, :, :end]  # views, no copy
+    def update(
+        self, layer: int, k: np.ndarray, v: np.ndarray, positions: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Write the new tokens' keys and values of one layer at their positions (by default
+        [length, length + n_new)) and return every key and value up to the last of them.
+        k, v: [n_head, n_new, d_head], positions: [n_new] -> ([n_head, n_keys, d_head], same).
+        `length` itself moves in `advance`, once every layer has written."""
+        if positions is None:
+            positions = np.arange(self.length, self.length + k.shape[1])  # [n_new]
+        self.k[layer][:, positions] = k
+        self.v[layer][:, positions] = v
+        n_keys = int(positions.max()) + 1
+        return self.k[layer, :, :n_keys], self.v[layer, :, :n_keys]  # views, no copy
 
     def advance(self, n_new: int) -> None:
         """Mark `n_new` more positions as filled."""
@@ -104,7 +108,63 @@ class KVCache:
         self.length = 0
 
 
-_IN_USE: set[int] = set()  # id() of the caches a model call is writing right now
+@dataclass
+class BatchKVCache:
+    """One KV cache slot per sequence of a batch; each sequence has its own length (lesson 07)."""
+
+    k: np.ndarray  # [n_layer, n_batch, n_head, max_seq, d_head]
+    v: np.ndarray  # [n_layer, n_batch, n_head, max_seq, d_head]
+    lengths: np.ndarray  # [n_batch] int: positions filled in each slot
+
+    @classmethod
+    def empty(cls, model, n_batch: int, max_seq: int) -> BatchKVCache:
+        """Zeroed slots of `max_seq` positions for `model`; an InsufficientMemoryError at once if
+        they would not fit in the memory available now."""
+        c = model.config
+        shape = (c.n_layer, int(n_batch), c.n_head, int(max_seq), c.d_head)
+        check_fits(
+            2 * math.prod(shape) * 4,
+            f"the KV cache of a batch of {n_batch}",
+            "generate fewer sequences or fewer tokens at once",
+        )
+        return cls(np.zeros(shape, np.float32), np.zeros(shape, np.float32), np.zeros(n_batch, np.int64))  # shape
+
+    @property
+    def max_seq(self) -> int:
+        """Positions each slot can hold."""
+        return self.k.shape[3]
+
+    def slot(self, b: int) -> KVCache:
+        """Sequence b's part as an ordinary KVCache (a view: writes land in this batch cache)."""
+        return KVCache(k=self.k[:, b], v=self.v[:, b], length=int(self.lengths[b]))
+
+    def select(self, rows: np.ndarray) -> BatchSlots:
+        """The slots one batched step writes: row i of the step is slot rows[i]."""
+        return BatchSlots(self, rows)
+
+
+@dataclass
+class BatchSlots:
+    """Some slots of a BatchKVCache, in the order of a step's rows: what `self_attention` writes
+    a batch's new keys into and reads each sequence's own keys from."""
+
+    cache: BatchKVCache
+    rows: np.ndarray  # [n_rows] slot of each row
+
+    def update(self, layer: int, k: np.ndarray, v: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Write each row's new keys and values at its positions; return every row's keys and
+        values up to the furthest position. Positions past a row's own are masked by attention.
+        k, v: [n_rows, n_head, n_q, d_head], positions: [n_rows, n_q] -> 2 x [n_rows, n_head, n_keys, d_head]"""
+        c, rows = self.cache, self.rows
+        c.k[layer, rows[:, None], :, positions] = k.swapaxes(1, 2)  # [n_rows, n_q, n_head, d_head]
+        c.v[layer, rows[:, None], :, positions] = v.swapaxes(1, 2)
+        n_keys = int(positions.max()) + 1
+        if np.array_equal(rows, np.arange(c.k.shape[1])):  # every slot in order: a view, not a copy
+            return c.k[layer, :, :, :n_keys], c.v[layer, :, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
+        return c.k[layer, rows, :, :n_keys], c.v[layer, rows, :, :n_keys]  # same, gathered
+
+
+_IN_USE: dict[int, tuple[int, int]] = {}  # id() of a cache being written -> (thread, depth)
 _IN_USE_LOCK = threading.Lock()
 
 
@@ -123,23 +183,29 @@ def check_cache(cache, n_layer: int, n_head: int, d_head: int, n_new: int = 0, n
 
 
 @contextmanager
-def in_use(cache: KVCache) -> Iterator[None]:
-    """Claim `cache` for one model call: a second call on the same cache while this one runs (a
-    cache shared between threads) is an error, not a race. Two calls that both checked the
-    length before either advanced it would write past the end of the buffers. (Whether it is a
-    cache at all is `check_cache`'s to say, inside the claim.)"""
+def in_use(cache) -> Iterator[None]:
+    """Claim `cache` for one model call: a call from another thread on the same cache while this
+    one runs (a cache shared between threads) is an error, not a race. Two calls that both checked
+    the length before either advanced it would write past the end of the buffers. The thread
+    holding the claim may claim again (Model.decode claims, then its backend does). (Whether it
+    is a cache at all is `check_cache`'s to say, inside the claim.)"""
+    me = threading.get_ident()
     with _IN_USE_LOCK:
-        if id(cache) in _IN_USE:
+        owner, depth = _IN_USE.get(id(cache), (me, 0))
+        if owner != me:
             raise InvalidInputError(
                 "this KV cache is in use by another call (from another thread?); "
                 "a cache holds one sequence: give each thread its own, model.new_cache()"
             )
-        _IN_USE.add(id(cache))
+        _IN_USE[id(cache)] = (me, depth + 1)
     try:
         yield
     finally:
         with _IN_USE_LOCK:
-            _IN_USE.discard(id(cache))
+            if depth:
+                _IN_USE[id(cache)] = (me, depth)
+            else:
+                del _IN_USE[id(cache)]
 
 
 def kv_write_cost(n_new: int, n_head: int, d_head: int, kv_size: int = 4, act_size: int = 4) -> Cost:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from minfer.checks import is_whole, token_id_array
 from minfer.config import Config
 from minfer.embed import embed, lm_head
 from minfer.errors import ContextOverflowError, InvalidInputError
-from minfer.kvcache import KVCache, check_cache, in_use
+from minfer.kvcache import BatchKVCache, BatchSlots, KVCache, check_cache, in_use
 from minfer.layers import layer_norm
 from minfer.tokenizer import Tokenizer
 from minfer.weights import GPT2Weights
@@ -38,19 +39,77 @@ def default_cache_positions(c: Config) -> int:
     return max(1, min(c.n_ctx, DEFAULT_CACHE_BYTES // kv_bytes_per_position(c)))
 
 
-def hidden_states(ids: np.ndarray, w: GPT2Weights, cfg: Config, cache: KVCache | None = None) -> np.ndarray:
-    """Run the blocks over `ids` and return the final-norm hidden states. ids: [n_seq] -> [n_seq, n_embd]
+def hidden_states(
+    ids: np.ndarray,
+    w: GPT2Weights,
+    cfg: Config,
+    cache: KVCache | BatchSlots | None = None,
+    positions: np.ndarray | None = None,
+) -> np.ndarray:
+    """Embed `ids`, run the blocks, return the final-norm hidden states. ids: [n_rows] -> [n_rows, n_embd]
 
-    With a cache, `ids` are the tokens after the `cache.length` already cached; their keys and
-    values are written into it and its length advances by n_seq.
+    The one block loop of the reference: a prompt, a chunk after cached tokens and a batch of
+    decode steps differ only in `positions` and `cache`. By default `ids` are the tokens after
+    the `cache.length` already cached (positions [n_seq]); their keys and values are written
+    into the cache, whose length advances by n_seq. For a batch, pass positions [n_batch, n_q]
+    and a batch cache (`minfer.kvcache.BatchSlots`); its lengths are then the caller's to move.
     """
-    start = 0 if cache is None else cache.length
-    x = embed(ids, w.wte, w.wpe, start)  # [n_seq, n_embd]
+    advance = positions is None and isinstance(cache, KVCache)  # a batch's lengths are its caller's
+    if positions is None:
+        start = cache.length if isinstance(cache, KVCache) else 0
+        positions = np.arange(start, start + len(ids))  # [n_seq]
+    pos = positions  # [n_seq], or [n_batch, n_q]
+    x = embed(ids, w.wte, w.wpe, pos.reshape(-1))  # [n_rows, n_embd]
     for layer, bw in enumerate(w.h):
-        x = block(x, bw, cfg.n_head, cfg.layer_norm_eps, cache, layer)  # [n_seq, n_embd]
-    if cache is not None:
+        x = block(x, bw, cfg.n_head, cfg.layer_norm_eps, cache, layer, pos)  # [n_rows, n_embd]
+    if advance and isinstance(cache, KVCache):
         cache.advance(len(ids))
-    return layer_norm(x, w.ln_f.weight, w.ln_f.bias, cfg.layer_norm_eps)  # [n_seq, n_embd]
+    return layer_norm(x, w.ln_f.weight, w.ln_f.bias, cfg.layer_norm_eps)  # [n_rows, n_embd]
+
+
+class Backend(Protocol):
+    """What computes a model: the seam between `Model` (which checks every argument once) and
+    the code that runs it. The NumPy reference (`NumpyBackend`) and the Numba backend
+    (`minfer.fast.FastModel`) implement it; a new model family or cache plugs in here. Its
+    methods trust their arguments: Model has checked the ids and the cache's shape and room."""
+
+    def forward(self, ids: np.ndarray) -> np.ndarray:  # [n_seq] -> [n_seq, n_vocab], no cache
+        ...
+
+    def prefill(
+        self, ids: np.ndarray, cache: KVCache, all_logits: bool
+    ) -> np.ndarray: ...  # the prompt after cache.length -> [n_vocab], or [n_seq, n_vocab] with all_logits
+
+    def decode(self, token: int, cache: KVCache) -> np.ndarray:  # one token at cache.length -> [n_vocab]
+        ...
+
+    def decode_batch(
+        self, tokens: np.ndarray, cache: BatchKVCache, rows: np.ndarray
+    ) -> np.ndarray: ...  # tokens[i] into slot rows[i] at that slot's length: [n_rows] -> [n_rows, n_vocab]
+
+
+class NumpyBackend:
+    """The readable reference: `hidden_states` and the tied LM head, in NumPy."""
+
+    def __init__(self, config: Config, weights: GPT2Weights):
+        self.config, self.weights = config, weights
+
+    def forward(self, ids: np.ndarray) -> np.ndarray:
+        return lm_head(hidden_states(ids, self.weights, self.config), self.weights.wte)  # [n_seq, n_vocab]
+
+    def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
+        x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
+        return lm_head(x, self.weights.wte) if all_logits else lm_head(x[-1:], self.weights.wte)[0]
+
+    def decode(self, token: int, cache: KVCache) -> np.ndarray:
+        x = hidden_states(np.array([token]), self.weights, self.config, cache)  # [1, n_embd]
+        return lm_head(x, self.weights.wte)[0]  # [n_vocab]
+
+    def decode_batch(self, tokens: np.ndarray, cache: BatchKVCache, rows: np.ndarray) -> np.ndarray:
+        positions = cache.lengths[rows][:, None]  # [n_rows, 1]: one new token per sequence, at its length
+        x = hidden_states(tokens, self.weights, self.config, cache.select(rows), positions)  # [n_rows, n_embd]
+        cache.lengths[rows] += 1
+        return lm_head(x, self.weights.wte)  # [n_rows, n_vocab]
 
 
 class Model:
@@ -86,11 +145,16 @@ class Model:
         self.backend = backend
         self.name = name
         self.quantize = quantize
-        self.fast = None  # the Numba backend's stacked weights and run state
+        self.runner: Backend = NumpyBackend(config, weights)  # what computes: see Backend
         if backend == "numba":
             from minfer.fast import FastModel
 
-            self.fast = FastModel(config, weights, quantize)
+            self.runner = FastModel(config, weights, quantize)
+
+    @property
+    def fast(self):
+        """The Numba backend (`minfer.fast.FastModel`, its stacked weights in `.w`), or None on NumPy."""
+        return self.runner if self.backend == "numba" else None
 
     @property
     def weight_dtype(self) -> str:
@@ -111,10 +175,7 @@ class Model:
 
     def forward(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Logits of every position, no cache. ids: [n_seq] -> float32 [n_seq, n_vocab]"""
-        ids = self._check_ids(ids)
-        if self.fast is not None:  # a throwaway cache: the Numba prefill attends through one
-            return self.fast._prefill(ids, self.new_cache(len(ids)), all_logits=True)  # [n_seq, n_vocab]
-        return lm_head(hidden_states(ids, self.weights, self.config), self.weights.wte)  # [n_seq, n_vocab]
+        return self.runner.forward(self._check_ids(ids))  # [n_seq, n_vocab]
 
     def new_cache(self, max_seq: int | None = None) -> KVCache:
         """An empty KV cache for up to `max_seq` positions (at most n_ctx).
@@ -149,12 +210,7 @@ class Model:
         ids = self._check_ids(ids)  # [n_seq]
         with in_use(cache):  # the cache is checked and written by this call alone
             self._check_cache(cache, len(ids))
-            if self.fast is not None:
-                return self.fast._prefill(ids, cache, all_logits)  # [n_vocab] or [n_seq, n_vocab]
-            x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
-        if all_logits:
-            return lm_head(x, self.weights.wte)  # [n_seq, n_vocab]
-        return lm_head(x[-1:], self.weights.wte)[0]  # [n_vocab]
+            return self.runner.prefill(ids, cache, all_logits)  # [n_vocab] or [n_seq, n_vocab]
 
     def decode(self, token_id: int, cache: KVCache) -> np.ndarray:
         """One token at position `cache.length`: appends it to the cache, returns float32 [n_vocab]."""
@@ -167,10 +223,7 @@ class Model:
             raise InvalidInputError(f"token id {token_id} is outside the vocabulary [0, {self.config.n_vocab})")
         with in_use(cache):  # the cache is checked and written by this call alone
             self._check_cache(cache, n_new=1)
-            if self.fast is not None:
-                return self.fast._decode(int(token_id), cache)  # [n_vocab]
-            x = hidden_states(np.array([token_id], np.int64), self.weights, self.config, cache)  # [1, n_embd]
-        return lm_head(x, self.weights.wte)[0]  # [n_vocab]
+            return self.runner.decode(int(token_id), cache)  # [n_vocab]
 
     def _check_cache(self, cache: KVCache, n_new: int) -> None:
         """The cache must be this model's shape, with room for n_new more positions within n_ctx."""

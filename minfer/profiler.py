@@ -29,7 +29,7 @@ from minfer import model as model_module
 from minfer.cost import Cost
 from minfer.counts import Arch, step_costs
 from minfer.errors import InvalidInputError
-from minfer.kvcache import KVCache
+from minfer.kvcache import BatchSlots, KVCache
 from minfer.model import Model
 
 PHASE_ORDER = ("prefill", "decode", "forward")
@@ -116,16 +116,12 @@ class Profiler:
             (block, "block", named),
             (attention, "self_attention", named),
             (mlp, "mlp", named),
-            (batch, "batch_block", named),
-            (batch, "batch_attention", named),
             (layers, "gelu", fixed("mlp.gelu")),
             (attention, "causal_attention", fixed("attn.attention")),
-            (batch, "masked_attention", fixed("attn.attention")),
             (embed, "embed", fixed("embed", top=True)),
-            (batch, "embed_rows", fixed("embed", top=True)),
             (embed, "lm_head", fixed("lm_head", top=True)),
             (KVCache, "update", self._layer_arg_op("attn.kv_write")),
-            (batch, "write_kv_rows", self._layer_arg_op("attn.kv_write", index=1)),
+            (BatchSlots, "update", self._layer_arg_op("attn.kv_write")),
         ]
 
     # --- wrappers -------------------------------------------------------------------------------
@@ -210,7 +206,7 @@ class Profiler:
         return lambda fn: self._op_wrapper(fn, lambda args: (None if top else self._layer, op))
 
     def _layer_arg_op(self, op: str, index: int = 1):
-        """Ops that are told their layer: KVCache.update(self, layer, ...), write_kv_rows(cache, layer, ...)."""
+        """Ops that are told their layer: KVCache.update(self, layer, ...), BatchSlots.update(self, layer, ...)."""
         return lambda fn: self._op_wrapper(fn, lambda args: (int(args[index]), op))
 
     def _learn(self, model: Model) -> None:

@@ -22,9 +22,22 @@ RAGGED = [
 ]
 
 
-@pytest.fixture(scope="module", params=["tiny-gpt2", "odd-gpt2-sharded", "classroom"])
+CASES = [  # (checkpoint, backend, quantize): the batched step of each backend, int8 included
+    ("tiny-gpt2", "numpy", None),
+    ("odd-gpt2-sharded", "numpy", None),
+    ("classroom", "numpy", None),
+    ("tiny-gpt2", "numba", None),
+    ("odd-gpt2-sharded", "numba", None),
+    ("classroom", "numba", None),
+    ("classroom", "numba", "int8"),
+]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: "-".join(filter(None, c)))
 def model(request):
-    return minfer.load_model(CLASSROOM_DIR if request.param == "classroom" else FIXTURES / request.param)
+    name, backend, quantize = request.param
+    path = CLASSROOM_DIR if name == "classroom" else FIXTURES / name
+    return minfer.load_model(path, backend=backend, quantize=quantize)
 
 
 def test_batched_greedy_equals_one_by_one(model):
@@ -78,3 +91,43 @@ def test_batched_generation_honours_stop_strings_as_generate_does():
             alone = minfer.generate(model, prompt, 24, stop_strings=stop)
             assert (g.tokens, g.text, g.finish_reason) == (alone.tokens, alone.text, alone.finish_reason)
     assert {g.finish_reason for g in minfer.generate_batch(model, prompts, 24, stop_strings=",")} == {"stop_string"}
+
+
+def test_numba_batches_run_compiled_not_through_the_reference(monkeypatch):
+    """On backend="numba" a batched step is one compiled call: the NumPy block loop never runs."""
+    model = minfer.load_model(FIXTURES / "tiny-gpt2", backend="numba")
+    want = [minfer.generate(model, p, 8, stop_tokens=()).tokens for p in RAGGED[:3]]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the NumPy reference ran")
+
+    monkeypatch.setattr(minfer.model, "hidden_states", refuse)
+    monkeypatch.setattr(minfer.block, "block", refuse)
+    assert [g.tokens for g in minfer.generate_batch(model, RAGGED[:3], 8, stop_tokens=())] == want
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_bad_batched_step_is_refused_before_anything_is_written(backend):
+    model = minfer.load_model(FIXTURES / "tiny-gpt2", backend=backend)
+    cache = BatchKVCache.empty(model, 3, 8)
+    cache.lengths[:] = [2, 8, 0]  # slot 1 is full
+    before = cache.k.copy()
+    bad = [
+        ([1, 2], [0, 0], "distinct slots"),
+        ([1, 2], [0, 3], "distinct slots"),
+        ([1], [0, 2], "one token per row"),
+        ([model.config.n_vocab], [0], "vocabulary"),
+        ([1], [1], "no room"),
+        ([1.5], [0], "integers"),
+    ]
+    for tokens, rows, message in bad:
+        error = minfer.ContextOverflowError if message == "no room" else minfer.InvalidInputError
+        with pytest.raises(error, match=message):
+            decode_batch(model, tokens, cache, rows)
+    small = minfer.load_model(FIXTURES / "odd-gpt2-sharded")  # another shape
+    with pytest.raises(minfer.InvalidInputError, match="BatchKVCache.empty"):
+        decode_batch(model, [1], BatchKVCache.empty(small, 1, 8), [0])
+    with pytest.raises(minfer.InvalidInputError, match="BatchKVCache"):
+        decode_batch(model, [1], model.new_cache(8), [0])
+    np.testing.assert_array_equal(cache.k, before)
+    assert cache.lengths.tolist() == [2, 8, 0]

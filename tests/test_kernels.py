@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from numba import njit
 
+from minfer.embed import embed as embed_stage
+from minfer.embed import lm_head as lm_head_stage
 from minfer.kernels import (
     TWINS,
     add,
@@ -92,11 +94,26 @@ def test_elementwise_kernels_work_in_place():
         assert rel_diff(inout, want) <= RTOL, name
 
 
+NO_SCALE = np.zeros(0, np.float32)  # float32 weights: no per-row scale
+
+
 @pytest.mark.parametrize("n_seq, start", [(1, 0), (1, 99), (7, 3)])
 def test_embed(n_seq, start):
     wte, wpe = randn(1001, 60), randn(100 + n_seq, 60, seed=1)
     ids = np.random.default_rng(2).integers(0, 1001, n_seq)
-    check_twin("embed", (ids, wte, wpe, start), (n_seq, 60))
+    positions = np.arange(start, start + n_seq)
+    out = check_twin("embed", (ids, wte, NO_SCALE, wpe, positions), (n_seq, 60))
+    np.testing.assert_array_equal(out, embed_stage(ids, wte, wpe, start))  # the stage itself, exactly
+
+
+def test_embed_rows_at_their_own_positions_and_int8_rows():
+    wte, wpe = randn(1001, 60), randn(100, 60, seed=1)
+    ids, positions = np.array([5, 5, 900]), np.array([99, 0, 42])  # a batch: each row its own sequence
+    out = check_twin("embed", (ids, wte, NO_SCALE, wpe, positions), (3, 60))
+    np.testing.assert_array_equal(out, wte[ids] + wpe[positions])
+    wte_q, scale = quantize_int8(wte, axis=1)
+    out = check_twin("embed", (ids, wte_q, scale, wpe, positions), (3, 60))
+    assert rel_diff(out, dequantize_int8(wte_q, scale, 1)[ids] + wpe[positions]) <= RTOL
 
 
 # --- matrix-vector products ------------------------------------------------------------------
@@ -118,7 +135,9 @@ def test_linear(n_rows, n_in, n_out):
 
 @pytest.mark.parametrize("n_rows, n_embd, n_vocab", [(1, 60, 4096), (2, 20, 50257), (5, 33, 1001), (16, 60, 4096)])
 def test_lm_head(n_rows, n_embd, n_vocab):
-    check_twin("lm_head", (randn(n_rows, n_embd), randn(n_vocab, n_embd, seed=1)), (n_rows, n_vocab))
+    x, wte = randn(n_rows, n_embd), randn(n_vocab, n_embd, seed=1)
+    out = check_twin("lm_head", (x, wte, NO_SCALE), (n_rows, n_vocab))
+    assert rel_diff(out, lm_head_stage(x, wte)) <= RTOL
 
 
 # --- int8 ------------------------------------------------------------------------------------
@@ -160,7 +179,7 @@ def test_lm_head_int8(n_rows, n_embd, n_vocab):
     x, wte = randn(n_rows, n_embd), randn(n_vocab, n_embd, seed=1)
     wte[7] = 0
     wte_q, scale = quantize_int8(wte, axis=1)
-    out = check_twin("lm_head_int8", (x, wte_q, scale), (n_rows, n_vocab))
+    out = check_twin("lm_head", (x, wte_q, scale), (n_rows, n_vocab))
     assert rel_diff(out, x @ dequantize_int8(wte_q, scale, 1).T) <= RTOL
 
 
@@ -188,6 +207,28 @@ def test_decode_attention_ignores_the_cache_past_length():
     out = np.empty((3, 20), np.float32)
     TWINS["decode_attention"].kernel(q, k, v, 10, out, np.empty((3, 50), np.float32))
     assert not np.isnan(out).any()
+
+
+@pytest.mark.parametrize(
+    "n_batch, slots, lengths, d_head",
+    [
+        (1, [0], [1], 20),  # one sequence, its first token
+        (5, [4, 0, 2], [7, 300, 1], 20),  # ragged rows in any slot order, one full cache
+        (8, list(range(8)), [77] * 8, 64),  # a whole batch past the parallel threshold
+    ],
+)
+def test_batch_decode_attention(n_batch, slots, lengths, d_head):
+    n_head, max_seq, n_rows = 3, 300, len(slots)
+    k, v = randn(n_batch, n_head, max_seq, d_head, seed=1), randn(n_batch, n_head, max_seq, d_head, seed=2)
+    slots, lengths = np.array(slots), np.array(lengths)
+    q, scores = randn(n_rows, n_head, d_head), np.empty((n_rows, n_head, max_seq), np.float32)
+    out = check_twin("batch_decode_attention", (q, k, v, slots, lengths), (n_rows, n_head, d_head), scores)
+    for b, n in zip(slots, lengths):  # unwritten positions past each row's own length
+        k[b, :, n:], v[b, :, n:] = np.nan, np.nan
+    TWINS["batch_decode_attention"].kernel(q, k, v, slots, lengths, masked := np.empty_like(out), scores)
+    np.testing.assert_array_equal(masked, out)  # are never read
+    for r, (b, n) in enumerate(zip(slots, lengths)):  # and each row is one sequence's decode attention
+        assert rel_diff(out[r], decode_attention_numpy(q[r], k[b], v[b], n)) <= RTOL
 
 
 @pytest.mark.parametrize(
@@ -234,7 +275,7 @@ def _tiny_decode_layer(
     linear_int8(att, w_q, scale, b_out, h)
     gelu(h, h)
     add(x, h, x)
-    lm_head(x, wte, logits)
+    lm_head(x, wte, np.zeros(0, np.float32), logits)
 
 
 def test_kernels_can_be_called_from_njit_code():

@@ -33,7 +33,7 @@ def transposed_c_proj(cfg, get):
     return build_weights(cfg, get_t)
 
 
-def cache_write_off_by_one(self, layer, k, v):
+def cache_write_off_by_one(self, layer, k, v, positions=None):
     """KV-cache bug: new keys written one slot late, so decode reads a stale zero slot."""
     end = self.length + k.shape[1]
     self.k[layer, :, self.length + 1 : end + 1] = k
@@ -43,7 +43,7 @@ def cache_write_off_by_one(self, layer, k, v):
 
 MUTATIONS = {
     "erf GELU instead of tanh": (minfer.mlp, "gelu", erf_gelu),
-    "no causal mask": (minfer.attention, "causal_mask", lambda n_q, n_k: np.zeros((n_q, n_k), np.float32)),
+    "no causal mask": (minfer.attention, "position_mask", lambda pos, n_k: np.zeros((*pos.shape, n_k), np.float32)),
     "c_proj transposed": (minfer.loading, "build_weights", transposed_c_proj),
     "cache written one slot late": (minfer.kvcache.KVCache, "update", cache_write_off_by_one),
 }

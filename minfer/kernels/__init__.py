@@ -3,7 +3,7 @@
 Every kernel writes into an `out` array the caller allocated once (a decode step allocates
 nothing) and can be called from other @njit code as well as from Python. `TWINS` maps each
 kernel's name to (kernel, reference): called with the same arguments, `kernel(*args, out)`
-(decode_attention also takes its `scores` scratch after out, prefill_attention its `block`)
+(the decode attentions also take their `scores` scratch after out, prefill_attention its `block`)
 must leave in out what `reference(*args)` returns, within float32 rounding
 (tests/test_kernels.py). The module docstrings say why each loop is written the way it is.
 
@@ -38,13 +38,17 @@ def use_writable_numba_cache(package_dir: Path = PACKAGE_DIR) -> str | None:
 use_writable_numba_cache()
 
 from minfer.attention import causal_attention
-from minfer.embed import embed as embed_numpy
-from minfer.embed import lm_head as lm_head_numpy
-from minfer.kernels.attention import decode_attention, decode_attention_numpy, prefill_attention
+from minfer.kernels.attention import (
+    batch_decode_attention,
+    batch_decode_attention_numpy,
+    decode_attention,
+    decode_attention_numpy,
+    prefill_attention,
+)
 from minfer.kernels.elementwise import add, add_numpy, gelu, layer_norm
 from minfer.kernels.embed import embed
-from minfer.kernels.matvec import linear, linear_int8, lm_head, lm_head_int8
-from minfer.kernels.quant import dequantize_int8, linear_int8_numpy, lm_head_int8_numpy, quantize_int8
+from minfer.kernels.matvec import linear, linear_int8, lm_head
+from minfer.kernels.quant import dequantize_int8, embed_numpy, linear_int8_numpy, lm_head_numpy, quantize_int8
 from minfer.layers import gelu as gelu_numpy
 from minfer.layers import layer_norm as layer_norm_numpy
 from minfer.layers import linear as linear_numpy
@@ -61,17 +65,18 @@ TWINS: dict[str, Twin] = {
     "linear": Twin(linear, linear_numpy),
     "linear_int8": Twin(linear_int8, linear_int8_numpy),
     "decode_attention": Twin(decode_attention, decode_attention_numpy),
+    "batch_decode_attention": Twin(batch_decode_attention, batch_decode_attention_numpy),
     "prefill_attention": Twin(prefill_attention, causal_attention),
     "add": Twin(add, add_numpy),
     "gelu": Twin(gelu, gelu_numpy),
     "lm_head": Twin(lm_head, lm_head_numpy),
-    "lm_head_int8": Twin(lm_head_int8, lm_head_int8_numpy),
 }
 
 __all__ = [
     "TWINS",
     "Twin",
     "add",
+    "batch_decode_attention",
     "decode_attention",
     "dequantize_int8",
     "embed",
@@ -80,7 +85,6 @@ __all__ = [
     "linear",
     "linear_int8",
     "lm_head",
-    "lm_head_int8",
     "prefill_attention",
     "quantize_int8",
 ]

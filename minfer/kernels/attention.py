@@ -86,6 +86,46 @@ def decode_attention_numpy(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarr
     return causal_attention(q[:, None, :], k_cache[:, :length], v_cache[:, :length])[:, 0]
 
 
+@njit(cache=True)
+def _batch_attention_serial(q, k_cache, v_cache, slots, lengths, out, scores):  # as batch_decode_attention
+    for pair in range(q.shape[0] * q.shape[1]):
+        r, h = pair // q.shape[1], pair % q.shape[1]
+        _attend(q[r, h], k_cache[slots[r], h], v_cache[slots[r], h], lengths[r], scores[r, h], out[r, h])
+
+
+@njit(parallel=True, cache=True)
+def _batch_attention_parallel(q, k_cache, v_cache, slots, lengths, out, scores):  # as batch_decode_attention
+    for pair in prange(q.shape[0] * q.shape[1]):  # (row, head) pairs are independent
+        r, h = pair // q.shape[1], pair % q.shape[1]
+        _attend(q[r, h], k_cache[slots[r], h], v_cache[slots[r], h], lengths[r], scores[r, h], out[r, h])
+
+
+# q: [n_rows, n_head, d_head] f32, k_cache, v_cache: [n_batch, n_head, max_seq, d_head] (one layer),
+# slots, lengths: [n_rows] int, scores: [n_rows, n_head, >= max(lengths)] scratch -> out: [n_rows, n_head, d_head]
+@njit(cache=True)
+def batch_decode_attention(q, k_cache, v_cache, slots, lengths, out, scores):
+    """decode_attention for a batch: row r's query attends over the first lengths[r] keys of its
+    own sequence, slot slots[r] of the cache. Every (row, head) pair is independent, so the pairs
+    are split between threads once the work pays for waking them."""
+    work = 0
+    for r in range(q.shape[0]):
+        work += q.shape[1] * lengths[r] * q.shape[2]
+    if work < PARALLEL_MIN_WORK:
+        _batch_attention_serial(q, k_cache, v_cache, slots, lengths, out, scores)
+    else:
+        _batch_attention_parallel(q, k_cache, v_cache, slots, lengths, out, scores)
+
+
+def batch_decode_attention_numpy(
+    q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, slots: np.ndarray, lengths: np.ndarray
+) -> np.ndarray:
+    """batch_decode_attention's twin: the reference causal_attention over a batch, each row's one
+    query at position lengths[r] - 1 of its own sequence. -> [n_rows, n_head, d_head]"""
+    n_keys = int(lengths.max())
+    keys, values = k_cache[slots, :, :n_keys], v_cache[slots, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
+    return causal_attention(q[:, :, None, :], keys, values, (lengths - 1)[:, None])[:, :, 0]  # [n_rows, n_head, d_head]
+
+
 @njit(cache=True, fastmath=FAST)
 def _query_block(q, k, v, h, q0, q1, out, scratch):  # -> out[h, q0:q1]; scratch: [3, block]
     """Queries q0..q1-1 of head h against every key they may see, one key block at a time.

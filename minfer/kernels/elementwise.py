@@ -19,7 +19,7 @@ FAST = {"reassoc", "contract"}
 
 _SQRT_2_OVER_PI = np.float32(math.sqrt(2.0 / math.pi))
 # Numbers from which gelu splits its rows between threads (measured in benchmarks/kernels.py).
-GELU_PARALLEL_MIN = 1 << 15
+GELU_PARALLEL_MIN = 1 << 12  # a batch of 4 rows of GPT-2's 3072-wide MLP is past it; one row never
 
 
 @njit(cache=True, fastmath=FAST)
@@ -66,8 +66,8 @@ def gelu(x, out):  # x: [n_rows, n] f32 -> out: [n_rows, n]
     1 + tanh(u) = 2 / (1 + exp(-2u)), but one exp per number instead of a tanh, which libm
     computes about 3x slower (neither call vectorises without Intel's SVML). At the far tails
     exp overflows to inf and x / inf gives the -0 the twin gives.
-    Parallel over rows for a prefill's sizes; a decode step's few thousand numbers stay on one
-    thread (waking the pool costs more than they do).
+    Parallel over rows for a prefill's or a batch's sizes; one row's few thousand numbers stay on
+    one thread (waking the pool costs more than they do).
     """
     if x.shape[0] * x.shape[1] >= GELU_PARALLEL_MIN and x.shape[0] > 1:
         _gelu_parallel(x, out)

@@ -22,7 +22,7 @@ With n_rows > 1, each w[i, j] loaded is used for every row while it is in a regi
 read once, which is what batching buys. As rows are added the FLOPs catch up with the bytes, and
 somewhere between 8 and 16 rows BLAS's blocked matrix product (NumPy @) becomes faster.
 
-int8 weights (`linear_int8`, `lm_head_int8`): the same loops over a quarter of the bytes, each
+int8 weights (`linear_int8`, and `lm_head` given a scale per row): the same loops over a quarter of the bytes, each
 weight converted to float32 in a register (see minfer.kernels.quant for the format).
 
 `lm_head` (wte: [n_vocab, n_embd], x @ wte.T): a dot product per vocabulary row, the rows split
@@ -134,33 +134,22 @@ def linear_int8(x, w_q, scale, b, out):
             out[r, j] = scale[j] * total + b[j]
 
 
-# x: [n_rows, n_embd] f32, wte: [n_vocab, n_embd] f32 -> out: [n_rows, n_vocab]
+# x: [n_rows, n_embd] f32, wte: [n_vocab, n_embd] f32 or int8, scale: [n_vocab] or [0] -> out: [n_rows, n_vocab]
 @njit(parallel=True, cache=True, fastmath=FAST)
-def lm_head(x, wte, out):
+def lm_head(x, wte, scale, out):
     """Logits with the tied embedding, out = x @ wte.T: a dot product per vocabulary row.
 
     Each row of wte is read once for all rows of x. fastmath's reassociation lets LLVM keep
     several vector accumulators per dot product (one serial chain would wait on every add).
+    int8 rows (a scale per row; float32 weights pass an empty scale) are converted in a register
+    and the row's scale multiplies each finished dot product: out[r, v] = scale[v] dot(x[r], wte[v]).
     """
     n_rows, n_embd = x.shape
+    scaled = scale.shape[0] > 0
     for v in prange(wte.shape[0]):
         row = wte[v]
         for r in range(n_rows):
             acc = np.float32(0.0)
             for i in range(n_embd):
-                acc += x[r, i] * row[i]
-            out[r, v] = acc
-
-
-# x: [n_rows, n_embd] f32, wte_q: [n_vocab, n_embd] int8, scale: [n_vocab] f32 -> out: [n_rows, n_vocab]
-@njit(parallel=True, cache=True, fastmath=FAST)
-def lm_head_int8(x, wte_q, scale, out):
-    """out[r, v] = scale[v] * dot(x[r], wte_q[v]): lm_head with wte = wte_q * scale[:, None]."""
-    n_rows, n_embd = x.shape
-    for v in prange(wte_q.shape[0]):
-        row = wte_q[v]
-        for r in range(n_rows):
-            acc = np.float32(0.0)
-            for i in range(n_embd):
                 acc += x[r, i] * np.float32(row[i])
-            out[r, v] = acc * scale[v]
+            out[r, v] = acc * scale[v] if scaled else acc

@@ -1,6 +1,6 @@
 """Weight-only int8: a quarter of the bytes, so a memory-bound matrix-vector product can run up to
 4x faster. Weights are stored as int8 with one float32 scale per output channel (symmetric, no
-zero point): w ~= w_q * scale. The kernels (linear_int8, lm_head_int8 in minfer.kernels.matvec)
+zero point): w ~= w_q * scale. The kernels (linear_int8, and lm_head and embed given a scale per row)
 dequantize on the fly: the sum runs over the raw int8 values (converted to float32 in registers)
 and the scale multiplies once per output, since sum_i x_i (q_ij s_j) = s_j sum_i x_i q_ij.
 Activations stay float32.
@@ -11,6 +11,8 @@ Here, in plain NumPy: the format (quantize_int8, dequantize_int8) and the kernel
 from __future__ import annotations
 
 import numpy as np
+
+import minfer.embed  # the stage the twins below mirror (a module: the profiler's op list stays the model's)
 
 Q_MAX = 127  # symmetric: [-127, 127], so -w quantizes to -w_q (int8's -128 is never used)
 
@@ -50,7 +52,17 @@ def linear_int8_numpy(x: np.ndarray, w_q: np.ndarray, scale: np.ndarray, b: np.n
     return (x @ w_q.astype(np.float32)) * scale + b  # [n_rows, n_out]
 
 
-def lm_head_int8_numpy(x: np.ndarray, wte_q: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """lm_head_int8's twin: x @ (wte_q * scale[:, None]).T.
-    x: [n_rows, n_embd], wte_q: [n_vocab, n_embd] int8, scale: [n_vocab] -> [n_rows, n_vocab]"""
-    return (x @ wte_q.astype(np.float32).T) * scale  # [n_rows, n_vocab]
+def lm_head_numpy(x: np.ndarray, wte: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """lm_head's twin: x @ wte.T for float32 rows (an empty scale), x @ (wte_q * scale[:, None]).T
+    for int8 ones, scaling the sums rather than the weights.
+    x: [n_rows, n_embd], wte: [n_vocab, n_embd], scale: [n_vocab] or [0] -> [n_rows, n_vocab]"""
+    if scale.size == 0:
+        return minfer.embed.lm_head(x, wte)  # [n_rows, n_vocab]
+    return (x @ wte.astype(np.float32).T) * scale  # [n_rows, n_vocab]
+
+
+def embed_numpy(ids: np.ndarray, wte: np.ndarray, scale: np.ndarray, wpe: np.ndarray, positions) -> np.ndarray:
+    """embed's twin: minfer.embed.embed on the picked rows, dequantized when wte is int8.
+    ids: [n_rows], wte: [n_vocab, n_embd], scale: [n_vocab] or [0], positions: [n_rows] -> [n_rows, n_embd]"""
+    rows = wte[ids].astype(np.float32) * (scale[ids, None] if scale.size else np.float32(1.0))  # [n_rows, n_embd]
+    return minfer.embed.embed(np.arange(len(ids)), rows, wpe, positions)  # [n_rows, n_embd]
