@@ -9,7 +9,7 @@ within each repeat, so both see the same machine). Prints a table, each backend'
 against the first's, and one JSON line. The NumPy backend runs the reference block loop with
 BLAS; the Numba backend one compiled step for the whole batch (`minfer.fast.decode_step`).
 
-FLOPs and bytes are counted by `minfer.counts.decode_cost`, summed over the timed steps (the
+FLOPs and bytes are counted by `minfer.perf.counts.decode_cost`, summed over the timed steps (the
 cache grows by one position per step). Its big terms, for B sequences attending over T keys
 (float32, 4 bytes a number; the library also counts biases, norms and activations):
   FLOPs  = 2 B (n_layer 12 n_embd^2 + n_embd n_vocab)        weight matmuls and the LM head
@@ -32,8 +32,8 @@ import minfer
 from minfer.batch import BatchKVCache, decode_batch, prefill_slot
 from minfer.config import Config
 from minfer.cost import Cost
-from minfer.counts import Arch, decode_cost
 from minfer.model import Model
+from minfer.perf.counts import Arch, decode_cost
 from minfer.weights import random_weights
 
 SETTLE_S = 0.2  # seconds between a run's prefill (or the other backend's run) and its timed steps
@@ -41,7 +41,7 @@ SETTLE_S = 0.2  # seconds between a run's prefill (or the other backend's run) a
 
 def step_counts(model: Model, batch: int, context: int, steps: int) -> Cost:
     """FLOPs and bytes of `steps` decode steps for `batch` sequences after `context` cached
-    positions each (minfer.counts: the same count as the profiler's)."""
+    positions each (minfer.perf.counts: the same count as the profiler's)."""
     arch = Arch.from_model(model)
     return sum((decode_cost(arch, n_past=context + i, n_batch=batch) for i in range(steps)), Cost())
 

@@ -1,9 +1,9 @@
-"""The Numba kernels (minfer.kernels) against NumPy at GPT-2 124M's shapes, next to this machine's
+"""The Numba kernels (minfer.fast.kernels) against NumPy at GPT-2 124M's shapes, next to this machine's
 memory bandwidth measured in the same run.
 
     python benchmarks/kernels.py [--repeats 9] [--skip-compile] [--json-out FILE]
 
-1. bandwidth: minfer.calibrate.measure_bandwidth_gbs(256 MiB, 3), at the start and at the end;
+1. bandwidth: minfer.perf.calibrate.measure_bandwidth_gbs(256 MiB, 3), at the start and at the end;
 2. matrix products (decode's weight reads): NumPy `x @ w + b` and the kernels at 1, 4, 8 and 16 rows,
    int8 at 1 row, and the LM head (`x @ wte.T` against lm_head, float32 and int8 rows). GB/s counts the
    weight bytes (int8: 1 byte a weight plus the float32 scales; biases included) once per call,
@@ -37,10 +37,10 @@ from time import perf_counter, sleep
 
 import numpy as np
 
-from minfer import kernels as K
 from minfer.attention import causal_attention
-from minfer.calibrate import measure_bandwidth_gbs
-from minfer.kernels.attention import _decode_attention_parallel, _decode_attention_serial
+from minfer.fast import kernels as K
+from minfer.fast.kernels.attention import _decode_attention_parallel, _decode_attention_serial
+from minfer.perf.calibrate import measure_bandwidth_gbs
 
 N_EMBD, N_VOCAB, N_HEAD = 768, 50257, 12
 MATRICES = {"c_attn": (768, 2304), "c_fc": (768, 3072), "mlp c_proj": (3072, 768)}
@@ -308,7 +308,7 @@ COMPILE_SCRIPT = textwrap.dedent("""
     import json, time
     t0 = time.perf_counter()
     import numpy as np
-    from minfer import kernels as K
+    from minfer.fast import kernels as K
     t_import = time.perf_counter() - t0
     f = lambda *s: np.ones(s, np.float32)
     calls = {
@@ -360,7 +360,7 @@ def print_table(title: str, rows: list[dict], bandwidth: float | None = None) ->
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description="minfer.kernels against NumPy at GPT-2 124M's shapes.")
+    p = argparse.ArgumentParser(description="minfer.fast.kernels against NumPy at GPT-2 124M's shapes.")
     p.add_argument("--repeats", type=int, default=9, help="interleaved rounds; medians reported")
     p.add_argument("--skip-compile", action="store_true", help="skip the cold/warm compile timing")
     p.add_argument("--json-out", help="also write the JSON to this file")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import minfer
-from minfer.checkpoint import save_checkpoint
+from minfer.checkpoints.store import save_checkpoint
 from minfer.tokenizer import END_OF_TEXT, GPT2_EOT_ID, GPT2_RANKS_FILE, GPT2_RANKS_SHA256, read_ranks
 from minfer.weights import random_weights
 

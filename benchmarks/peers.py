@@ -407,7 +407,7 @@ def worker_main(args: argparse.Namespace) -> None:
 
 def calibrate_main(args: argparse.Namespace) -> None:
     """A one-shot worker: this machine's read bandwidth and sgemm peak, as one JSON line."""
-    from minfer.calibrate import measure_bandwidth_gbs, measure_matmul_gflops
+    from minfer.perf.calibrate import measure_bandwidth_gbs, measure_matmul_gflops
 
     plan = QUICK_PLAN if args.quick else FULL_PLAN
     result = {

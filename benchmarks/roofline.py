@@ -4,7 +4,7 @@
                                  [--repeats 5] [--sweep 1,4,16] [--plot FILE] [--json-out FILE]
 
 In one run (this machine is shared and noisy: ratios measured side by side, not absolute figures):
-1. the ceilings, measured now (`minfer.calibrate.calibrate()`, full size);
+1. the ceilings, measured now (`minfer.perf.calibrate.calibrate()`, full size);
 2. the profiler's overhead: greedy generations run without a profiler, under
    `Profiler(ops=False)` and under `Profiler()`, interleaved, `--repeats` times each; the table
    shows median decode tok/s and the ratio to the unprofiled run;
@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 import minfer
-from minfer.calibrate import calibrate
 from minfer.config import Config
 from minfer.generation import generate
 from minfer.model import Model
-from minfer.profiler import Profiler, decode_sweep, profile_generation
-from minfer.report import sweep_line
+from minfer.perf.calibrate import calibrate
+from minfer.perf.profiler import Profiler, decode_sweep, profile_generation
+from minfer.perf.report import sweep_line
 from minfer.tokenizer import Tokenizer
 from minfer.weights import random_weights
 

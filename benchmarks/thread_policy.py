@@ -23,9 +23,9 @@ from time import perf_counter
 import numpy as np
 
 import minfer
-from minfer import fast
 from minfer.batch import BatchKVCache, decode_batch, prefill_slot
 from minfer.config import Config
+from minfer.fast import backend
 from minfer.model import Model
 from minfer.weights import random_weights
 
@@ -65,16 +65,16 @@ def main() -> None:
         model = Model(cfg, random_weights(cfg, seed=0), backend="numba", name="gpt2-124M-shape (random)")
     else:
         model = minfer.load_model(a.model, backend="numba")
-    policy = fast.blas_on_one_thread
+    policy = backend.blas_on_one_thread
     phases(model, 8, 2, 0)  # warm up: compile or load every kernel
     runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
     for i in range(a.rounds):
         for setting in ("on", "off"):
-            fast.blas_on_one_thread = policy if setting == "on" else contextlib.nullcontext
+            backend.blas_on_one_thread = policy if setting == "on" else contextlib.nullcontext
             try:
                 runs[setting].append(phases(model, a.prompt, a.steps, seed=i))
             finally:
-                fast.blas_on_one_thread = policy
+                backend.blas_on_one_thread = policy
     med = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in runs.items()}
     print(f"model {model.name}, backend numba: prompt {a.prompt} tokens, {a.steps} steps, median of {a.rounds}")
     print(f"{'phase':<16} {'policy on ms':>13} {'policy off ms':>14} {'off / on':>9}")

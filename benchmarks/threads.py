@@ -121,7 +121,7 @@ def child(args: argparse.Namespace) -> None:
         out[backend] = rates
         if backend == "numba":
             out["layer"] = numba.threading_layer()
-            out["lock"] = fast._LAYER["needs_lock"]
+            out["lock"] = fast.backend._LAYER["needs_lock"]
             out["overhead"] = decode_overhead(model, 4 * args.tokens, args.rounds)
     print(json.dumps(out))
 

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=3, metavar="R", help="interleaved rounds; medians over them")
     bench.add_argument("--json", action="store_true")
     from minfer.exercises import add_exercises_parser
-    from minfer.whatif import add_whatif_arguments
+    from minfer.perf.whatif import add_whatif_arguments
 
     add_exercises_parser(commands)
 
@@ -139,8 +139,8 @@ def note_compiling(backend: str) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> None:
+    from minfer.checkpoints.loading import load_model
     from minfer.generation import generate, prompt_ids, stream
-    from minfer.loading import load_model
 
     params = sampling_params(args)  # validate before loading
     note_compiling(args.backend)
@@ -169,9 +169,9 @@ def run_generate(args: argparse.Namespace) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> None:
+    from minfer.checkpoints.loading import load_model
     from minfer.errors import InvalidInputError
     from minfer.evaluate import perplexity
-    from minfer.loading import load_model
 
     try:
         text = open(args.file, encoding="utf-8").read()
@@ -213,12 +213,12 @@ def batch_sizes(text: str | None) -> list[int]:
 
 
 def run_profile(args: argparse.Namespace) -> None:
-    from minfer.calibrate import ceilings
+    from minfer.checkpoints.loading import load_model
     from minfer.errors import InvalidInputError
     from minfer.generation import prompt_ids
-    from minfer.loading import load_model
-    from minfer.profiler import decode_sweep, profile_generation
-    from minfer.report import sweep_line
+    from minfer.perf.calibrate import ceilings
+    from minfer.perf.profiler import decode_sweep, profile_generation
+    from minfer.perf.report import sweep_line
 
     if args.batch < 1:
         raise InvalidInputError(f"--batch must be at least 1, got {args.batch}")
@@ -261,9 +261,9 @@ def write_plots(data: dict, roof, path: str, sweep: list[dict] | None) -> list:
 
 
 def run_bench(args: argparse.Namespace) -> None:
-    from minfer.bench import bench, table
-    from minfer.calibrate import ceilings
     from minfer.errors import InvalidInputError
+    from minfer.perf.bench import bench, table
+    from minfer.perf.calibrate import ceilings
 
     if min(args.prompt_tokens, args.new_tokens, args.rounds) < 1:
         raise InvalidInputError("--prompt-tokens, --new-tokens and --rounds must be at least 1")
@@ -291,7 +291,7 @@ def run_bench(args: argparse.Namespace) -> None:
 
 
 def run_calibrate(args: argparse.Namespace) -> None:
-    from minfer.calibrate import calibrate, save_ceilings
+    from minfer.perf.calibrate import calibrate, save_ceilings
 
     c = calibrate(quick=args.quick)
     path = save_ceilings(c)
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_exercises(args)
         elif args.command == "whatif":
-            from minfer.whatif import run_whatif
+            from minfer.perf.whatif import run_whatif
 
             run_whatif(args)
     except MinferError as e:

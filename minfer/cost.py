@@ -2,8 +2,8 @@
 
 Every op module writes its count formula beside the op (`layers.linear_cost` next to
 `layers.linear`, `attention.attention_cost` next to `attention.causal_attention`, ...), in terms of
-shapes and the bytes per number actually stored. `minfer.counts` adds them up for a whole step
-and `minfer.profiler` puts them next to measured time.
+shapes and the bytes per number actually stored. `minfer.perf.counts` adds them up for a whole step
+and `minfer.perf.profiler` puts them next to measured time.
 
 Conventions, the same for every op:
 - a multiply-add is 2 FLOPs; an exp, tanh, sqrt or division is 1 FLOP (it costs more

@@ -57,7 +57,7 @@ def default_model() -> minfer.Model:
 @pytest.fixture(scope="session")
 def gpt2_vocab_model() -> minfer.Model:
     """A small random-weight GPT-2 with GPT-2's own tokenizer (50,257 tokens)."""
-    from minfer.checkpoint import random_gpt2_dir
+    from minfer.checkpoints.store import random_gpt2_dir
 
     return minfer.load_model(random_gpt2_dir())
 

@@ -8,7 +8,7 @@ from conftest import FIXTURES
 
 import minfer
 from minfer.batch import BatchKVCache, decode_batch, prefill_slot
-from minfer.checkpoint import CLASSROOM_DIR
+from minfer.checkpoints.store import CLASSROOM_DIR
 
 RAGGED = [
     [5],

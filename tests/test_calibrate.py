@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minfer import calibrate as cal
-from minfer.calibrate import Ceilings
 from minfer.errors import InvalidInputError
+from minfer.perf import calibrate as cal
+from minfer.perf.calibrate import Ceilings
 
 
 def make_ceilings(**changes) -> Ceilings:

@@ -14,7 +14,7 @@ import pytest
 from conftest import LOGIT_RTOL, reference, relative_diff
 
 import minfer
-from minfer.checkpoint import CLASSROOM_DIR
+from minfer.checkpoints.store import CLASSROOM_DIR
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from minfer.calibrate import Ceilings, ceilings_path, load_ceilings, save_ceilings
 from minfer.cli import main
+from minfer.perf.calibrate import Ceilings, ceilings_path, load_ceilings, save_ceilings
 
 
 @pytest.fixture

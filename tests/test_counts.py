@@ -6,8 +6,8 @@ import pytest
 
 import minfer
 from minfer.cost import Cost
-from minfer.counts import ARCHS, Arch, decode_cost, prefill_cost, step_costs, total
 from minfer.errors import InvalidInputError
+from minfer.perf.counts import ARCHS, Arch, decode_cost, prefill_cost, step_costs, total
 
 GPT2 = ARCHS["gpt2"]
 MATMULS = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj", "lm_head"}
@@ -123,7 +123,7 @@ def test_every_op_in_order():
 
 
 def test_decode_counts_are_straight_lines_in_the_batch():
-    from minfer.counts import batch_lines, intensity_limit
+    from minfer.perf.counts import batch_lines, intensity_limit
 
     a = ARCHS["gpt2"]
     f, y, y0 = batch_lines(a, 63)

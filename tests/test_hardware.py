@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from minfer.errors import InvalidInputError
-from minfer.hardware import CATALOG, DTYPES, KINDS, THIS_MACHINE, Hardware, get_hardware, this_machine
+from minfer.perf.hardware import CATALOG, DTYPES, KINDS, THIS_MACHINE, Hardware, get_hardware, this_machine
 
 ENTRIES = list(CATALOG.values())
 IDS = list(CATALOG)
@@ -138,7 +138,7 @@ def test_this_machine_rejects_bad_ceilings(bad):
 
 def test_the_catalogue_is_a_data_file_checked_as_it_is_read(tmp_path):
     from minfer.errors import InvalidInputError
-    from minfer.hardware import CATALOG_FILE, load_catalog
+    from minfer.perf.hardware import CATALOG_FILE, load_catalog
 
     assert load_catalog(CATALOG_FILE) == CATALOG
     text = CATALOG_FILE.read_text()

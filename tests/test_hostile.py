@@ -453,7 +453,7 @@ def test_weights_stay_memory_mapped_and_a_second_load_skips_the_scan(tiny, monke
         base = base.base
     assert isinstance(base, np.memmap)
     calls = []
-    monkeypatch.setattr(minfer.loading, "non_finite_count", lambda *a: calls.append(a) or 0)
+    monkeypatch.setattr(minfer.checkpoints.loading, "non_finite_count", lambda *a: calls.append(a) or 0)
     minfer.load_model(tiny)
     assert calls == []  # remembered: the same file is not scanned twice
     (tiny / "model.safetensors").write_bytes((tiny / "model.safetensors").read_bytes())  # a new file
@@ -573,7 +573,7 @@ def test_threads_under_numbas_workqueue_layer_take_turns():
         import numba, minfer
         from minfer import fast
         model = minfer.load_model(backend="numba")
-        assert numba.threading_layer() == "workqueue" and fast._LAYER["needs_lock"]
+        assert numba.threading_layer() == "workqueue" and fast.backend._LAYER["needs_lock"]
         prompts = ["And the king said", "In the beginning", "The LORD is my shepherd"] * 2
         alone = [minfer.generate(model, p, 24).tokens for p in prompts]
         got = [None] * len(prompts)
@@ -771,7 +771,7 @@ def test_the_context_message_never_shows_a_negative_count(classroom):
 
 def test_a_local_looking_name_is_never_sent_to_the_hub(monkeypatch, tmp_path):
     asked = []
-    monkeypatch.setattr(minfer.loading, "download", lambda name: asked.append(name) or TINY)
+    monkeypatch.setattr(minfer.checkpoints.loading, "download", lambda name: asked.append(name) or TINY)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "weights").mkdir()
     for name in [
@@ -823,7 +823,7 @@ def test_new_cache_says_what_it_chose_for_a_long_context():
 def test_a_read_only_install_caches_compiled_code_under_minfer_home(monkeypatch, tmp_path):
     import numba
 
-    from minfer.kernels import use_writable_numba_cache
+    from minfer.fast.kernels import use_writable_numba_cache
 
     monkeypatch.setenv("MINFER_HOME", str(tmp_path))
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)

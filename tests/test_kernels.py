@@ -1,4 +1,4 @@
-"""Every Numba kernel against its NumPy twin (minfer.kernels.TWINS), over shapes that include the
+"""Every Numba kernel against its NumPy twin (minfer.fast.kernels.TWINS), over shapes that include the
 odd ones: a head size of 20, one token, a full context, blocks that do not divide the keys, row
 and column counts that are not multiples of the vector width or of the kernels' chunks.
 
@@ -15,7 +15,7 @@ from numba import njit
 
 from minfer.embed import embed as embed_stage
 from minfer.embed import lm_head as lm_head_stage
-from minfer.kernels import (
+from minfer.fast.kernels import (
     TWINS,
     add,
     decode_attention,
@@ -27,8 +27,8 @@ from minfer.kernels import (
     lm_head,
     quantize_int8,
 )
-from minfer.kernels.attention import decode_attention_numpy
-from minfer.kernels.quant import Q_MAX, linear_int8_numpy
+from minfer.fast.kernels.attention import decode_attention_numpy
+from minfer.fast.kernels.quant import Q_MAX, linear_int8_numpy
 from minfer.layers import gelu as gelu_numpy
 from minfer.layers import layer_norm as layer_norm_numpy
 from minfer.layers import linear as linear_numpy
@@ -56,7 +56,7 @@ def check_twin(name: str, args: tuple, out_shape: tuple, *extra) -> np.ndarray:
 
 
 def test_twins_cover_every_kernel():
-    import minfer.kernels as K
+    import minfer.fast.kernels as K
 
     kernels = {n for n in K.__all__ if hasattr(getattr(K, n), "py_func")}  # the @njit functions
     assert kernels == set(TWINS)

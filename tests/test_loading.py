@@ -11,7 +11,7 @@ from conftest import FIXTURES
 from safetensors.numpy import load_file, save_file
 
 import minfer
-from minfer.safetensors_io import read_safetensors, to_float32
+from minfer.checkpoints.safetensors_io import read_safetensors, to_float32
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_hub_name_without_network_says_to_pass_a_directory(monkeypatch):
 
 
 def test_random_gpt2_is_written_once_and_reused(gpt2_vocab_model):
-    from minfer.checkpoint import random_gpt2_dir
+    from minfer.checkpoints.store import random_gpt2_dir
 
     path = random_gpt2_dir()
     stamp = (path / "model.safetensors").stat().st_mtime_ns

@@ -9,8 +9,8 @@ from conftest import FIXTURES, LOGIT_RTOL, reference, relative_diff
 
 import minfer
 import minfer.attention
+import minfer.checkpoints.loading
 import minfer.layers
-import minfer.loading
 import minfer.mlp
 import minfer.model
 from minfer.weights import build_weights
@@ -44,7 +44,7 @@ def cache_write_off_by_one(self, layer, k, v, positions=None):
 MUTATIONS = {
     "erf GELU instead of tanh": (minfer.mlp, "gelu", erf_gelu),
     "no causal mask": (minfer.attention, "position_mask", lambda pos, n_k: np.zeros((*pos.shape, n_k), np.float32)),
-    "c_proj transposed": (minfer.loading, "build_weights", transposed_c_proj),
+    "c_proj transposed": (minfer.checkpoints.loading, "build_weights", transposed_c_proj),
     "cache written one slot late": (minfer.kvcache.KVCache, "update", cache_write_off_by_one),
 }
 

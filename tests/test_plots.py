@@ -137,7 +137,7 @@ def test_roof_is_bandwidth_times_intensity_then_flat_at_peak():
     assert x.min() <= 0.05 and x.max() >= 10 * ridge
     assert ridge in x  # the corner is drawn exactly, not cut by a chord
     assert any(t.startswith("compute roof: 400 GFLOP/s") for t in texts(ax))
-    assert any(t.startswith("memory: 20.0 GB/s") for t in texts(ax))  # 3 figures, as minfer.report.fmt
+    assert any(t.startswith("memory: 20.0 GB/s") for t in texts(ax))  # 3 figures, as minfer.perf.report.fmt
     assert any("ridge" in t and "20.0 FLOP/byte" in t for t in texts(ax))
 
 

@@ -13,8 +13,8 @@ import pytest
 from matplotlib.figure import Figure
 from plot_helpers import line, same, xy
 
-from minfer.counts import ARCHS, decode_cost
 from minfer.errors import InvalidInputError
+from minfer.perf.counts import ARCHS, decode_cost
 from minfer.plots.batching import intensity_by_batch, ridge_batch, throughput_by_batch
 
 # one decode step per batch size: 2 MFLOP per sequence; 1 MB of weights + 0.1 MB per sequence
@@ -134,7 +134,7 @@ def test_no_crossing_when_the_limit_is_below_the_ridge_or_past_the_last_batch():
 @pytest.mark.parametrize(
     "args, kwargs, match",
     [
-        (("gpt2", 63, 7.3), {}, "must be a minfer.counts.Arch"),
+        (("gpt2", 63, 7.3), {}, "must be a minfer.perf.counts.Arch"),
         ((GPT2, -1, 7.3), {}, "n_past=-1"),
         ((GPT2, 63, 0.0), {}, "ridge=0.0 must be a positive"),
         ((GPT2, 63, float("inf")), {}, "ridge=inf"),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from minfer.calibrate import Ceilings
 from minfer.errors import InvalidInputError
+from minfer.perf.calibrate import Ceilings
 from minfer.plots.bench import benchmark_bars, bound_tokens_per_s
 
 CEILINGS = {"peak_gflops": 100.0, "bandwidth_gbs": 20.0}

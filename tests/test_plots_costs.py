@@ -11,8 +11,8 @@ import pytest
 from matplotlib.figure import Figure
 from plot_helpers import line
 
-from minfer.counts import ARCHS, Arch, decode_cost, prefill_cost
 from minfer.errors import InvalidInputError
+from minfer.perf.counts import ARCHS, Arch, decode_cost, prefill_cost
 from minfer.plots.costs import byte_shares, decode_byte_shares, intensity_by_length
 
 GPT2 = ARCHS["gpt2"]  # 12 layers, 768 wide, 1024 positions, float32
@@ -121,7 +121,7 @@ def test_bad_contexts_are_refused(contexts, match):
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: byte_shares("gpt2"), "must be a minfer.counts.Arch"),
+        (lambda: byte_shares("gpt2"), "must be a minfer.perf.counts.Arch"),
         (lambda: byte_shares(SMALL, compare_batch=0), "compare_batch=0"),
         (lambda: byte_shares(SMALL, points=1), "points=1"),
         (lambda: decode_byte_shares(SMALL, [0]), "a context=0"),
@@ -152,7 +152,7 @@ def test_prefill_and_decode_lines_are_their_counts_flop_per_byte():
 def test_the_ridge_and_the_half_line_are_where_they_say():
     ax = intensity_by_length([GPT2], 3.9, ridge_label="this core's ridge point").axes[0]
     assert list(line(ax, "ridge").get_ydata()) == [3.9, 3.9]
-    assert line(ax, "ridge").get_label() == "this core's ridge point (3.90)"  # as minfer.report.fmt writes it
+    assert line(ax, "ridge").get_label() == "this core's ridge point (3.90)"  # as minfer.perf.report.fmt writes it
     half = line(ax, "half")
     np.testing.assert_allclose(half.get_ydata(), np.asarray(half.get_xdata()) / 2)
     assert half.get_xdata()[-1] == 1024

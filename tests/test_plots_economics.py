@@ -1,6 +1,6 @@
 """Lesson 12's figures, read back from the artists they draw.
 
-Projections are real ones from `minfer.whatif.project` with their rates replaced by round
+Projections are real ones from `minfer.perf.whatif.project` with their rates replaced by round
 numbers (`dataclasses.replace`), so every point and bar is known by hand.
 """
 
@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from plot_helpers import line, xy
 
 from minfer.errors import InvalidInputError
+from minfer.perf.whatif import project
 from minfer.plots.economics import batch_economics, projected_cost, projected_throughput, tokens_per_watt
-from minfer.whatif import project
 
 BASE = project("llama-3-8b", "h100-sxm", batch=1)  # prompt 512, output 256
 

@@ -1,4 +1,4 @@
-"""The profiler: counts that match minfer.counts for every backend, exclusive op times that add
+"""The profiler: counts that match minfer.perf.counts for every backend, exclusive op times that add
 up to the phase time, the wrappers removed afterwards, and the JSON shape (lesson 08)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 
 import minfer
 from minfer import layers
-from minfer.counts import Arch, step_costs, total
 from minfer.errors import InvalidInputError
 from minfer.kvcache import KVCache
 from minfer.model import BACKENDS, Model
-from minfer.profiler import Profiler
+from minfer.perf.counts import Arch, step_costs, total
+from minfer.perf.profiler import Profiler
 
 PHASE_KEYS = {
     "calls",
@@ -157,7 +157,12 @@ def test_report_shows_each_phase_and_the_top_ops(model):
 
 # Modules that hold a timed op without computing the model with it: the twin references the
 # kernels are tested against, the graders' references, and the module that defines `sample`.
-NOT_ON_THE_MODEL_PATH = {"minfer.kernels", "minfer.kernels.attention", "minfer.exercises.checks", "minfer.sampling"}
+NOT_ON_THE_MODEL_PATH = {
+    "minfer.fast.kernels",
+    "minfer.fast.kernels.attention",
+    "minfer.exercises.checks",
+    "minfer.sampling",
+}
 
 
 def test_every_module_that_holds_a_timed_op_is_patched_by_the_profiler():
@@ -167,7 +172,7 @@ def test_every_module_that_holds_a_timed_op_is_patched_by_the_profiler():
     import pkgutil
     import types
 
-    from minfer import profiler
+    from minfer.perf import profiler
 
     modules = [importlib.import_module(m.name) for m in pkgutil.walk_packages(minfer.__path__, "minfer.")]
     targets = [(t, n) for t, n, _ in profiler.Profiler()._targets() if isinstance(t, types.ModuleType)]

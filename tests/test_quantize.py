@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import minfer
-from minfer.checkpoint import CLASSROOM_DIR
-from minfer.counts import Arch
+from minfer.checkpoints.store import CLASSROOM_DIR
 from minfer.errors import InvalidInputError
-from minfer.profiler import Profiler
+from minfer.perf.counts import Arch
+from minfer.perf.profiler import Profiler
 
 HELDOUT = (CLASSROOM_DIR / "heldout.txt").read_text(encoding="utf-8")
 

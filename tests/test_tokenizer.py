@@ -92,7 +92,7 @@ def test_model_directory_with_its_own_tokenizer(tmp_path):
     """A checkpoint dir may carry tokenizer.tiktoken; <|endoftext|> is config.json's eos id."""
     import numpy as np
 
-    from minfer.checkpoint import save_checkpoint
+    from minfer.checkpoints.store import save_checkpoint
     from minfer.weights import random_weights
 
     first_300 = GPT2_RANKS_FILE.read_bytes().splitlines(keepends=True)[:300]  # single bytes + merges

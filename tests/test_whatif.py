@@ -14,11 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-import minfer.calibrate
-from minfer.counts import ARCHS, Arch, decode_cost, prefill_cost
+import minfer.perf.calibrate
 from minfer.errors import InvalidInputError, MinferError
-from minfer.hardware import CATALOG, THIS_MACHINE, Hardware, get_hardware
-from minfer.whatif import (
+from minfer.perf.counts import ARCHS, Arch, decode_cost, prefill_cost
+from minfer.perf.hardware import CATALOG, THIS_MACHINE, Hardware, get_hardware
+from minfer.perf.whatif import (
     TITLE,
     Projection,
     add_whatif_arguments,
@@ -271,7 +271,7 @@ def test_a_context_longer_than_the_arch_is_a_note_not_an_error():
 
 
 def test_a_loaded_model_and_an_arch_project_alike():
-    from minfer.loading import load_model
+    from minfer.checkpoints.loading import load_model
 
     model = load_model(TINY_GPT2)
     p = project(model, CHIP, prompt_tokens=8, output_tokens=4)
@@ -280,12 +280,12 @@ def test_a_loaded_model_and_an_arch_project_alike():
 
 
 def test_this_machine_needs_cached_ceilings(monkeypatch):
-    monkeypatch.setattr(minfer.calibrate, "load_ceilings", lambda: None)
+    monkeypatch.setattr(minfer.perf.calibrate, "load_ceilings", lambda: None)
     with pytest.raises(InvalidInputError, match="minfer calibrate"):
         project("gpt2", THIS_MACHINE, dtype="float32")
     assert THIS_MACHINE not in default_hardware()
     ceilings = SimpleNamespace(peak_gflops=150.0, bandwidth_gbs=50.0)
-    monkeypatch.setattr(minfer.calibrate, "load_ceilings", lambda: ceilings)
+    monkeypatch.setattr(minfer.perf.calibrate, "load_ceilings", lambda: ceilings)
     p = project("gpt2", THIS_MACHINE, dtype="float32", batch=1)
     assert p.hardware == THIS_MACHINE and p.bandwidth == 50e9 and p.decode_limit == "memory"
     assert default_hardware() == [*CATALOG, THIS_MACHINE]
@@ -314,7 +314,7 @@ def test_table_is_titled_as_bounds_and_states_its_assumptions():
 
 
 def test_run_whatif_prints_a_table(capsys, monkeypatch):
-    monkeypatch.setattr(minfer.calibrate, "load_ceilings", lambda: None)  # no this-machine row
+    monkeypatch.setattr(minfer.perf.calibrate, "load_ceilings", lambda: None)  # no this-machine row
     run_whatif(parser().parse_args(["--arch", "llama-3-8b", "--batch", "8"]))
     out = capsys.readouterr().out
     assert "bounds" in out and all(name in out for name in ("h100-sxm", "tpu-v4", "groq-lpu"))

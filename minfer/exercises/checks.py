@@ -23,10 +23,10 @@ import numpy as np
 from minfer.attention import causal_attention as ref_attention
 from minfer.attention import causal_mask
 from minfer.config import Config
-from minfer.counts import Arch, decode_cost
 from minfer.kvcache import KVCache
 from minfer.layers import layer_norm as ref_layer_norm
 from minfer.layers import softmax as ref_softmax
+from minfer.perf.counts import Arch, decode_cost
 from minfer.sampling import top_k_filter as ref_top_k
 from minfer.sampling import top_p_filter as ref_top_p
 

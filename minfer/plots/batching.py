@@ -4,7 +4,7 @@
   roofline's bound (given the machine's ceilings), and next to perfect sharing: B times the
   smallest batch's rate, as if a step took no longer with more sequences in it.
 - `intensity_by_batch`: a decode step's FLOP per byte against the batch, counted by
-  `minfer.counts.decode_cost`. The weights are read once for the whole batch, so it grows
+  `minfer.perf.counts.decode_cost`. The weights are read once for the whole batch, so it grows
   about as B / 2, then flattens towards the FLOP/byte of one sequence's own traffic (mostly
   its KV cache). Where it crosses the machine's ridge point, decode stops waiting on memory.
 
@@ -21,9 +21,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from minfer import counts
-from minfer.counts import Arch, decode_cost
 from minfer.errors import InvalidInputError
+from minfer.perf import counts
+from minfer.perf.counts import Arch, decode_cost
 from minfer.plots.common import ceilings_pair, check_arch, figure_and_axes, positive, whole_number
 
 SWEEP_KEYS = ("batch", "tokens", "seconds")  # what the throughput reads; the bound adds flops, bytes
@@ -37,7 +37,7 @@ def _sweep_rows(sweep: Any, bound: bool) -> list[Mapping]:
     if isinstance(sweep, Mapping) or not isinstance(sweep, Sequence) or not sweep:
         raise InvalidInputError(
             "sweep must be a non-empty list of rows {'batch', 'tokens', 'seconds', ...}, "
-            "one per batch size (minfer.profiler.decode_sweep returns one)"
+            "one per batch size (minfer.perf.profiler.decode_sweep returns one)"
         )
     keys = SWEEP_KEYS + (("flops", "bytes") if bound else ())
     for i, row in enumerate(sweep):
@@ -70,7 +70,7 @@ def throughput_by_batch(
     `ceilings` the roofline bound, the most tokens/s the machine allows.
 
     sweep: one row per batch size, {"batch", "tokens", "seconds"}: `tokens` made in `seconds`
-    (one step's B tokens, or a whole run's, as `minfer.profiler.decode_sweep` returns them),
+    (one step's B tokens, or a whole run's, as `minfer.perf.profiler.decode_sweep` returns them),
     plus "flops" and "bytes" of that work when `ceilings` is given. ceilings: `peak_gflops`
     and `bandwidth_gbs` (attributes or dict keys, as `minfer calibrate` measures them); the
     bound is tokens / max(flops / peak, bytes / bandwidth). title: None for the default, "" for
@@ -185,7 +185,7 @@ def _intensity(arch: Arch, n_past: int, batch: int) -> float:
 
 
 def ridge_batch(arch: Arch, n_past: int, ridge: float) -> int | None:
-    """`minfer.counts.ridge_batch` with its arguments checked: the smallest batch whose decode
+    """`minfer.perf.counts.ridge_batch` with its arguments checked: the smallest batch whose decode
     step does at least `ridge` FLOP per byte; None if no batch does.
 
         >>> ridge_batch(ARCHS["gpt2"], n_past=63, ridge=7.3)

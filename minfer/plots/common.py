@@ -18,8 +18,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from minfer.counts import Arch
 from minfer.errors import InvalidInputError
+from minfer.perf.counts import Arch
 
 SAVE_FORMATS = {".png", ".svg"}
 
@@ -99,8 +99,8 @@ def check_arch(arch: Any) -> None:
     """An `Arch`, the shape the counts need; else say where to get one."""
     if not isinstance(arch, Arch):
         raise InvalidInputError(
-            f"arch must be a minfer.counts.Arch, got {type(arch).__name__}; "
-            "use Arch.from_model(model) or minfer.counts.ARCHS['gpt2']"
+            f"arch must be a minfer.perf.counts.Arch, got {type(arch).__name__}; "
+            "use Arch.from_model(model) or minfer.perf.counts.ARCHS['gpt2']"
         )
 
 

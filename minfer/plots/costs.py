@@ -1,6 +1,6 @@
 """The pictures of what a step costs, FLOPs against bytes (lesson 08), drawn from the counts.
 
-Both figures are pure functions of `minfer.counts` and a model's shape (an `Arch`): nothing
+Both figures are pure functions of `minfer.perf.counts` and a model's shape (an `Arch`): nothing
 is timed, so they are the same on every machine except for the ridge point you pass.
 
 - `byte_shares`: where one decode step's bytes come from as the context grows: the weights
@@ -22,10 +22,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from minfer.counts import Arch, decode_cost, prefill_cost
 from minfer.errors import InvalidInputError
+from minfer.perf.counts import Arch, decode_cost, prefill_cost
+from minfer.perf.report import fmt
 from minfer.plots.common import check_arch, figure_and_axes, positive, whole_number
-from minfer.report import fmt
 
 SHARES = (("weights", "tab:blue"), ("KV cache", "tab:red"), ("activations", "tab:gray"))  # stacked in this order
 ARCH_COLORS = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
@@ -156,7 +156,7 @@ def _named(archs: Any) -> list[tuple[str, Arch]]:
     if not pairs:
         raise InvalidInputError(
             "archs must be a non-empty dict label -> Arch or a list of Arch "
-            "(Arch.from_model(model), minfer.counts.ARCHS['gpt2'])"
+            "(Arch.from_model(model), minfer.perf.counts.ARCHS['gpt2'])"
         )
     for _, arch in pairs:
         check_arch(arch)

@@ -1,6 +1,6 @@
 """The pictures of inference economics: roofline projections on other chips (lesson 12).
 
-Every figure is drawn from `minfer.whatif.Projection`s, so every number in it is a BOUND (the
+Every figure is drawn from `minfer.perf.whatif.Projection`s, so every number in it is a BOUND (the
 time a step cannot beat on the datasheet's peak and bandwidth), never a measurement:
 
 - `projected_throughput`: decode tokens/s against the batch, one line per chip, and perfect
@@ -25,8 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from minfer.errors import InvalidInputError
+from minfer.perf.whatif import Projection
 from minfer.plots.common import figure_and_axes, subplots, whole_number
-from minfer.whatif import Projection
 
 FEW_CHIPS, MANY_CHIPS = "C0", "C3"  # bar colours: a reachable setup, and an ideal pile of chips
 
@@ -38,11 +38,11 @@ def _projections(projections: Any) -> list[Projection]:
     """A non-empty list of Projection, each with a decode step; else a named error."""
     if not isinstance(projections, Sequence) or isinstance(projections, str) or not projections:
         raise InvalidInputError(
-            "projections must be a non-empty list of minfer.whatif.Projection (from project() or project_many())"
+            "projections must be a non-empty list of minfer.perf.whatif.Projection (from project() or project_many())"
         )
     for i, p in enumerate(projections):
         if not isinstance(p, Projection):
-            raise InvalidInputError(f"projections[{i}] is a {type(p).__name__}, not a minfer.whatif.Projection")
+            raise InvalidInputError(f"projections[{i}] is a {type(p).__name__}, not a minfer.perf.whatif.Projection")
         if p.tokens_per_s is None:
             raise InvalidInputError(
                 f"projections[{i}] ({p.hardware}, batch {p.batch}) has no decode step "

@@ -4,7 +4,7 @@
 
 - left, **ms per token, measured** (gid "ms"), and, given this machine's bandwidth, the floor
   that counting sets: the step's bytes / bandwidth, a black bar across each column (gid "floor");
-- right, **MB a step moves, counted** (`minfer.counts`): the weights (gid "weights") under
+- right, **MB a step moves, counted** (`minfer.perf.counts`): the weights (gid "weights") under
   everything else, the KV cache and the activations (gid "other").
 
 A decode step is memory-bound, so the right panel says how long a step *should* take and the
@@ -50,7 +50,7 @@ def decode_step_bars(
     if bandwidth_gbs is not None and not is_positive(bandwidth_gbs):
         raise InvalidInputError(
             f"bandwidth_gbs must be a positive number of GB/s, got {bandwidth_gbs!r}; "
-            "measure it with minfer.calibrate.measure_bandwidth_gbs, or leave it out"
+            "measure it with minfer.perf.calibrate.measure_bandwidth_gbs, or leave it out"
         )
     fig, (ax_t, ax_b) = subplots(1, 2, figsize=(10, 3.8))
     x = list(range(len(names)))

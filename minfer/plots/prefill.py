@@ -24,8 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from minfer.errors import InvalidInputError
+from minfer.perf.report import fmt
 from minfer.plots.common import float_array, is_positive, phase_style, root_figure, subplots, whole_number
-from minfer.report import fmt
 
 ROW_KEYS = ("tokens", "flops", "seconds")  # what prefill_scaling reads from each row
 CACHED_COLOR, RECOMPUTE_COLOR = "tab:blue", "tab:red"
@@ -69,7 +69,7 @@ def _check_peak(peak_gflops: Any) -> float | None:
     if not is_positive(peak_gflops):
         raise InvalidInputError(
             f"peak_gflops must be a positive finite number or None, got {peak_gflops!r}; "
-            "measure it with minfer.calibrate.measure_matmul_gflops()"
+            "measure it with minfer.perf.calibrate.measure_matmul_gflops()"
         )
     return float(peak_gflops)
 
@@ -114,8 +114,8 @@ def prefill_scaling(
     """Prefill time (left, log-log) and achieved GFLOP/s (right) against prompt length.
 
     rows: one dict per prompt length, {"tokens": n, "flops": FLOPs of the pass (counted, e.g.
-    `minfer.counts.prefill_cost(arch, n).flops`), "seconds": its measured time}. peak_gflops:
-    this machine's matmul peak (`minfer.calibrate.measure_matmul_gflops()`); when given, the
+    `minfer.perf.counts.prefill_cost(arch, n).flops`), "seconds": its measured time}. peak_gflops:
+    this machine's matmul peak (`minfer.perf.calibrate.measure_matmul_gflops()`); when given, the
     left panel adds the least time each pass could take (FLOPs / peak) and the right panel a
     line at the peak. axes: two Axes to draw into instead of a new figure.
 
@@ -216,7 +216,7 @@ def generation_cost(
     """Generating N tokens with the KV cache against recomputing every step, as running totals.
 
     seconds_*: seconds elapsed after each new token ([n_new] each, entry i after token i + 1),
-    measured; flops_*: FLOPs done after each new token, counted (`minfer.counts`). Left panel:
+    measured; flops_*: FLOPs done after each new token, counted (`minfer.perf.counts`). Left panel:
     time; right panel (only when both FLOP totals are given): FLOPs. With the cache each token
     costs about the same, a straight line; recomputing, each token costs more than the last.
     axes: one Axes (time only) or two to draw into instead of a new figure.

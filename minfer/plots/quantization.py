@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
-from minfer.kernels.quant import dequantize_int8, quantize_int8
+from minfer.fast.kernels.quant import dequantize_int8, quantize_int8
 from minfer.plots.common import figure_and_axes, is_positive, whole_number
 
 TENSOR_COLOR, COLUMN_COLOR = "tab:red", "tab:blue"
@@ -102,7 +102,7 @@ def time_against_bytes(
 
     runs: name -> (bytes moved, seconds taken), a tuple, list or array of two numbers, e.g.
     {"float32": (16e6, 2.1e-3), "int8": ...}.
-    bandwidth_gbs: this machine's read bandwidth (`minfer.calibrate.measure_bandwidth_gbs`).
+    bandwidth_gbs: this machine's read bandwidth (`minfer.perf.calibrate.measure_bandwidth_gbs`).
     The axes are in MB and ms; each point is labelled with the GB/s it reached.
 
         >>> fig = time_against_bytes({"f32": (113e6, 9e-3), "int8": (28e6, 3e-3)}, 15.0)
@@ -167,7 +167,7 @@ def _check_runs(runs: Any, bandwidth_gbs: Any) -> dict[str, tuple[float, float]]
     if not is_positive(bandwidth_gbs):
         raise InvalidInputError(
             f"bandwidth_gbs must be a positive number of GB/s, got {bandwidth_gbs!r}; "
-            "measure it with minfer.calibrate.measure_bandwidth_gbs"
+            "measure it with minfer.perf.calibrate.measure_bandwidth_gbs"
         )
     return checked
 

@@ -30,8 +30,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from minfer.errors import InvalidInputError
+from minfer.perf.report import fmt
 from minfer.plots.common import ceilings_pair, figure_and_axes, phase_style, root_figure, whole_number
-from minfer.report import fmt
 
 SWEEP_COLOR = "tab:purple"
 KV_COLOR = "tab:red"
@@ -167,7 +167,7 @@ def op_points(profile: Mapping) -> dict[str, list[Point]]:
 
 def sweep_points(sweep: Sequence[Mapping]) -> list[Point]:
     """One Point per batch size of a decode sweep, labelled "B=1", "B=8", ... in batch order."""
-    rows = _list(sweep, "sweep", "{'batch', 'flops', 'bytes', 'seconds'} (minfer.profiler.decode_sweep)")
+    rows = _list(sweep, "sweep", "{'batch', 'flops', 'bytes', 'seconds'} (minfer.perf.profiler.decode_sweep)")
     batches = [
         whole_number(_entry(row, f"sweep[{i}]", ("batch",))["batch"], f"sweep[{i}]['batch']", 1)
         for i, row in enumerate(rows)

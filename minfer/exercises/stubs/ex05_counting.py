@@ -20,7 +20,7 @@ cache, so attention runs over n_past + 1 keys. Count the main terms only:
 
 Leave out biases, layer norms, GELU, softmax, embeddings and activations: they are a few per
 cent at most. The checks accept anything within 2% of minfer's full count
-(`minfer.counts.decode_cost`) on several GPT-2 shapes, from the first token to long contexts.
+(`minfer.perf.counts.decode_cost`) on several GPT-2 shapes, from the first token to long contexts.
 """
 
 

@@ -1,4 +1,4 @@
-"""The embedding gather: token rows plus position rows (twin: minfer.kernels.quant.embed_numpy,
+"""The embedding gather: token rows plus position rows (twin: minfer.fast.kernels.quant.embed_numpy,
 which is minfer.embed.embed on dequantized rows)."""
 
 from __future__ import annotations

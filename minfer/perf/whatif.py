@@ -1,6 +1,6 @@
 """What if this model ran on an H100, a TPU or a Groq chip? Roofline BOUNDS, not measurements (lesson 12).
 
-`minfer.counts` gives the FLOPs and bytes of every step of a generation; `minfer.hardware` gives
+`minfer.perf.counts` gives the FLOPs and bytes of every step of a generation; `minfer.perf.hardware` gives
 a chip's two ceilings: its peak FLOP/s and its memory bandwidth. A step can go no faster than
 the slower of the two:
 
@@ -46,7 +46,7 @@ Caveats, which is why these are bounds: no kernel reaches the peak (no efficienc
 applied), several chips are ideal (peak, bandwidth, power and price add up, communication
 between chips is free), compute and memory traffic overlap perfectly within a step and nothing happens between
 steps (no scheduling, sampling, or host gaps). Real systems reach maybe 50-80% of these bounds.
-Prices are dated assumptions and power is the board power (TDP): see `minfer.hardware`.
+Prices are dated assumptions and power is the board power (TDP): see `minfer.perf.hardware`.
 
 Example:
     >>> p = project("llama-3-8b", "h100-sxm", prompt_tokens=512, output_tokens=256)
@@ -63,10 +63,10 @@ import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
 from minfer.cost import Cost
-from minfer.counts import ARCHS, DTYPE_SIZES, Arch, decode_cost, prefill_cost
 from minfer.errors import InvalidInputError
-from minfer.hardware import CATALOG, THIS_MACHINE, Hardware, get_hardware
-from minfer.report import fmt
+from minfer.perf.counts import ARCHS, DTYPE_SIZES, Arch, decode_cost, prefill_cost
+from minfer.perf.hardware import CATALOG, THIS_MACHINE, Hardware, get_hardware
+from minfer.perf.report import fmt
 
 TITLE = "Roofline bounds, not measurements"
 # a chip that publishes no peak for one 16-bit float type is fed the other: same bytes, and
@@ -83,7 +83,7 @@ ASSUMPTIONS = (
     "activations and runtime overheads are not counted.",
     "Power is the board power (TDP), an upper bound on what a chip draws.",
     "Prices are assumptions dated mid-2026 (on-demand cloud per chip-hour, or purchase over 3 "
-    "years plus electricity); see minfer.hardware for each basis and source.",
+    "years plus electricity); see minfer.perf.hardware for each basis and source.",
     "$ per M tok: the whole run's time (prefill + decode) divided by the output tokens of the "
     "batch; TTFT = prefill time; TPOT = decode time / (output tokens - 1).",
 )
@@ -189,7 +189,7 @@ def resolve_hardware(hardware: Hardware | str) -> Hardware:
     if isinstance(hardware, Hardware):
         return hardware
     if isinstance(hardware, str) and hardware.strip().lower() == THIS_MACHINE:
-        from minfer.calibrate import load_ceilings  # imports numba: only when asked for
+        from minfer.perf.calibrate import load_ceilings  # imports numba: only when asked for
 
         cached = load_ceilings()
         if cached is None:
@@ -370,7 +370,7 @@ def project(
 ) -> Projection:
     """The roofline bound of generating on `hardware`: TTFT, TPOT, tokens/s, tokens/s per W, $/M tok.
 
-    `model_or_arch`: an `Arch`, a name from `minfer.counts.ARCHS`, or a loaded `Model`.
+    `model_or_arch`: an `Arch`, a name from `minfer.perf.counts.ARCHS`, or a loaded `Model`.
     `hardware`: a `Hardware` or a name for `get_hardware` ("this-machine": the cached ceilings).
     `dtype` is how weights are stored and which peak is used (see `peak_dtype`); `kv_dtype`,
     the KV cache's (default: dtype). These are BOUNDS: see the module docstring's caveats.
@@ -415,7 +415,7 @@ def project(
 
 def default_hardware() -> list[str]:
     """Every catalog chip, plus this machine when `minfer calibrate` has cached its ceilings."""
-    from minfer.calibrate import load_ceilings  # imports numba: only when asked for
+    from minfer.perf.calibrate import load_ceilings  # imports numba: only when asked for
 
     return [*CATALOG, *([THIS_MACHINE] if load_ceilings() is not None else [])]
 
@@ -566,8 +566,8 @@ def add_whatif_arguments(parser: argparse.ArgumentParser) -> None:
 
 def arch_of_model_dir(path_or_name: str) -> Arch:
     """The `Arch` of a checkpoint directory or Hub name, from its config.json (weights not read)."""
+    from minfer.checkpoints.loading import read_config, resolve_model_dir
     from minfer.config import Config
-    from minfer.loading import read_config, resolve_model_dir
 
     return Arch.from_config(Config.from_hf(read_config(resolve_model_dir(path_or_name))), str(path_or_name))
 

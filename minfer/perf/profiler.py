@@ -11,7 +11,7 @@ the op functions that minfer's modules call (`linear`, `layer_norm`, `gelu`, `ca
 `KVCache.update`, ...). On exit everything is put back. The model code never knows.
 
 Counts do not come from the wrappers: each model call is recorded with its shapes, and
-`minfer.counts.step_costs` turns them into FLOPs and bytes when you ask. The wrappers only
+`minfer.perf.counts.step_costs` turns them into FLOPs and bytes when you ask. The wrappers only
 measure time, each op's *exclusive* time (its own, minus the wrapped ops it calls): the time of
 a block not spent in any op is its residual adds and reshapes, reported as the op "residual".
 """
@@ -27,10 +27,10 @@ from time import perf_counter
 from minfer import attention, batch, block, embed, generation, layers, mlp
 from minfer import model as model_module
 from minfer.cost import Cost
-from minfer.counts import Arch, step_costs
 from minfer.errors import InvalidInputError
 from minfer.kvcache import BatchSlots, KVCache
 from minfer.model import Model
+from minfer.perf.counts import Arch, step_costs
 
 PHASE_ORDER = ("prefill", "decode", "forward")
 
@@ -303,7 +303,7 @@ class Profiler:
 
     def to_dict(self, ceilings=None) -> dict:
         """JSON-ready: {"model", "mode", "phases", "ops", "steps", "sampling"}, plus "ceilings"
-        and each phase's share of them when `ceilings` (from `minfer.calibrate`) is given."""
+        and each phase's share of them when `ceilings` (from `minfer.perf.calibrate`) is given."""
         m = self.models[0] if self.models else None
         phases = self.phases()
         data = {
@@ -332,10 +332,10 @@ class Profiler:
         """Print (to `file`, default stdout) and return the phase table and the top ops by time.
 
         `ceilings` defaults to the ones `minfer calibrate` cached, if any."""
-        from minfer.report import render_report  # rich is imported only when a report is asked for
+        from minfer.perf.report import render_report  # rich is imported only when a report is asked for
 
         if ceilings is None:
-            from minfer.calibrate import load_ceilings
+            from minfer.perf.calibrate import load_ceilings
 
             ceilings = load_ceilings()
         text = render_report(self.to_dict(ceilings), top, width)

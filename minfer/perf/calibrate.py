@@ -46,7 +46,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from minfer.checkpoint import cache_dir
+from minfer.checkpoints.store import cache_dir
 from minfer.errors import InvalidInputError
 
 # Variables that change what the ceilings measure: OpenBLAS's kernel choice, its cache blocking

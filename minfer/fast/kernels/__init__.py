@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numba
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent  # minfer/
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # minfer/
 
 
 def use_writable_numba_cache(package_dir: Path = PACKAGE_DIR) -> str | None:
@@ -29,7 +29,7 @@ def use_writable_numba_cache(package_dir: Path = PACKAGE_DIR) -> str | None:
     NUMBA_CACHE_DIR already chose. Runs before any kernel is defined. Returns the directory set."""
     if os.environ.get("NUMBA_CACHE_DIR") or os.access(package_dir, os.W_OK):
         return None
-    from minfer.checkpoint import cache_dir
+    from minfer.checkpoints.store import cache_dir
 
     numba.config.CACHE_DIR = str(cache_dir() / "numba")
     return numba.config.CACHE_DIR
@@ -38,17 +38,17 @@ def use_writable_numba_cache(package_dir: Path = PACKAGE_DIR) -> str | None:
 use_writable_numba_cache()
 
 from minfer.attention import causal_attention
-from minfer.kernels.attention import (
+from minfer.fast.kernels.attention import (
     batch_decode_attention,
     batch_decode_attention_numpy,
     decode_attention,
     decode_attention_numpy,
     prefill_attention,
 )
-from minfer.kernels.elementwise import add, add_numpy, gelu, layer_norm
-from minfer.kernels.embed import embed
-from minfer.kernels.matvec import linear, linear_int8, lm_head
-from minfer.kernels.quant import dequantize_int8, embed_numpy, linear_int8_numpy, lm_head_numpy, quantize_int8
+from minfer.fast.kernels.elementwise import add, add_numpy, gelu, layer_norm
+from minfer.fast.kernels.embed import embed
+from minfer.fast.kernels.matvec import linear, linear_int8, lm_head
+from minfer.fast.kernels.quant import dequantize_int8, embed_numpy, linear_int8_numpy, lm_head_numpy, quantize_int8
 from minfer.layers import gelu as gelu_numpy
 from minfer.layers import layer_norm as layer_norm_numpy
 from minfer.layers import linear as linear_numpy

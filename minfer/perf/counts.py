@@ -7,7 +7,7 @@ kernel moves the same compulsory bytes as the NumPy function it equals.
 
 `Arch` describes a model for counting. It is made from a loaded model (`Arch.from_model`), or
 from a named shape (`ARCHS["llama-3-8b"]`) for models minfer cannot run yet: the what-if
-projections (`minfer.whatif`) count those with the same formulas.
+projections (`minfer.perf.whatif`) count those with the same formulas.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `minfer calibrate` measures this machine's two roofline ceilings. To ask what the same model
 would do on an H100, a TPU or a Groq chip, we need the same two ceilings for them, plus what
 they draw and what they cost. The numbers, one table per chip with the sources
-of every one, are data: `minfer/data/hardware.toml`, read into one `Hardware` each.
+of every one, are data: `minfer/perf/data/hardware.toml`, read into one `Hardware` each.
 
 Where each kind of number comes from:
 - `peak_tflops`: the vendor's datasheet maximum for one chip, per data type. These are the
@@ -139,7 +139,7 @@ class Hardware:
         }
 
 
-# --- the catalog: data, in minfer/data/hardware.toml ----------------------------------------------
+# --- the catalog: data, in minfer/perf/data/hardware.toml ----------------------------------------------
 
 CATALOG_FILE = Path(__file__).resolve().parent / "data" / "hardware.toml"
 _REQUIRED = ("label", "kind", "peak_tflops", "bandwidth_gbs", "memory_gb", "sources", "notes")
@@ -212,7 +212,7 @@ def this_machine(ceilings, meminfo: Path = Path("/proc/meminfo")) -> Hardware:
     """A `Hardware` entry for this machine, from the ceilings `minfer calibrate` measured.
 
     `ceilings` needs `peak_gflops` (float32 matmul GFLOP/s) and `bandwidth_gbs` (GB/s), as
-    `minfer.calibrate.Ceilings` has; `cpu` and `measured_at` are used in the notes if present.
+    `minfer.perf.calibrate.Ceilings` has; `cpu` and `measured_at` are used in the notes if present.
     Power and price are assumptions: 2 cores of an AMD Zen 5 server VM (their share of the CPU's
     TDP) and a 2-vCPU cloud VM's on-demand price.
 
@@ -240,7 +240,7 @@ def this_machine(ceilings, meminfo: Path = Path("/proc/meminfo")) -> Hardware:
         power_w=power_w,
         price_per_hour=_THIS_MACHINE_PRICE_PER_HOUR,
         sources=(
-            "measured: `minfer calibrate` (minfer.calibrate.Ceilings)",
+            "measured: `minfer calibrate` (minfer.perf.calibrate.Ceilings)",
             "memory: /proc/meminfo MemTotal (24 GB if unreadable)",
             "power assumption: AMD EPYC 9655, 96 Zen 5 cores, 400 W TDP",
         ),

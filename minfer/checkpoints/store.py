@@ -45,7 +45,7 @@ def save_checkpoint(path: str | os.PathLike, config: Config, weights: GPT2Weight
 
 def default_model_dir() -> Path:
     """The default model's directory: the classroom model shipped with minfer."""
-    from minfer.loading import bundled_model_dir
+    from minfer.checkpoints.loading import bundled_model_dir
 
     return bundled_model_dir("default")
 

@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from minfer.counts import Arch, decode_cost, prefill_cost
+from minfer.checkpoints.loading import load_model
 from minfer.errors import InvalidInputError
-from minfer.loading import load_model
+from minfer.perf.counts import Arch, decode_cost, prefill_cost
 
 VARIANTS = {"numpy": ("numpy", None), "numba": ("numba", None), "numba-int8": ("numba", "int8")}
 

@@ -1,12 +1,14 @@
 """The Numba backend: the same GPT-2 as `minfer.model`, with decode compiled whole (lesson 10).
 
+(`minfer.fast` re-exports what is public here: `from minfer import fast; fast.FastModel`.)
+
 Why a second path? Decode is memory-bound: a token should cost about the time it takes to read
 the weights once. The NumPy reference spends more than that on Python: dozens of small NumPy
 calls per layer, each with microseconds of dispatch and a fresh output array. Here:
 
 - `decode_step` is one `@njit` function for a whole token, all layers (llama2.c's `forward`): no
   Python between ops, no allocation, every buffer in a preallocated `RunState`;
-- its matrix-vector products are Numba kernels (`minfer.kernels`) that stream each weight once;
+- its matrix-vector products are Numba kernels (`minfer.fast.kernels`) that stream each weight once;
   with `quantize="int8"` they read 1-byte weights and a scale per output column, and
   dequantize on the fly: a quarter of the bytes, so (memory-bound) up to 4x faster;
 - prefill stays a Python loop over layers, since its time is in matrix-matrix products: BLAS
@@ -30,9 +32,9 @@ import numba
 import numpy as np
 from numba import njit
 
-from minfer import kernels as K
 from minfer.config import Config
 from minfer.errors import InvalidInputError
+from minfer.fast import kernels as K
 from minfer.kvcache import KVCache, check_cache, in_use
 from minfer.weights import GPT2Weights
 
@@ -42,16 +44,16 @@ FEW_ROWS = 8  # up to this many rows, the streaming kernels beat BLAS (benchmark
 
 def drop_stale_compiled_code(cache_path: Path) -> None:
     """Numba's cache=True keys a compiled function on its own file only: after a change to a
-    kernel in minfer/kernels/, a cached `decode_step` would still run the old kernel's code.
+    kernel in minfer/fast/kernels/, a cached `decode_step` would still run the old kernel's code.
     So: stamp the kernels' source, and when it changes, delete this module's cached
     compilations in `cache_path` (they are rebuilt on the next call)."""
     here = Path(__file__).parent
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((here / "kernels").glob("*.py")))).hexdigest()
-    stamp = cache_path / "fast.kernels.sha256"
+    stamp = cache_path / "backend.kernels.sha256"
     try:
         if stamp.exists() and stamp.read_text() == digest:
             return
-        for compiled in cache_path.glob("fast.*.nb[ic]"):
+        for compiled in cache_path.glob("backend.*.nb[ic]"):
             compiled.unlink(missing_ok=True)
         cache_path.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest)
@@ -61,7 +63,7 @@ def drop_stale_compiled_code(cache_path: Path) -> None:
 
 def compiled_code_dir() -> Path:
     """Where Numba keeps this module's compiled functions: `__pycache__` beside it, or in a
-    read-only install $MINFER_HOME/numba (see minfer.kernels.use_writable_numba_cache). Read
+    read-only install $MINFER_HOME/numba (see minfer.fast.kernels.use_writable_numba_cache). Read
     from Numba's cache object (not public API: if a Numba release renames it, the default place)."""
     path = getattr(getattr(decode_step, "_cache", None), "_cache_path", None)
     return Path(path) if path else Path(__file__).parent / "__pycache__"
@@ -70,7 +72,7 @@ def compiled_code_dir() -> Path:
 def is_compiled() -> bool:
     """Whether Numba's cache holds a compiled decode step (if not, the first call compiles for
     tens of seconds)."""
-    return any(compiled_code_dir().glob("fast.decode_step-*.nbi"))
+    return any(compiled_code_dir().glob("backend.decode_step-*.nbi"))
 
 
 # Per-layer weights stacked on a leading n_layer axis, so one compiled function can walk the

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from minfer.attention import causal_attention
-from minfer.kernels.elementwise import FAST
+from minfer.fast.kernels.elementwise import FAST
 
 # Below this many multiply-adds (n_head x length x d_head) decode attention runs on one thread:
 # waking the thread pool costs a few microseconds (measured in benchmarks/kernels.py).

@@ -6,7 +6,7 @@ loops here are arranged around that read.
 
 `linear` (w: [n_in, n_out], GPT-2's Conv1D layout, x @ w) cuts w into N_SLABS slabs of whole
 rows. Each slab is one contiguous run of memory, read front to back like `stream_sum` (the
-bandwidth ceiling of minfer.calibrate), and adds x[:, i] * w[i, :] into its own partial sums,
+bandwidth ceiling of minfer.perf.calibrate), and adds x[:, i] * w[i, :] into its own partial sums,
 [n_rows, n_out]; the partials are added up at the end. The inner loop runs along a row of w,
 contiguous, so it vectorises. The obvious alternative, each thread owning a chunk of output
 columns (no partial sums to combine), reads w in runs of only n_out / n_threads floats before
@@ -23,7 +23,7 @@ read once, which is what batching buys. As rows are added the FLOPs catch up wit
 somewhere between 8 and 16 rows BLAS's blocked matrix product (NumPy @) becomes faster.
 
 int8 weights (`linear_int8`, and `lm_head` given a scale per row): the same loops over a quarter of the bytes, each
-weight converted to float32 in a register (see minfer.kernels.quant for the format).
+weight converted to float32 in a register (see minfer.fast.kernels.quant for the format).
 
 `lm_head` (wte: [n_vocab, n_embd], x @ wte.T): a dot product per vocabulary row, the rows split
 between threads, so each thread again streams one contiguous run and nothing needs combining.
@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from minfer.kernels.elementwise import FAST
+from minfer.fast.kernels.elementwise import FAST
 
 # Slabs of rows of w, read in parallel. Numba gives each thread a contiguous range of them, so
 # with 1, 2 or 4 threads every thread streams one contiguous run. A constant, not the thread

@@ -15,10 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from minfer.checkpoints.safetensors_io import (
+    no_duplicate_keys,
+    non_finite_count,
+    open_regular_file,
+    read_safetensors,
+    to_float32,
+)
 from minfer.config import Config
 from minfer.errors import ModelLoadError
 from minfer.model import Model
-from minfer.safetensors_io import no_duplicate_keys, non_finite_count, open_regular_file, read_safetensors, to_float32
 from minfer.tokenizer import load_tokenizer
 from minfer.weights import GPT2Weights, build_weights, expected_shapes
 
@@ -64,7 +70,7 @@ def load_model(
     - a short name from `HUB_NAMES` ("gpt2", "gpt2-medium", ...) or a Hub repository id
       ("owner/name"), downloaded once into the Hugging Face cache.
     Weights stored as float32, float16 or bfloat16 are computed in float32. Every file is
-    checked before it is used (see `minfer.safetensors_io` and docs/safety.md): a malformed or
+    checked before it is used (see `minfer.checkpoints.safetensors_io` and docs/safety.md): a malformed or
     lying checkpoint, or one holding NaN or inf, is a `ModelLoadError` naming the problem.
 
     `backend`: "numpy" (the readable reference) or "numba" (compiled kernels, `minfer.fast`).
@@ -91,7 +97,7 @@ def load_model(
 
 def bundled_model_dir(name: str) -> Path:
     """The installed copy of a model that ships with minfer ("default" is DEFAULT_MODEL)."""
-    from minfer.checkpoint import bundled_weights_dir
+    from minfer.checkpoints.store import bundled_weights_dir
 
     return bundled_weights_dir() / BUNDLED[DEFAULT_MODEL if name == "default" else name]
 
@@ -207,7 +213,7 @@ def verify_checksums(model_dir: Path) -> None:
 def restore_hint(model_dir: Path) -> str:
     """How to get a good copy back: a bundled model from the repository or the package, any
     other from wherever it came from."""
-    from minfer.checkpoint import bundled_weights_dir
+    from minfer.checkpoints.store import bundled_weights_dir
 
     if model_dir.resolve().is_relative_to(bundled_weights_dir().resolve()):
         return (

@@ -1,0 +1,45 @@
+"""The fast path: the Numba backend (`backend.py`) and the kernels it compiles (`kernels/`), each
+kernel beside the NumPy function it must equal (lesson 10).
+
+`Model(..., backend="numba")` computes with `FastModel`; `minfer.fast.kernels` holds the kernels
+and their twins (`TWINS`). The backend's public names are importable from here.
+"""
+
+from minfer.fast.backend import (
+    FEW_ROWS,
+    QUANTIZE,
+    FastModel,
+    RunState,
+    StackedWeights,
+    blas_on_one_thread,
+    compiled_calls,
+    compiled_code_dir,
+    decode_step,
+    drop_stale_compiled_code,
+    is_compiled,
+    linear_any,
+    new_run_state,
+    stack_weights,
+    start_threads,
+)
+
+NumbaBackend = FastModel  # the name the Backend protocol (minfer.model) would suggest
+
+__all__ = [
+    "FEW_ROWS",
+    "QUANTIZE",
+    "FastModel",
+    "NumbaBackend",
+    "RunState",
+    "StackedWeights",
+    "blas_on_one_thread",
+    "compiled_calls",
+    "compiled_code_dir",
+    "decode_step",
+    "drop_stale_compiled_code",
+    "is_compiled",
+    "linear_any",
+    "new_run_state",
+    "stack_weights",
+    "start_threads",
+]
