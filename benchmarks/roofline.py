@@ -91,11 +91,12 @@ def main() -> None:
     prof.report(roof)
     for row in sweep or []:
         print(sweep_line(row))
-    data = prof.to_dict(roof) | {"sweep": sweep, "overhead": cost, "prompt_tokens": n_prompt}
+    sweep_rows = [r.to_dict() for r in sweep] if sweep else None
+    data = prof.to_dict(roof) | {"sweep": sweep_rows, "overhead": cost, "prompt_tokens": n_prompt}
     if a.plot:
         from minfer.cli import write_plots
 
-        for path in write_plots(data, roof, a.plot, sweep):
+        for path in write_plots(prof.profile(), roof, a.plot, sweep):
             print(f"wrote {path}")
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(data, indent=1))
@@ -106,7 +107,7 @@ def main() -> None:
                 "ceilings": roof.to_dict(),
                 "phases": data["phases"],
                 "overhead": cost,
-                "sweep": sweep,
+                "sweep": sweep_rows,
             }
         )
     )

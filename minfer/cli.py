@@ -230,8 +230,8 @@ def run_profile(args: argparse.Namespace) -> None:
     roof = ceilings(measure_if_missing=True, quick=True)
     prof, gens = profile_generation(model, ids, args.max_new_tokens, args.batch, ops=not args.phases_only)
     sweep = decode_sweep(model, ids, args.max_new_tokens, sizes) if sizes else None
-    data = prof.to_dict(roof) | {"sweep": sweep, "text": gens[0].text}
-    paths = write_plots(data, roof, args.plot, sweep) if args.plot else []
+    data = prof.to_dict(roof) | {"sweep": [r.to_dict() for r in sweep or []] or None, "text": gens[0].text}
+    paths = write_plots(prof.profile(), roof, args.plot, sweep) if args.plot else []
     if args.json:
         print(json.dumps(data))
         return
@@ -243,8 +243,9 @@ def run_profile(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def write_plots(data: dict, roof, path: str, sweep: list[dict] | None) -> list:
-    """The roofline to `path`, the timeline beside it (roofline.png -> roofline-timeline.png)."""
+def write_plots(profile, roof, path: str, sweep: list | None) -> list:
+    """The roofline of a `minfer.perf.profile.Profile` to `path`, the timeline beside it
+    (roofline.png -> roofline-timeline.png)."""
     from pathlib import Path
 
     from minfer.errors import InvalidInputError
@@ -253,8 +254,8 @@ def write_plots(data: dict, roof, path: str, sweep: list[dict] | None) -> list:
     p = Path(path)
     try:
         return [
-            save_figure(roofline(data, roof, sweep=sweep), p),
-            save_figure(timeline(data), p.with_name(f"{p.stem}-timeline{p.suffix}")),
+            save_figure(roofline(profile, roof, sweep=sweep), p),
+            save_figure(timeline(profile), p.with_name(f"{p.stem}-timeline{p.suffix}")),
         ]
     except OSError as e:
         raise InvalidInputError(f"cannot write the plot {path}: {e.strerror or e}") from None

@@ -31,6 +31,7 @@ from minfer.errors import InvalidInputError
 from minfer.kvcache import BatchSlots, KVCache
 from minfer.model import Model
 from minfer.perf.counts import Arch, step_costs
+from minfer.perf.profile import Profile, SweepRow
 
 PHASE_ORDER = ("prefill", "decode", "forward")
 
@@ -328,6 +329,10 @@ class Profiler:
                 p |= shares(p, ceilings)
         return data
 
+    def profile(self) -> Profile:
+        """What was recorded, as typed data: the figures' input (`minfer.plots.roofline`)."""
+        return Profile.from_dict(self.to_dict(), check=False)
+
     def report(self, ceilings=None, top: int = 8, file=None, width: int = 118) -> str:
         """Print (to `file`, default stdout) and return the phase table and the top ops by time.
 
@@ -364,20 +369,14 @@ def profile_generation(
     return prof, gens
 
 
-def decode_sweep(model: Model, prompt, max_new_tokens: int, sizes: list[int]) -> list[dict]:
-    """Decode at each batch size in `sizes` (phase timing only): one roofline point per size.
-    -> [{"batch", "tokens", "flops", "bytes", "seconds", "tokens_per_s"}]"""
+def decode_sweep(model: Model, prompt, max_new_tokens: int, sizes: list[int]) -> list[SweepRow]:
+    """Decode at each batch size in `sizes` (phase timing only): one roofline point per size,
+    each a SweepRow (batch, tokens, flops, bytes, seconds, and tokens_per_s)."""
     rows = []
     for b in sizes:
         prof, _ = profile_generation(model, prompt, max_new_tokens, b, ops=False, warmup=False)
         d = prof.phases()["decode"]
-        rows.append(
-            {
-                "batch": b,
-                **{k: d[k] for k in ("tokens", "flops", "bytes", "seconds")},
-                "tokens_per_s": d["tokens"] / d["seconds"] if d["seconds"] else None,
-            }
-        )
+        rows.append(SweepRow(d["flops"], d["bytes"], d["seconds"], batch=b, tokens=d["tokens"]))
     return rows
 
 

@@ -11,6 +11,8 @@ from collections import defaultdict
 from rich.console import Console
 from rich.table import Table
 
+from minfer.perf.profile import SweepRow
+
 
 def fmt(x: float | None, digits: int = 3) -> str:
     """A number with `digits` significant digits, thousands separated; "-" for None."""
@@ -22,11 +24,11 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:,.{decimals}f}"
 
 
-def sweep_line(row: dict) -> str:
+def sweep_line(row: SweepRow) -> str:
     """One decode batch-sweep point (`profiler.decode_sweep`) as a line of text."""
     return (
-        f"sweep: batch {row['batch']:>3}: decode {row['tokens_per_s']:,.0f} tok/s, "
-        f"{row['flops'] / row['bytes']:.2f} FLOP/B, {row['bytes'] / row['seconds'] / 1e9:.1f} GB/s"
+        f"sweep: batch {row.batch:>3}: decode {row.tokens_per_s:,.0f} tok/s, "
+        f"{row.intensity:.2f} FLOP/B, {row.bytes / (row.seconds or math.inf) / 1e9:.1f} GB/s"
     )
 
 

@@ -14,53 +14,22 @@ Artists carry a gid ("measured", "bound", "linear"; "count", "timed", "limit", "
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from minfer.errors import InvalidInputError
-from minfer.perf import counts
-from minfer.perf.counts import Arch, decode_cost
-from minfer.plots.common import ceilings_pair, check_arch, figure_and_axes, positive, whole_number
-
-SWEEP_KEYS = ("batch", "tokens", "seconds")  # what the throughput reads; the bound adds flops, bytes
-
-
-# ---------------------------------------------------------------- checking what comes in
-
-
-def _sweep_rows(sweep: Any, bound: bool) -> list[Mapping]:
-    """The rows sorted by batch, each with the keys the figure reads (and flops, bytes for the bound)."""
-    if isinstance(sweep, Mapping) or not isinstance(sweep, Sequence) or not sweep:
-        raise InvalidInputError(
-            "sweep must be a non-empty list of rows {'batch', 'tokens', 'seconds', ...}, "
-            "one per batch size (minfer.perf.profiler.decode_sweep returns one)"
-        )
-    keys = SWEEP_KEYS + (("flops", "bytes") if bound else ())
-    for i, row in enumerate(sweep):
-        missing = [k for k in keys if not isinstance(row, Mapping) or k not in row]
-        if missing:
-            raise InvalidInputError(
-                f"sweep[{i}] has no {missing}"
-                + (" (the roofline bound needs them)" if bound and set(missing) <= {"flops", "bytes"} else "")
-            )
-        whole_number(row["batch"], f"sweep[{i}]['batch']", 1)
-        for key in keys[1:]:
-            positive(row[key], f"sweep[{i}][{key!r}]")
-    batches = [row["batch"] for row in sweep]
-    if len(set(batches)) != len(batches):
-        raise InvalidInputError(f"sweep has a batch size twice: {batches}; keep one row per batch size")
-    return sorted(sweep, key=lambda row: row["batch"])
-
+from minfer.perf.counts import Arch, decode_cost, intensity_limit, ridge_batch
+from minfer.perf.profile import SweepRow
+from minfer.plots.common import ceilings_pair, figure_and_axes
 
 # ---------------------------------------------------------------- tokens per second
 
 
 def throughput_by_batch(
-    sweep: Sequence[Mapping],
+    sweep: Sequence[SweepRow],
     ceilings: Any = None,
     *,
     ax: Axes | None = None,
@@ -69,32 +38,25 @@ def throughput_by_batch(
     """Decode tokens/s against the batch size, log-log: measured, perfect sharing, and with
     `ceilings` the roofline bound, the most tokens/s the machine allows.
 
-    sweep: one row per batch size, {"batch", "tokens", "seconds"}: `tokens` made in `seconds`
-    (one step's B tokens, or a whole run's, as `minfer.perf.profiler.decode_sweep` returns them),
-    plus "flops" and "bytes" of that work when `ceilings` is given. ceilings: `peak_gflops`
-    and `bandwidth_gbs` (attributes or dict keys, as `minfer calibrate` measures them); the
-    bound is tokens / max(flops / peak, bytes / bandwidth). title: None for the default, "" for
-    none. Everything is checked before anything is drawn into `ax`.
+    sweep: one row per batch size (`minfer.perf.profiler.decode_sweep`): `tokens` made in
+    `seconds`, and the `flops` and `bytes` of that work for the bound. ceilings: `peak_gflops`
+    and `bandwidth_gbs` (attributes or dict keys, as `minfer calibrate` measures them); the bound
+    is tokens / max(flops / peak, bytes / bandwidth). title: None for the default, "" for none.
 
-        >>> throughput_by_batch([{"batch": 1, "tokens": 1, "seconds": 0.004},
-        ...                      {"batch": 8, "tokens": 8, "seconds": 0.006}])
+        >>> throughput_by_batch(decode_sweep(model, prompt, 17, [1, 2, 4, 8]), ceilings)
     """
-    rows = _sweep_rows(sweep, bound=ceilings is not None)  # batch order
-    pair = None if ceilings is None else ceilings_pair(ceilings)
+    rows = sorted(sweep, key=lambda row: row.batch)
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
-    batch = np.array([row["batch"] for row in rows], dtype=float)  # [n_rows]
-    measured = np.array([row["tokens"] / row["seconds"] for row in rows], dtype=float)  # [n_rows] tokens/s
+    batch = np.array([row.batch for row in rows], dtype=float)  # [n_rows]
+    measured = np.array([row.tokens_per_s for row in rows])  # [n_rows] tokens/s
     ax.plot(batch, measured, "o-", color="C0", gid="measured", label="measured")
-    if pair is not None:
-        ax.plot(batch, _bound_rates(rows, *pair), "s--", color="C1", gid="bound", label="roofline bound")
-    ax.plot(
-        batch,
-        measured[0] * batch / batch[0],
-        ":",
-        color="grey",
-        gid="linear",
-        label=f"B x the B = {rows[0]['batch']} rate",
-    )
+    if ceilings is not None:
+        peak, bandwidth = ceilings_pair(ceilings)
+        bound_s = [max(row.flops / (peak * 1e9), row.bytes / (bandwidth * 1e9)) for row in rows]
+        bound = np.array([row.tokens for row in rows]) / np.array(bound_s)  # [n_rows] tokens/s at the roof
+        ax.plot(batch, bound, "s--", color="C1", gid="bound", label="roofline bound")
+    linear = measured[0] * batch / batch[0]  # [n_rows]
+    ax.plot(batch, linear, ":", color="grey", gid="linear", label=f"B x the B = {rows[0].batch} rate")
     ax.set(
         xscale="log",
         yscale="log",
@@ -102,16 +64,9 @@ def throughput_by_batch(
         ylabel="decode tokens/s",
         title="tokens per second" if title is None else title,
     )
-    ax.set_xticks(batch, [str(row["batch"]) for row in rows])
+    ax.set_xticks(batch, [str(row.batch) for row in rows])
     ax.legend(fontsize=8)
     return fig
-
-
-def _bound_rates(rows: list[Mapping], peak_gflops: float, bandwidth_gbs: float) -> np.ndarray:
-    """[n_rows] tokens/s if each row's work ran at the roofline: its FLOPs at the peak or its
-    bytes at the bandwidth, whichever takes longer."""
-    seconds = [max(row["flops"] / (peak_gflops * 1e9), row["bytes"] / (bandwidth_gbs * 1e9)) for row in rows]
-    return np.array([row["tokens"] for row in rows], dtype=float) / np.array(seconds)  # [n_rows]
 
 
 # ---------------------------------------------------------------- FLOP per byte
@@ -138,10 +93,6 @@ def intensity_by_batch(
 
         >>> intensity_by_batch(Arch.from_model(model), n_past=71, ridge=7.3, timed=[1, 2, 4, 8, 16])
     """
-    check_arch(arch)
-    n_past, max_batch = whole_number(n_past, "n_past", 0), whole_number(max_batch, "max_batch", 1)
-    ridge = positive(ridge, "ridge")
-    timed = [whole_number(b, "a timed batch", 1) for b in _batch_list(timed)]
     fig, ax = figure_and_axes(ax, figsize=(6, 4))
     batch = np.unique(np.geomspace(1, max_batch, 200).astype(int))  # [n_b] batch sizes
     ax.plot(
@@ -156,7 +107,7 @@ def intensity_by_batch(
         ax.plot(
             timed, [_intensity(arch, n_past, b) for b in timed], "o", color="C2", gid="timed", label="the batches timed"
         )
-    ax.axhline(counts.intensity_limit(arch, n_past), color="C2", linestyle=":", gid="limit", label="limit as B grows")
+    ax.axhline(intensity_limit(arch, n_past), color="C2", linestyle=":", gid="limit", label="limit as B grows")
     ax.axhline(ridge, color="C3", linestyle="--", gid="ridge", label=ridge_label)
     crossing = ridge_batch(arch, n_past, ridge)
     if crossing is not None and crossing <= max_batch:
@@ -172,23 +123,6 @@ def intensity_by_batch(
     return fig
 
 
-def _batch_list(timed: Any) -> Sequence:
-    """`timed` if it is a list, tuple or array of batch sizes; a string or a lone number is refused."""
-    if isinstance(timed, (str, bytes)) or not isinstance(timed, (Sequence, np.ndarray)):
-        raise InvalidInputError(f"timed must be a list of batch sizes such as [1, 2, 4, 8], got {timed!r}")
-    return timed
-
-
 def _intensity(arch: Arch, n_past: int, batch: int) -> float:
     """FLOP per byte of one decode step of `batch` sequences."""
     return decode_cost(arch, n_past, int(batch)).flop_per_byte
-
-
-def ridge_batch(arch: Arch, n_past: int, ridge: float) -> int | None:
-    """`minfer.perf.counts.ridge_batch` with its arguments checked: the smallest batch whose decode
-    step does at least `ridge` FLOP per byte; None if no batch does.
-
-        >>> ridge_batch(ARCHS["gpt2"], n_past=63, ridge=7.3)
-    """
-    check_arch(arch)
-    return counts.ridge_batch(arch, whole_number(n_past, "n_past", 0), positive(ridge, "ridge"))
