@@ -80,10 +80,11 @@ def test_empty_batch_is_an_error(model):
         minfer.generate_batch(model, [], 4)
 
 
-def test_batched_generation_honours_stop_strings_as_generate_does():
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_batched_generation_honours_stop_strings_as_generate_does(backend):
     """One stopping rule for both: each sequence ends at the stop string with the text, tokens
     and finish reason it gets alone."""
-    model = minfer.load_model()
+    model = minfer.load_model(backend=backend)
     prompts = ["And the king said", "In the beginning", "And it came to pass", "Blessed are"]
     for stop in [",", ["LORD", "\n"], "xyz"]:
         gens = minfer.generate_batch(model, prompts, 24, stop_strings=stop)
