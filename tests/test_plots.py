@@ -312,3 +312,22 @@ def test_numbers_are_written_as_the_report_writes_them():
 def test_an_empty_title_means_no_title():
     assert roofline(make_profile(), CEILINGS, title="").axes[0].get_title() == ""
     assert timeline(make_profile(), title="").axes[0].get_title() == ""
+
+
+def test_every_public_figure_names_itself_and_an_example_call_when_it_cannot_draw():
+    import inspect
+
+    import minfer.plots as plots
+
+    figures = [f for name, f in vars(plots).items() if inspect.isfunction(f) and hasattr(f, "__wrapped__")]
+    assert len(figures) >= 20  # every figure function of every lesson
+    for f in figures:
+        params = inspect.signature(f).parameters.values()
+        required = [p for p in params if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD]
+        args = [CEILINGS if p.name == "ceilings" else object() for p in required]  # the right count, wrong kinds
+        if f in (plots.roofline, plots.timeline):  # a profile from outside is checked by Profile.from_dict
+            match = "profile must be a dict"
+        else:
+            match = r"^\w+\(\) cannot draw these arguments \(.*\); call it as its docstring shows: "  # or a part's
+        with pytest.raises(InvalidInputError, match=match):
+            f(*args)

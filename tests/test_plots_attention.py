@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 from plot_helpers import image, line
 
 from minfer.attention import causal_mask
-from minfer.errors import InvalidInputError
 from minfer.layers import softmax
 from minfer.plots.attention import attention_growth, attention_heads, attention_map, causal_blank
 
@@ -101,33 +100,6 @@ def test_a_figure_renders_to_png():
     assert attention_map(PROBS, TOKENS)._repr_png_().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize(
-    "probs, tokens, match",
-    [
-        (PROBS[0], TOKENS, r"2-D \[n_q, n_k\], got shape \(3,\)"),
-        (np.stack([PROBS, PROBS]), TOKENS, r"got shape \(2, 3, 3\).*weights\[head\]"),
-        (np.full((3, 2), 0.5), TOKENS[:2], "3 queries but only 2 keys"),
-        (PROBS * 2, TOKENS, "row 0 of probs sums to 2, not 1.*after the softmax"),
-        (np.where(np.isneginf(causal_mask(3, 3)), -np.inf, PROBS), TOKENS, "probs must be finite"),
-        ("probs", TOKENS, "probs must be numbers"),
-        ([[1.0], [0.5, 0.5]], TOKENS, "probs must be numbers in a list or array of one shape"),
-        (np.array([[1.0, 0.0], [-0.5, 1.5]]), TOKENS[:2], "finite weights >= 0"),
-        (np.full((3, 3), 1 / 3), TOKENS, r"probs\[0, 1\] = 0.333.*future.*causal=False"),
-        (PROBS, TOKENS[:2], "got 2 token labels for 3 keys"),
-        (PROBS, "In the beginning", "not one string"),
-        (PROBS, 3, "tokens must be a list of strings"),
-    ],
-)
-def test_bad_inputs_are_refused_with_what_to_do(probs, tokens, match):
-    with pytest.raises(InvalidInputError, match=match):
-        attention_map(probs, tokens)
-
-
-def test_tuples_and_arrays_of_strings_are_accepted():
-    fig = attention_map(tuple(map(tuple, PROBS)), np.array(TOKENS))
-    assert tick_texts(fig.axes[0].get_xticklabels()) == TOKENS
-
-
 # ---------------------------------------------------------------- attention_heads
 
 
@@ -156,39 +128,13 @@ def test_the_grid_wraps_at_ncols_and_hides_its_spare_cells():
     assert [ax.get_title() for ax in panels] == [f"head {i}" for i in range(5)]
 
 
-@pytest.mark.parametrize(
-    "maps, kwargs, match",
-    [
-        (PROBS, {}, r"\[n_maps, n_q, n_k\].*got shape \(3, 3\).*attention_map"),
-        (np.stack([PROBS] * 2), {"titles": ["only one"]}, "1 titles for 2 maps"),
-        (np.stack([PROBS] * 2), {"ncols": 0}, "ncols=0 must be a whole number >= 1"),
-        (np.stack([PROBS] * 2), {"ncols": True}, "ncols=True must be a whole number"),
-        (np.stack([PROBS] * 2), {"ncols": 1.5}, "ncols=1.5 must be a whole number"),
-        (np.stack([PROBS] * 2), {"titles": 2}, "titles must be a list"),
-        (np.stack([PROBS] * 2), {"titles": "ab"}, "titles must be a list"),
-        (np.stack([PROBS] * 2), {"panel_size": "big"}, "panel_size='big' must be a positive number"),
-        (np.stack([PROBS] * 2), {"panel_size": 0}, "panel_size=0 must be a positive number"),
-        ([PROBS, PROBS[:2]], {}, "probs_by_head must be numbers in a list or array of one shape"),
-        (np.stack([PROBS, PROBS * 3]), {}, r"row 0 of probs_by_head\[1\] sums to 3"),
-        (np.stack([PROBS, np.full((3, 3), 1 / 3)]), {}, r"probs_by_head\[1\]\[0, 1\].*future"),
-    ],
-)
-def test_heads_refuse_bad_inputs(maps, kwargs, match):
-    with pytest.raises(InvalidInputError, match=match):
-        attention_heads(maps, TOKENS, **kwargs)
-
-
-def test_ncols_may_be_a_numpy_integer():
-    fig = attention_heads(np.stack([PROBS] * 3), TOKENS, ncols=np.int64(2))
-    assert sum(not ax.get_visible() for ax in fig.axes) == 1  # a 2 x 2 grid holds 4
-
-
 # ---------------------------------------------------------------- attention_growth
 
 
 def test_growth_draws_each_series_and_guides_through_the_last_point():
     n = [64, 128, 256]
-    fig = attention_growth(n, {"attention": [1.0, 4.0, 16.0], "projections": [2.0, 4.0, 8.0]}, ylabel="ms")
+    series = {"attention": np.array([1.0, 4.0, 16.0]), "projections": np.array([2.0, 4.0, 8.0])}  # as lesson 03's
+    fig = attention_growth(n, series, ylabel="ms")
     ax = fig.axes[0]
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
     assert list(line(ax, "series:attention").get_ydata()) == [1.0, 4.0, 16.0]
@@ -200,34 +146,7 @@ def test_growth_draws_each_series_and_guides_through_the_last_point():
     assert ax.get_ylabel() == "ms"
 
 
-@pytest.mark.parametrize(
-    "n, series, match",
-    [
-        ([64], {"a": [1.0]}, "at least two positive, increasing"),
-        ([128, 64], {"a": [1.0, 2.0]}, "at least two positive, increasing"),
-        ([64, 128], {"a": [1.0]}, r"series 'a' has shape \(1,\)"),
-        ([64, 128], {"a": [1.0, 0.0]}, "positive and finite"),
-        ([64, 128], {}, "series must be a non-empty dict"),
-        ([64, 128], [[1.0, 2.0]], "series must be a non-empty dict"),  # a list: no labels
-        ([1.5, 3], {"a": [1.0, 2.0]}, "whole numbers of tokens"),  # would be labelled 1 and 3
-        ("64 128", {"a": [1.0, 2.0]}, "n_seq must be numbers"),
-        ([64, 128], {"a": ["1", "x"]}, r"series\['a'\] must be numbers"),
-        ([64, 128], {"a": [1.0, [2.0]]}, r"series\['a'\] must be numbers"),
-    ],
-)
-def test_growth_refuses_bad_inputs(n, series, match):
-    with pytest.raises(InvalidInputError, match=match):
-        attention_growth(n, series, ylabel="ms")
-
-
-def test_growth_takes_numpy_lengths_and_tuples():
-    ax = attention_growth(np.array([64, 128]), {"a": (np.float32(1.0), 4.0)}, ylabel="ms").axes[0]
-    assert list(line(ax, "series:a").get_ydata()) == [1.0, 4.0]
-    assert tick_texts(ax.get_xticklabels()) == ["64", "128"]
-    ax = attention_growth((64.0, 128.0), {"a": np.array([1.0, 4.0])}, ylabel="ms").axes[0]
-    assert tick_texts(ax.get_xticklabels()) == ["64", "128"]
-
-
 def test_growth_has_a_default_title_and_none_when_it_is_empty():
-    assert attention_growth([64, 128], {"a": [1.0, 2.0]}, ylabel="ms").axes[0].get_title() == "ms against n"
-    assert attention_growth([64, 128], {"a": [1.0, 2.0]}, ylabel="ms", title="").axes[0].get_title() == ""
+    series = {"a": np.array([1.0, 2.0])}
+    assert attention_growth([64, 128], series, ylabel="ms").axes[0].get_title() == "ms against n"
+    assert attention_growth([64, 128], series, ylabel="ms", title="").axes[0].get_title() == ""

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
+from plot_helpers import artists
 
-from minfer.errors import InvalidInputError
 from minfer.perf.calibrate import Ceilings
 from minfer.plots.bench import benchmark_bars, bound_tokens_per_s
 
+RESULTS = Path(__file__).parent.parent / "benchmarks" / "results" / "peers-2026-11-27.json"
 CEILINGS = {"peak_gflops": 100.0, "bandwidth_gbs": 20.0}
 SUMMARY = {  # prefill: 2 GFLOP per token; decode: 0.5 GB (a) and 0.25 GB (b) per token
     "a": {"prefill_512": {"tok_s": 25.0, "gflops": 50.0}, "decode_16": {"tok_s": 30.0, "bytes_per_token": 5e8}},
     "b": {"prefill_512": {"tok_s": 40.0, "gflops": 80.0}, "decode_16": {"tok_s": 50.0, "bytes_per_token": 2.5e8}},
     "no-prefill": {"decode_16": {"tok_s": 9.0, "bytes_per_token": 5e8}},
+    "no-cache": {"decode_16": {"tok_s": 4.0}},  # as peers.py writes a decoder without a cache: no bytes per token
 }
-
-
-def artists(fig, gid):
-    return [a for ax in fig.axes for a in ax.get_children() if a.get_gid() == gid]
 
 
 def test_bars_are_the_measured_speeds_and_ticks_the_roofline_bounds():
@@ -51,101 +50,38 @@ def test_prefill_bars_labels_and_bounds():
 def test_one_panel_per_run_in_the_order_given():
     fig = benchmark_bars(SUMMARY, CEILINGS, runs=("decode_16",), title="mine")
     assert len(fig.axes) == 1 and fig.axes[0].get_title() == "decode, context 16"
-    assert [bar.get_width() for bar in artists(fig, "bars:decode_16")] == [30.0, 50.0, 9.0]  # every system has it
+    # every system has the run; "no-cache" has no bytes per token, so no bound, and is left out
+    assert [bar.get_width() for bar in artists(fig, "bars:decode_16")] == [30.0, 50.0, 9.0]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b", "no-prefill"]
     assert fig.get_suptitle() == "mine"
     fig = benchmark_bars(SUMMARY, CEILINGS, runs=["decode_16", "prefill_512"])
     assert [ax.get_title() for ax in fig.axes] == ["decode, context 16", "prefill, 512 tokens"]
     assert benchmark_bars(SUMMARY, CEILINGS, title="").get_suptitle() == ""  # "" means no title
 
 
-@pytest.mark.parametrize(
-    "ceilings",
-    [
-        SimpleNamespace(**CEILINGS),
-        Ceilings(
-            peak_gflops=100.0,
-            bandwidth_gbs=20.0,
-            matmul_n=8,
-            stream_bytes=4,
-            threads=1,
-            cpu="x",
-            measured_at="2026-11-27T00:00:00+00:00",
-            env={},
-        ),
-        {"peak_gflops": np.float64(100.0), "bandwidth_gbs": np.int64(20)},
-    ],
-)
-def test_ceilings_may_be_an_object_a_dict_or_numpy_numbers(ceilings):
+def test_ceilings_may_be_what_minfer_calibrate_measures():
+    ceilings = Ceilings(
+        peak_gflops=100.0,
+        bandwidth_gbs=20.0,
+        matmul_n=8,
+        stream_bytes=4,
+        threads=1,
+        cpu="x",
+        measured_at="2026-11-27T00:00:00+00:00",
+        env={},
+    )
     fig = benchmark_bars(SUMMARY, ceilings)
     np.testing.assert_allclose(artists(fig, "bounds:decode_16")[0].get_offsets()[:, 0], [40.0, 80.0])
 
 
-def test_numpy_numbers_in_the_summary_are_numbers():
-    summary = {"a": {"decode_16": {"tok_s": np.float32(30.0), "bytes_per_token": np.int64(500_000_000)}}}
-    fig = benchmark_bars(summary, CEILINGS, runs=("decode_16",))
-    np.testing.assert_allclose(artists(fig, "bounds:decode_16")[0].get_offsets()[:, 0], [40.0])
+def test_the_performance_page_run_draws_every_system_with_a_bound():
+    summary = json.loads(RESULTS.read_text())["summary"]  # what benchmarks/plot_peers.py draws for the docs
+    with_bounds = [name for name in summary if name != "naive-numpy"]  # no cache: no prefill, no bytes per token
+    for runs in [("prefill_512", "decode_16"), ("decode_16",)]:
+        fig = benchmark_bars(summary, CEILINGS, runs=runs)
+        assert [[t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes] == [with_bounds] * len(runs)
 
 
-def test_runs_and_title_are_keyword_only():
-    with pytest.raises(TypeError):
-        benchmark_bars(SUMMARY, CEILINGS, ("decode_16",))
-
-
-@pytest.mark.parametrize(
-    "summary, ceilings, match",
-    [
-        ({}, CEILINGS, "summary"),
-        (SUMMARY, {"peak_gflops": 100.0}, "calibrate"),
-        (SUMMARY, {"peak_gflops": 0, "bandwidth_gbs": 20.0}, "calibrate"),
-        (SUMMARY, {"peak_gflops": "fast", "bandwidth_gbs": 20.0}, "calibrate"),
-        (SUMMARY, None, "calibrate"),
-        ({"a": {"decode_512": {}}}, CEILINGS, "no system .* has all of"),
-        ({"a": "decode_16"}, CEILINGS, r"summary\['a'\] must be a dict"),
-        (
-            {"a": {"prefill_512": {"tok_s": 25.0}, "decode_16": SUMMARY["a"]["decode_16"]}},
-            CEILINGS,
-            r"summary\['a'\]\['prefill_512'\] has no 'gflops'",
-        ),
-        (
-            {"a": {"prefill_512": {"tok_s": 0.0, "gflops": 1.0}, "decode_16": SUMMARY["a"]["decode_16"]}},
-            CEILINGS,
-            r"summary\['a'\]\['prefill_512'\]\['tok_s'\]=0.0 must be a positive",
-        ),
-        (
-            {"a": {"prefill_512": {"tok_s": 1.0, "gflops": 0}, "decode_16": SUMMARY["a"]["decode_16"]}},
-            CEILINGS,
-            r"\['gflops'\]=0 must be a positive",
-        ),
-        (
-            {"a": {"prefill_512": SUMMARY["a"]["prefill_512"], "decode_16": {"tok_s": 1.0, "bytes_per_token": "big"}}},
-            CEILINGS,
-            r"\['bytes_per_token'\]='big' must be a positive",
-        ),
-    ],
-)
-def test_bad_input_is_named(summary, ceilings, match):
-    with pytest.raises(InvalidInputError, match=match):
-        benchmark_bars(summary, ceilings)
-
-
-@pytest.mark.parametrize(
-    "runs, match",
-    [
-        ("decode_16", "runs must be a list"),
-        ((), "runs must be a list"),
-        (("decode",), r"run 'decode' must be named prefill_<n> or decode_<n>"),
-        (("decode_x",), "run 'decode_x'"),
-        (("train_16",), "run 'train_16'"),
-        ((16,), "run 16"),
-    ],
-)
-def test_bad_run_names_are_refused(runs, match):
-    with pytest.raises(InvalidInputError, match=match):
-        benchmark_bars(SUMMARY, CEILINGS, runs=runs)
-
-
-def test_the_bound_of_one_run_by_hand_and_refused_when_it_cannot_be_worked_out():
+def test_the_bound_of_one_run_by_hand():
     assert bound_tokens_per_s("decode_16", {"tok_s": 30.0, "bytes_per_token": 5e8}, 100.0, 20.0) == pytest.approx(40.0)
     assert bound_tokens_per_s("prefill_512", {"tok_s": 25.0, "gflops": 50.0}, 100.0, 20.0) == pytest.approx(50.0)
-    with pytest.raises(InvalidInputError, match="tok_s"):
-        bound_tokens_per_s("prefill_512", {"tok_s": 0, "gflops": 50.0}, 100.0, 20.0)

@@ -11,7 +11,6 @@ import pytest
 from matplotlib.figure import Figure
 from plot_helpers import annotation, line
 
-from minfer.errors import InvalidInputError
 from minfer.plots import common, save_figure, subplots
 from minfer.plots.prefill import generation_cost, prefill_scaling
 
@@ -85,46 +84,6 @@ def test_saves_as_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize(
-    "rows, words",
-    [
-        ([], "non-empty list"),
-        ({"tokens": 1, "flops": 1.0, "seconds": 1.0}, "non-empty list"),  # one dict, not a list of them
-        ([{"tokens": 1, "flops": 1.0}], "rows[0] must be a dict with keys"),
-        ([{"tokens": 0, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens']=0 must be a whole number >= 1"),
-        ([{"tokens": 2.5, "flops": 1.0, "seconds": 1.0}], "must be a whole number"),
-        ([{"tokens": True, "flops": 1.0, "seconds": 1.0}], "rows[0]['tokens']=True must be a whole number"),
-        ("rows", "non-empty list"),
-        ([{"tokens": 1, "flops": 1.0, "seconds": 0.0}], "rows[0]['seconds'] must be a positive finite number"),
-        ([{"tokens": 1, "flops": float("nan"), "seconds": 1.0}], "rows[0]['flops']"),
-        (
-            [{"tokens": 1, "flops": 1.0, "seconds": 1.0}, {"tokens": 1, "flops": 2.0, "seconds": 1.0}],
-            "repeat a prompt length",
-        ),
-    ],
-)
-def test_bad_rows_are_refused_with_the_fix(rows, words):
-    with pytest.raises(InvalidInputError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        prefill_scaling(rows, PEAK)
-
-
-@pytest.mark.parametrize("peak", [0, -1.0, float("inf"), "64", True])
-def test_a_bad_peak_is_refused(peak):
-    with pytest.raises(InvalidInputError, match="measure_matmul_gflops"):
-        prefill_scaling(ROWS, peak)
-
-
-def test_numpy_numbers_and_a_tuple_of_rows_are_accepted():
-    rows = tuple(
-        {"tokens": np.int64(r["tokens"]), "flops": np.float64(r["flops"]), "seconds": np.float32(r["seconds"])}
-        for r in ROWS
-    )
-    ax = prefill_scaling(rows, np.float64(PEAK)).axes[1]
-    x, y = xs_ys(line(ax, "gflops"))
-    np.testing.assert_array_equal(x, [1, 8, 64])
-    np.testing.assert_allclose(y, [2.0, 8.0, 32.0], rtol=1e-6)
-
-
 def test_prefill_is_drawn_in_the_colour_every_figure_gives_prefill(monkeypatch):
     monkeypatch.setitem(common.PHASE_STYLE, "prefill", ("tab:purple", "^"))
     fig = prefill_scaling(ROWS, PEAK)
@@ -132,17 +91,12 @@ def test_prefill_is_drawn_in_the_colour_every_figure_gives_prefill(monkeypatch):
         assert (line(ax, gid).get_color(), line(ax, gid).get_marker()) == ("tab:purple", "^")
 
 
-def test_wrong_axes_are_refused():
-    _, axes = subplots(1, 1)
-    with pytest.raises(InvalidInputError, match="2 matplotlib Axes"):
-        prefill_scaling(ROWS, PEAK, axes=axes)
-
-
 # ---------------------------------------------------------------- generation_cost
 
 # With the cache: 1 s per token. Recomputing: token i costs i s, so 1, 3, 6, 10 in total.
 SECONDS_CACHED, SECONDS_RECOMPUTE = [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 6.0, 10.0]
-FLOPS_CACHED, FLOPS_RECOMPUTE = [2e9, 4e9, 6e9, 8e9], [2e9, 6e9, 12e9, 20e9]
+# FLOPs as lesson 05 gives them: np.cumsum of whole numbers, int64 arrays
+FLOPS_CACHED, FLOPS_RECOMPUTE = np.cumsum([2, 2, 2, 2]) * 10**9, np.cumsum([2, 4, 6, 8]) * 10**9
 
 
 def test_running_times_against_tokens_generated_in_ms():
@@ -168,40 +122,3 @@ def test_flops_panel_in_gflop_with_its_own_ratio():
     np.testing.assert_allclose(xs_ys(line(ax, "flops_recompute"))[1], [2, 6, 12, 20])
     assert annotation(ax, "flops_ratio").get_text() == "2.5x"  # 20 / 8 GFLOP
     assert "GFLOP" in ax.get_ylabel() and "ms" in fig.axes[0].get_ylabel()
-
-
-@pytest.mark.parametrize(
-    "cached, recompute, words",
-    [
-        ([], [1.0], "seconds_cached must be a non-empty 1-D"),
-        ([[1.0, 2.0]], [1.0], "seconds_cached must be a non-empty 1-D"),
-        ([1.0, 2.0], [2.0, 1.0], "seconds_recompute must be positive, finite and non-decreasing"),
-        ([0.0, 1.0], [1.0, 2.0], "seconds_cached must be positive"),
-        ([1.0, 2.0], [1.0, 2.0, 3.0], "one entry per token generated"),
-        (3.0, [1.0], "seconds_cached must be a non-empty 1-D"),
-        ("1.0 2.0", [1.0, 2.0], "seconds_cached must be numbers"),  # a string is a Sequence too
-        ([1.0, [2.0]], [1.0, 2.0], "seconds_cached must be numbers in a list or array of one shape"),
-        ([1.0, 2.0], [1.0, "x"], "seconds_recompute must be numbers"),
-    ],
-)
-def test_bad_running_totals_are_refused(cached, recompute, words):
-    with pytest.raises(InvalidInputError, match=words):
-        generation_cost(cached, recompute)
-
-
-def test_running_totals_may_be_tuples_and_arrays_of_numpy_numbers():
-    fig = generation_cost(
-        tuple(SECONDS_CACHED),
-        np.array(SECONDS_RECOMPUTE, np.float32),
-        np.cumsum([2, 2, 2, 2]) * 10**9,
-        tuple(np.float64(f) for f in FLOPS_RECOMPUTE),
-    )
-    np.testing.assert_allclose(xs_ys(line(fig.axes[0], "recompute"))[1], [1e3, 3e3, 6e3, 10e3])
-    np.testing.assert_allclose(xs_ys(line(fig.axes[1], "flops_cached"))[1], [2, 4, 6, 8])
-
-
-def test_flops_come_in_pairs_of_the_right_length():
-    with pytest.raises(InvalidInputError, match="both flops_cached and flops_recompute"):
-        generation_cost(SECONDS_CACHED, SECONDS_RECOMPUTE, FLOPS_CACHED)
-    with pytest.raises(InvalidInputError, match="one entry per token generated"):
-        generation_cost(SECONDS_CACHED, SECONDS_RECOMPUTE, FLOPS_CACHED[:3], FLOPS_RECOMPUTE[:3])

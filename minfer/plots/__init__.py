@@ -17,7 +17,10 @@ One module per subject, matching the lesson that shows it:
 
 Every function returns a matplotlib `Figure` drawn without pyplot, so it works headless, in
 tests and in Jupyter; most take an `ax` to draw into instead. Artists carry a `gid` so tests
-and notebooks can find what was drawn. Bad input raises `InvalidInputError` naming the fix.
+and notebooks can find what was drawn. The figures take what the library's own functions return
+(typed results: a `Profile`, `SweepRow`s, an `Arch`, arrays) and trust it; an argument of the
+wrong kind fails as one `InvalidInputError` naming the function and an example call
+(`minfer.plots.common.figure_function`), and a profile given as a dict is checked once.
 """
 
 from minfer.plots.attention import attention_growth, attention_heads, attention_map

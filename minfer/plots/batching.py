@@ -23,11 +23,12 @@ from matplotlib.figure import Figure
 
 from minfer.perf.counts import Arch, decode_cost, intensity_limit, ridge_batch
 from minfer.perf.profile import SweepRow
-from minfer.plots.common import ceilings_pair, figure_and_axes
+from minfer.plots.common import ceilings_pair, figure_and_axes, figure_function
 
 # ---------------------------------------------------------------- tokens per second
 
 
+@figure_function
 def throughput_by_batch(
     sweep: Sequence[SweepRow],
     ceilings: Any = None,
@@ -72,6 +73,7 @@ def throughput_by_batch(
 # ---------------------------------------------------------------- FLOP per byte
 
 
+@figure_function
 def intensity_by_batch(
     arch: Arch,
     n_past: int,

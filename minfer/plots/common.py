@@ -7,10 +7,11 @@ inline. Every plotting function takes an optional `ax` to draw into, and returns
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Mapping
-from numbers import Integral, Real
+from collections.abc import Callable, Mapping
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minfer.errors import InvalidInputError
-from minfer.perf.counts import Arch
 
 SAVE_FORMATS = {".png", ".svg"}
 
@@ -73,35 +73,29 @@ def subplots(
     return fig, axes.ravel()
 
 
-# ---------------------------------------------------------------- checking what comes in
+# ---------------------------------------------------------------- what comes in
 
 
-def is_positive(value: Any) -> bool:
-    """A finite number above zero (bool is a Real in Python, but never a size, a time or a rate)."""
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+def figure_function(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+    """For the public figure functions. They trust their arguments (what the library's own
+    functions return) and check nothing; an argument of the wrong kind still fails as one
+    InvalidInputError naming the function and how to call it, not as a traceback from deep
+    inside NumPy or matplotlib."""
 
+    @functools.wraps(fn)
+    def drawn(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InvalidInputError:
+            raise  # already says what is wrong (the ceilings, a profile's field)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as e:
+            lines = [ln.strip() for ln in (fn.__doc__ or "").splitlines()]
+            example = next((ln[4:] for ln in lines if ln.startswith(">>> ")), "")
+            how = f"call it as its docstring shows: {example}" if example else "see its docstring"
+            problem = f"{type(e).__name__}: {e}"
+            raise InvalidInputError(f"{fn.__name__}() cannot draw these arguments ({problem}); {how}") from e
 
-def positive(value: Any, name: str) -> float:
-    """`value` as a float if it is a finite number above zero; else an error that names it."""
-    if not is_positive(value):
-        raise InvalidInputError(f"{name}={value!r} must be a positive number")
-    return float(value)
-
-
-def whole_number(value: Any, name: str, low: int) -> int:
-    """`value` as an int if it is a whole number (not a bool) of at least `low`; else a named error."""
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
-        raise InvalidInputError(f"{name}={value!r} must be a whole number >= {low}")
-    return int(value)
-
-
-def check_arch(arch: Any) -> None:
-    """An `Arch`, the shape the counts need; else say where to get one."""
-    if not isinstance(arch, Arch):
-        raise InvalidInputError(
-            f"arch must be a minfer.perf.counts.Arch, got {type(arch).__name__}; "
-            "use Arch.from_model(model) or minfer.perf.counts.ARCHS['gpt2']"
-        )
+    return drawn
 
 
 def ceilings_pair(ceilings: Any) -> tuple[float, float]:
@@ -110,52 +104,12 @@ def ceilings_pair(ceilings: Any) -> tuple[float, float]:
         values = ceilings.get("peak_gflops"), ceilings.get("bandwidth_gbs")
     else:
         values = getattr(ceilings, "peak_gflops", None), getattr(ceilings, "bandwidth_gbs", None)
-    if not all(is_positive(v) for v in values):
+    if not all(isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values):
         raise InvalidInputError(
             "ceilings need positive peak_gflops and bandwidth_gbs (attributes or dict keys), "
             f"got {ceilings!r}; run `minfer calibrate` to measure this machine's ceilings"
         )
     return float(values[0]), float(values[1])
-
-
-def float_array(values: Any, name: str) -> np.ndarray:
-    """`values` (a list, tuple or array of numbers) as a float64 array; else an error naming it.
-
-    Strings, ragged lists and non-numbers are refused here, not deep inside NumPy or matplotlib.
-    """
-    if isinstance(values, (str, bytes)):
-        raise InvalidInputError(f"{name} must be numbers (a list or an array), got the string {values!r}")
-    try:
-        array = np.asarray(values, dtype=np.float64)  # same shape as values
-    except (TypeError, ValueError) as e:
-        raise InvalidInputError(f"{name} must be numbers in a list or array of one shape: {e}") from e
-    if not np.isfinite(array).all():
-        raise InvalidInputError(f"{name} must be finite numbers, got {values!r}")
-    return array
-
-
-def nonempty_mapping(value: Any, name: str, example: str) -> Mapping:
-    """`value` if it is a non-empty dict-like; else an error that shows what one looks like."""
-    if not isinstance(value, Mapping) or not value:
-        raise InvalidInputError(f"{name} must be a non-empty dict, e.g. {example}; got {value!r}")
-    return value
-
-
-def check_probabilities(p: np.ndarray, name: str, tol: float = 1e-3) -> None:
-    """Each row of `p` (last axis) must be a distribution: finite, >= 0, summing to 1 within `tol`.
-
-    float32 softmax rows sum to 1 within ~1e-6; further off than `tol`, it is not a softmax.
-    """
-    if not np.isfinite(p).all() or (p < 0).any():
-        raise InvalidInputError(f"{name} must be probabilities: finite and >= 0 (softmax output)")
-    sums = p.sum(axis=-1).reshape(-1)  # [n_rows]
-    bad = np.flatnonzero(np.abs(sums - 1) > tol)
-    if bad.size:
-        where = f"row {bad[0]} of {name}" if p.ndim > 1 else name
-        raise InvalidInputError(
-            f"{name} must sum to 1 over its last axis: {where} sums to {sums[bad[0]]:.4g}, "
-            "not 1; pass the weights after the softmax (minfer.layers.softmax), not the scores"
-        )
 
 
 # colour and marker per phase, the same in every figure; ops share their phase's colour

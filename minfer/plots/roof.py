@@ -28,7 +28,7 @@ from matplotlib.ticker import MaxNLocator
 
 from minfer.perf.profile import Counted, Profile, StepRow, SweepRow, as_profile
 from minfer.perf.report import fmt
-from minfer.plots.common import ceilings_pair, figure_and_axes, phase_style, root_figure
+from minfer.plots.common import ceilings_pair, figure_and_axes, figure_function, phase_style, root_figure
 
 SWEEP_COLOR = "tab:purple"
 KV_COLOR = "tab:red"
@@ -36,6 +36,7 @@ TOP_OPS = 3  # ops named per phase: more labels than this pile up on one another
 HEADROOM = 1.6  # timeline: both y axes reach 1.6x their tallest value; the legend goes there
 
 
+@figure_function
 def roofline(
     profile: Profile | Mapping,
     ceilings: Any,
@@ -261,6 +262,7 @@ def _note_skipped(ax: Axes, phases: dict, by_phase: dict, sweep: list[SweepRow],
         )
 
 
+@figure_function
 def timeline(
     profile: Profile | Mapping, *, ceilings: Any = None, ax: Axes | None = None, title: str | None = None
 ) -> Figure:
