@@ -112,6 +112,13 @@ def ceilings_pair(ceilings: Any) -> tuple[float, float]:
     return float(values[0]), float(values[1])
 
 
+def label(ax: Axes, text: str, xy: tuple, offset: tuple[float, float], where: str, **style) -> None:
+    """`text` at `offset` points from the point `xy` (data coordinates unless `xycoords` says),
+    aligned by `where`, e.g. "left top": its left edge and top at the offset."""
+    ha, va = where.split()
+    ax.annotate(text, xy, xytext=offset, textcoords="offset points", ha=ha, va=va, **style)
+
+
 # colour and marker per phase, the same in every figure; ops share their phase's colour
 PHASE_STYLE = {
     "prefill": ("tab:orange", "s"),

@@ -28,7 +28,7 @@ from matplotlib.ticker import MaxNLocator
 
 from minfer.perf.profile import Counted, Profile, StepRow, SweepRow, as_profile
 from minfer.perf.report import fmt
-from minfer.plots.common import ceilings_pair, figure_and_axes, figure_function, phase_style, root_figure
+from minfer.plots.common import ceilings_pair, figure_and_axes, figure_function, label, phase_style, root_figure
 
 SWEEP_COLOR = "tab:purple"
 KV_COLOR = "tab:red"
@@ -130,66 +130,20 @@ def _draw_roof(ax: Axes, peak: float, bandwidth: float, x_lo: float, x_hi: float
         ha="left",
         va="bottom",
     )
-    for text, ha in (("← memory-bound ", "right"), (" compute-bound →", "left")):
-        ax.text(
-            ridge,
-            0.97,
-            text,
-            transform=ax.get_xaxis_transform(),
-            ha=ha,
-            va="top",
-            fontsize=9,
-            color="dimgray",
-            fontstyle="italic",
-        )
-    ax.annotate(
-        f"ridge I* = {fmt(ridge)} FLOP/byte",
-        (ridge, peak),
-        xytext=(6, -8),
-        textcoords="offset points",
-        ha="left",
-        va="top",
-        fontsize=8,
-        color="dimgray",
-    )
-    ax.annotate(
-        f"compute roof: {fmt(peak)} GFLOP/s",
-        (x_hi, peak),
-        xytext=(-4, 4),
-        textcoords="offset points",
-        ha="right",
-        va="bottom",
-        fontsize=9,
-    )
+    style = {"fontsize": 9, "color": "dimgray", "fontstyle": "italic", "va": "top"}  # x in data, y in axes
+    ax.text(ridge, 0.97, "← memory-bound ", transform=ax.get_xaxis_transform(), ha="right", **style)
+    ax.text(ridge, 0.97, " compute-bound →", transform=ax.get_xaxis_transform(), ha="left", **style)
+    label(ax, f"ridge I* = {fmt(ridge)} FLOP/byte", (ridge, peak), (6, -8), "left top", fontsize=8, color="dimgray")
+    label(ax, f"compute roof: {fmt(peak)} GFLOP/s", (x_hi, peak), (-4, 4), "right bottom", fontsize=9)
 
 
 def _draw_phase(ax: Axes, name: str, row, roof: float) -> None:
     """A big marker, saying how close the phase runs to the roof above it."""
     color, marker = phase_style(name)
-    ax.plot(
-        [row.intensity],
-        [row.gflops],
-        marker,
-        color=color,
-        ms=13,
-        mec="black",
-        gid=f"phase:{name}",
-        label=name,
-        zorder=5,
-    )
+    xy = (row.intensity, row.gflops)
+    ax.plot(*xy, marker, color=color, ms=13, mec="black", gid=f"phase:{name}", label=name, zorder=5)
     text = f"{phase_label(name, row)}\n{row.gflops / roof:.0%} of roof"
-    ax.annotate(
-        text,
-        (row.intensity, row.gflops),
-        xytext=(-10, 10),
-        textcoords="offset points",
-        ha="right",
-        va="bottom",
-        fontsize=9,
-        fontweight="bold",
-        color=color,
-        zorder=6,
-    )
+    label(ax, text, xy, (-10, 10), "right bottom", fontsize=9, fontweight="bold", color=color, zorder=6)
 
 
 def _draw_sweep(ax: Axes, rows: list[SweepRow]) -> None:
@@ -199,16 +153,7 @@ def _draw_sweep(ax: Axes, rows: list[SweepRow]) -> None:
     x, y = [r.intensity for r in rows], [r.gflops for r in rows]
     ax.plot(x, y, "^--", color=SWEEP_COLOR, ms=7, lw=1.2, gid="sweep", label="decode, batch sweep", zorder=4)
     for r in rows:
-        ax.annotate(
-            f"B={r.batch}",
-            (r.intensity, r.gflops),
-            xytext=(6, -5),
-            textcoords="offset points",
-            ha="left",
-            va="top",
-            fontsize=8,
-            color=SWEEP_COLOR,
-        )
+        label(ax, f"B={r.batch}", (r.intensity, r.gflops), (6, -5), "left top", fontsize=8, color=SWEEP_COLOR)
 
 
 def _draw_ops(ax: Axes, phase: str, named: list[tuple[str, Counted]]) -> None:
@@ -221,17 +166,17 @@ def _draw_ops(ax: Axes, phase: str, named: list[tuple[str, Counted]]) -> None:
     ax.plot(x, y, marker, ls="none", ms=5, color=color, alpha=0.5, gid=f"ops:{phase}", label=f"{phase} ops", zorder=3)
     slowest = sorted(named, key=lambda item: item[1].seconds or 0, reverse=True)[:TOP_OPS]
     for k, (name, p) in enumerate(sorted(slowest, key=lambda item: -item[1].gflops)):
-        ax.annotate(
+        leader = {"arrowstyle": "-", "color": color, "alpha": 0.5, "lw": 0.6}  # a thin line to its point
+        label(
+            ax,
             name,
             (p.intensity, p.gflops),
-            xytext=(18, -11 - 11 * k),
-            textcoords="offset points",
-            ha="left",
-            va="center",
+            (18, -11 - 11 * k),
+            "left center",
             fontsize=7,
             color=color,
             zorder=6,
-            arrowprops={"arrowstyle": "-", "color": color, "alpha": 0.5, "lw": 0.6},
+            arrowprops=leader,
         )
 
 
@@ -248,14 +193,14 @@ def _note_skipped(ax: Axes, phases: dict, by_phase: dict, sweep: list[SweepRow],
         lines.append("ops not shown: this profile timed phases only (mode 'phases')")
     if lines:  # under the axis label when a layout engine makes room for it, else inside the corner
         outside = root_figure(ax).get_layout_engine() is not None
-        ax.annotate(
+        offset, where = ((0, -36), "right top") if outside else ((-4, 4), "right bottom")
+        label(
+            ax,
             "\n".join(lines),
             (1, 0),
+            offset,
+            where,
             xycoords="axes fraction",
-            xytext=(0, -36) if outside else (-4, 4),
-            textcoords="offset points",
-            ha="right",
-            va="top" if outside else "bottom",
             fontsize=7,
             color="dimgray",
             gid="note",
@@ -283,17 +228,8 @@ def timeline(
     x = np.arange(len(steps))  # [n_steps]
     ax.bar(x, ms, color=[phase_style(s.phase)[0] for s in steps], width=0.8, gid="steps", zorder=2)
     first = "prefill → first token" if steps[0].phase == "prefill" else f"{steps[0].phase} (first step)"
-    ax.annotate(
-        f"{first}\n{steps[0].tokens} tok, {fmt(ms[0])} ms",
-        (-0.4, ms[0]),
-        xytext=(0, 4),
-        textcoords="offset points",
-        ha="left",
-        va="bottom",
-        fontsize=9,
-        fontweight="bold",
-        color=phase_style(steps[0].phase)[0],
-    )
+    text, color = f"{first}\n{steps[0].tokens} tok, {fmt(ms[0])} ms", phase_style(steps[0].phase)[0]
+    label(ax, text, (-0.4, ms[0]), (0, 4), "left bottom", fontsize=9, fontweight="bold", color=color)
     if ceilings is not None:
         peak, bandwidth = ceilings_pair(ceilings)
         bound_ms = [max(s.flops / (peak * 1e9), s.bytes / (bandwidth * 1e9)) * 1e3 for s in steps]
