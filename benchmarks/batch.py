@@ -86,13 +86,13 @@ def measure(models: dict[str, Model], batch: int, context: int, steps: int, repe
 
 def main() -> None:
     p = argparse.ArgumentParser(description="Decode tokens/s and FLOP/byte by batch size.")
-    p.add_argument("--model", default=None, help="a model directory (default: the default model)")
+    p.add_argument("--model", default=None, help="a model name or directory (default: the default model)")
     p.add_argument("--gpt2-124m", action="store_true", help="GPT-2 124M's shape with random weights")
-    p.add_argument("--batch", default="1,4,8,16")
+    p.add_argument("--batch", default="1,4,8,16", help="batch sizes, comma-separated")
     p.add_argument("--backends", default="numpy,numba", help="backends to compare, the first is the baseline")
-    p.add_argument("--context", type=int, default=64)
-    p.add_argument("--steps", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--context", type=int, default=64, help="prompt tokens per sequence before the timed steps")
+    p.add_argument("--steps", type=int, default=16, help="decode steps timed")
+    p.add_argument("--repeats", type=int, default=3, help="runs per backend and batch size; the best is kept")
     a = p.parse_args()
     backends = a.backends.split(",")
     if a.gpt2_124m:
@@ -106,7 +106,11 @@ def main() -> None:
     for r in rows:
         r["vs_" + backends[0]] = r["decode_tokens_per_s"] / base[r["batch"]]
     model = next(iter(models.values()))
-    print(f"model {model.name}: {model.n_params():,} parameters, context {a.context} tokens")
+    print(f"model {model.name}: {model.n_params():,} parameters, context {a.context} tokens, {a.steps} steps")
+    print(
+        f"tok/s: the whole batch's (B tokens a step), best of {a.repeats}; FLOP/byte, GFLOP/s and GB/s from the "
+        "counted FLOPs and bytes (minfer.perf.counts) over the measured time; KV %: the KV cache's share of the bytes"
+    )
     print(
         f"{'batch':>5} {'backend':>8} {'tok/s':>9} {'vs ' + backends[0]:>9} {'ms/step':>8} "
         f"{'FLOP/byte':>10} {'GFLOP/s':>8} {'GB/s':>6} {'KV %':>5}"

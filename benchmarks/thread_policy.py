@@ -56,15 +56,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Numba backend phases with and without the BLAS thread policy.")
     p.add_argument("--model", default=None, help="a model directory (default: the default model)")
     p.add_argument("--gpt2-124m", action="store_true", help="GPT-2 124M's shape with random weights")
-    p.add_argument("--prompt", type=int, default=256)
-    p.add_argument("--steps", type=int, default=16)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--prompt", type=int, default=None, help="prompt tokens (default: 256, or what n_ctx allows)")
+    p.add_argument("--steps", type=int, default=16, help="decode steps timed after each prefill")
+    p.add_argument("--rounds", type=int, default=5, help="rounds, each with the policy on then off; medians")
     a = p.parse_args()
     if a.gpt2_124m:
         cfg = Config(n_layer=12, n_head=12, n_embd=768, n_ctx=1024, n_vocab=50257)
         model = Model(cfg, random_weights(cfg, seed=0), backend="numba", name="gpt2-124M-shape (random)")
     else:
         model = minfer.load_model(a.model, backend="numba")
+    room = min(model.config.n_ctx, 64 + a.steps) - a.steps  # the batch's prompts are 64 tokens
+    if a.prompt is None:
+        a.prompt = min(256, model.config.n_ctx - a.steps)
+    if a.prompt + a.steps > model.config.n_ctx or room < 64:
+        p.error(f"--prompt {a.prompt} + --steps {a.steps} must fit in n_ctx={model.config.n_ctx} (and 64 + steps too)")
     policy = backend.blas_on_one_thread
     phases(model, 8, 2, 0)  # warm up: compile or load every kernel
     runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}

@@ -61,9 +61,13 @@ if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
     sys.meta_path.insert(0, _MovedModules())  # before the path finder, which would load a copy
 
 
+SUBPACKAGES = ("checkpoints", "exercises", "fast", "perf", "plots")  # imported when first used
+
+
 def __getattr__(name: str):
-    """`minfer.counts` and the other old names as attributes, imported on first use."""
-    if f"minfer.{name}" in MOVED:
+    """The subpackages (`minfer.plots`, ...) and the old module names (`minfer.counts`, ...) as
+    attributes, imported on first use: `import minfer` stays quick (no matplotlib, no Numba)."""
+    if f"minfer.{name}" in MOVED or name in SUBPACKAGES:
         return importlib.import_module(f"minfer.{name}")
     raise AttributeError(f"module 'minfer' has no attribute {name!r}")
 

@@ -17,7 +17,7 @@ from time import perf_counter
 
 import numpy as np
 
-from minfer.checks import token_id_array
+from minfer.checks import is_whole, token_id_array
 from minfer.config import Config
 from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.generation import (
@@ -35,6 +35,8 @@ from minfer.sampling import SamplingParams, sample
 
 def prefill_slot(model: Model, ids: Sequence[int], cache: BatchKVCache, b: int) -> np.ndarray:
     """Prefill one sequence into slot b with the single-sequence code. -> logits [n_vocab]"""
+    if not is_whole(b) or not 0 <= b < cache.k.shape[1]:
+        raise InvalidInputError(f"slot b={b!r} must be an integer in [0, {cache.k.shape[1]}): the batch's slots")
     slot = cache.slot(b)
     logits = model.prefill(ids, slot)  # [n_vocab]
     cache.lengths[b] = slot.length
@@ -75,10 +77,14 @@ def check_batch_step(c: Config, tokens, cache: BatchKVCache, rows) -> tuple[np.n
         raise InvalidInputError(f"rows must be distinct slots in [0, {n_batch}), got {rows.tolist()}")
     if tokens.min() < 0 or tokens.max() >= c.n_vocab:
         raise InvalidInputError(f"token ids must be in the vocabulary [0, {c.n_vocab})")
-    longest = int(cache.lengths[rows].max())
-    if cache.lengths[rows].min() < 0 or longest >= min(cache.max_seq, c.n_ctx):
+    lengths = cache.lengths[rows]  # [n_rows]
+    if lengths.min() < 0:
+        raise InvalidInputError(f"cache.lengths must be >= 0, got {cache.lengths.tolist()}")
+    full = rows[lengths >= min(cache.max_seq, c.n_ctx)]
+    if full.size:
         raise ContextOverflowError(
-            f"a slot holds {longest} positions: no room for one more (max_seq={cache.max_seq}, n_ctx={c.n_ctx})"
+            f"slot {int(full[0])} holds {int(cache.lengths[full[0]])} positions: no room for one more "
+            f"(max_seq={cache.max_seq}, n_ctx={c.n_ctx}); make the cache with a larger max_seq"
         )
     return tokens, rows
 

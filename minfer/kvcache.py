@@ -72,6 +72,11 @@ class KVCache:
         """Positions the buffers can hold."""
         return self.k.shape[2]
 
+    def __repr__(self) -> str:  # the shape, not the numbers
+        n_layer, n_head, max_seq, d_head = self.k.shape
+        shape = f"[n_layer={n_layer}, n_head={n_head}, max_seq={max_seq}, d_head={d_head}]"
+        return f"KVCache(k, v: {shape}, length={self.length})"
+
     @property
     def nbytes(self) -> int:
         """Bytes the keys and values occupy (both buffers, whole capacity)."""
@@ -121,6 +126,13 @@ class BatchKVCache:
         """Zeroed slots of `max_seq` positions for `model`; an InsufficientMemoryError at once if
         they would not fit in the memory available now."""
         c = model.config
+        if not is_whole(n_batch) or n_batch < 1:
+            raise InvalidInputError(f"n_batch={n_batch!r} must be a whole number >= 1 (one slot per sequence)")
+        if not is_whole(max_seq) or not 1 <= max_seq <= c.n_ctx:
+            raise InvalidInputError(
+                f"max_seq={max_seq!r} must be an integer in [1, n_ctx={c.n_ctx}]: "
+                "positions past n_ctx have no position embedding"
+            )
         shape = (c.n_layer, int(n_batch), c.n_head, int(max_seq), c.d_head)
         check_fits(
             2 * math.prod(shape) * 4,
@@ -133,6 +145,11 @@ class BatchKVCache:
     def max_seq(self) -> int:
         """Positions each slot can hold."""
         return self.k.shape[3]
+
+    def __repr__(self) -> str:  # the shape, not the numbers
+        n_layer, n_batch, n_head, max_seq, d_head = self.k.shape
+        shape = f"[n_layer={n_layer}, n_batch={n_batch}, n_head={n_head}, max_seq={max_seq}, d_head={d_head}]"
+        return f"BatchKVCache(k, v: {shape}, lengths={self.lengths.tolist()})"
 
     def slot(self, b: int) -> KVCache:
         """Sequence b's part as an ordinary KVCache (a view: writes land in this batch cache)."""

@@ -118,11 +118,11 @@ def test_a_bad_batched_step_is_refused_before_anything_is_written(backend):
         ([1, 2], [0, 3], "distinct slots"),
         ([1], [0, 2], "one token per row"),
         ([model.config.n_vocab], [0], "vocabulary"),
-        ([1], [1], "no room"),
+        ([1], [1], "slot 1 holds 8 positions: no room"),
         ([1.5], [0], "integers"),
     ]
     for tokens, rows, message in bad:
-        error = minfer.ContextOverflowError if message == "no room" else minfer.InvalidInputError
+        error = minfer.ContextOverflowError if "no room" in message else minfer.InvalidInputError
         with pytest.raises(error, match=message):
             decode_batch(model, tokens, cache, rows)
     small = minfer.load_model(FIXTURES / "odd-gpt2-sharded")  # another shape
@@ -132,3 +132,16 @@ def test_a_bad_batched_step_is_refused_before_anything_is_written(backend):
         decode_batch(model, [1], model.new_cache(8), [0])
     np.testing.assert_array_equal(cache.k, before)
     assert cache.lengths.tolist() == [2, 8, 0]
+
+
+def test_a_batch_cache_is_made_and_filled_within_its_bounds():
+    model = minfer.load_model(FIXTURES / "tiny-gpt2")
+    bad = [(0, 8, "n_batch=0"), (2, 0, "max_seq=0"), (2, 65, "n_ctx=64"), (1.5, 8, "n_batch")]
+    for n_batch, max_seq, message in bad:
+        with pytest.raises(minfer.InvalidInputError, match=message):
+            BatchKVCache.empty(model, n_batch, max_seq)
+    cache = BatchKVCache.empty(model, 2, 8)
+    for b in (2, -1, 1.0):
+        with pytest.raises(minfer.InvalidInputError, match=r"slot b=.* must be an integer in \[0, 2\)"):
+            prefill_slot(model, [1, 2], cache, b)
+    assert repr(cache) == "BatchKVCache(k, v: [n_layer=2, n_batch=2, n_head=4, max_seq=8, d_head=16], lengths=[0, 0])"

@@ -38,6 +38,14 @@ def test_the_readme_names_every_module_in_its_own_row():
         assert not missing, f"{folder}: {sorted(missing)} not in the README's layout table"
 
 
+def test_the_layout_is_one_table():
+    """Markdown ends a table at the first line that is not a row: every row, from `minfer/` to
+    `.ci/run`, must follow the header without a gap or a paragraph between."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| path | what |") : text.index("| `.ci/run` |")]
+    assert all(line.startswith("|") for line in table.splitlines())
+
+
 def test_the_stages_are_listed_in_the_order_their_docstrings_number_them():
     stages = {}
     for path in PACKAGE.glob("*.py"):

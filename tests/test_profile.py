@@ -11,7 +11,7 @@ from test_plots import make_profile
 
 import minfer
 from minfer.errors import InvalidInputError
-from minfer.perf.profile import PhaseRow, Profile, SweepRow
+from minfer.perf.profile import PhaseRow, Profile, SweepRow, as_profile
 from minfer.perf.profiler import decode_sweep, profile_generation
 
 
@@ -44,6 +44,7 @@ def test_the_profilers_own_profile_is_its_dict_typed(tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps(data))
     assert Profile.read(path) == p
+    assert as_profile(prof) == as_profile(str(path)) == as_profile(data) == p  # what a figure accepts
 
 
 def test_a_decode_sweep_is_one_row_per_batch_size():

@@ -19,7 +19,7 @@ from typing import Any
 
 from minfer.errors import InvalidInputError
 
-FIX = "pass Profiler.to_dict() of a profiled run, or its JSON"
+FIX = "pass profiler.profile(), or Profiler.to_dict() of a profiled run, or its JSON file's path"
 
 
 @dataclass(frozen=True)
@@ -137,9 +137,16 @@ class Profile:
         return cls.from_dict(data)
 
 
-def as_profile(profile: Profile | Mapping) -> Profile:
-    """A Profile as it is; a dict (`Profiler.to_dict()`, JSON) checked once and converted."""
-    return profile if isinstance(profile, Profile) else Profile.from_dict(profile)
+def as_profile(profile: Any) -> Profile:
+    """A Profile as it is; a Profiler's own (`.profile()`); a dict (`Profiler.to_dict()`) or the
+    path of its JSON, checked once and converted."""
+    if isinstance(profile, Profile):
+        return profile
+    if callable(getattr(profile, "profile", None)):  # a Profiler
+        return profile.profile()
+    if isinstance(profile, (str, Path)):
+        return Profile.read(profile)
+    return Profile.from_dict(profile)
 
 
 class _Reader:
