@@ -66,6 +66,8 @@ def roofline(
     fig, ax = figure_and_axes(ax, figsize=(9, 6))
     x_lo = min([0.05, *(p.intensity / 2 for p in placed)])
     x_hi = max([10 * peak / bandwidth, *(p.intensity * 2 for p in placed)])
+    y_lo = min([bandwidth * x_lo, *(p.gflops for p in placed)]) / 2
+    ax.set(xscale="log", yscale="log", xlim=(x_lo, x_hi), ylim=(y_lo, peak * 4))  # first: labels look where they land
     _draw_roof(ax, peak, bandwidth, x_lo, x_hi)
     for name, row in phases.items():
         if row.placeable:
@@ -73,12 +75,6 @@ def roofline(
     _draw_sweep(ax, [row for row in sweep if row.placeable])
     for phase, named in by_phase.items():
         _draw_ops(ax, phase, [(name, p) for name, p in named if p.placeable])
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlim=(x_lo, x_hi),
-        ylim=(min([bandwidth * x_lo, *(p.gflops for p in placed)]) / 2, peak * 4),
-    )
     ax.set(xlabel="arithmetic intensity (FLOP / byte moved)", ylabel="achieved GFLOP/s")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)  # above the memory slope: never data
@@ -153,26 +149,30 @@ def _draw_sweep(ax: Axes, rows: list[SweepRow]) -> None:
     x, y = [r.intensity for r in rows], [r.gflops for r in rows]
     ax.plot(x, y, "^--", color=SWEEP_COLOR, ms=7, lw=1.2, gid="sweep", label="decode, batch sweep", zorder=4)
     for r in rows:
-        label(ax, f"B={r.batch}", (r.intensity, r.gflops), (6, -5), "left top", fontsize=8, color=SWEEP_COLOR)
+        label(ax, f"B={r.batch}", (r.intensity, r.gflops), (-6, -5), "right top", fontsize=8, color=SWEEP_COLOR)
 
 
 def _draw_ops(ax: Axes, phase: str, named: list[tuple[str, Counted]]) -> None:
     """Small, faint markers in the phase's colour; its TOP_OPS slowest ops named, in a column
-    to the lower right (ops of one run crowd one spot), each with a thin line to its point."""
+    (ops of one run crowd one spot) each with a thin line to its point: below right of it, or
+    above if that would leave the axes at the bottom, on the left near the right edge."""
     if not named:
         return
     color, marker = phase_style(phase)
     x, y = [p.intensity for _, p in named], [p.gflops for _, p in named]
     ax.plot(x, y, marker, ls="none", ms=5, color=color, alpha=0.5, gid=f"ops:{phase}", label=f"{phase} ops", zorder=3)
     slowest = sorted(named, key=lambda item: item[1].seconds or 0, reverse=True)[:TOP_OPS]
+    to_axes = ax.transData + ax.transAxes.inverted()  # data -> fraction of the axes
     for k, (name, p) in enumerate(sorted(slowest, key=lambda item: -item[1].gflops)):
+        fx, fy = to_axes.transform((p.intensity, p.gflops))
+        rows = TOP_OPS - k if fy < 0.3 else -1 - k  # rows of 11 points: up near the bottom, else down
         leader = {"arrowstyle": "-", "color": color, "alpha": 0.5, "lw": 0.6}  # a thin line to its point
         label(
             ax,
             name,
             (p.intensity, p.gflops),
-            (18, -11 - 11 * k),
-            "left center",
+            (-18 if fx > 0.7 else 18, 11 * rows),
+            "right center" if fx > 0.7 else "left center",
             fontsize=7,
             color=color,
             zorder=6,
