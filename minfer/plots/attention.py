@@ -1,8 +1,5 @@
-"""The pictures of attention: who looks at whom, and how the cost grows (lesson 03).
-
-One head's weights with the masked future blank (`attention_map`), several heads on one colour
-scale (`attention_heads`), and cost against n with slopes 1 and 2 (`attention_growth`). Artists
-carry a gid ("attention", "attention:3", "series:<label>", "slope:1", "slope:2") for tests.
+"""Who looks at whom, one head or several, and how attention's cost grows with n (lesson 03).
+Artist gids: "attention", "attention:<i>", "series:<label>", "slope:1", "slope:2".
 """
 
 from __future__ import annotations
@@ -36,11 +33,8 @@ def attention_map(
     title: str | None = None,
     colorbar: bool = True,
 ) -> Figure:
-    """One head's attention weights: row i is query i, column j key j, colour the weight (0..1).
-
-    probs: [n_q, n_k] softmax rows (n_q < n_k: the queries are the last n_q positions, as in
-    `causal_mask`). tokens: one label per key (None: the positions). causal: blank the cells
-    the mask forbids (NaN in the image's data). The image has gid "attention".
+    """One head's weights probs [n_q, n_k], queries down and keys across (n_q < n_k: the last n_q
+    positions, as in `causal_mask`); `causal` blanks what the mask forbids. tokens: a label per key.
 
         >>> fig = attention_map(softmax(scores + causal_mask(3, 3)), ["In", " the", " beginning"])
     """
@@ -72,11 +66,8 @@ def attention_heads(
     title: str | None = None,
     panel_size: float = 2.6,
 ) -> Figure:
-    """Several heads' weights side by side on one colour scale, one shared colour bar.
-
-    probs_by_head: [n_maps, n_q, n_k], e.g. one layer's [n_head, n_seq, n_seq]. titles: one per
-    map (default "head 0", ...). ncols: maps per row (default up to 4). panel_size: inches per
-    map. Image i has gid f"attention:{i}".
+    """Several maps [n_maps, n_q, n_k] side by side on one colour scale, `ncols` to a row (default
+    up to 4), `panel_size` inches each; titles default to "head 0", ...
 
         >>> fig = attention_heads(weights, tokens, titles=[f"head {h}" for h in range(n_head)])
     """
@@ -85,10 +76,9 @@ def attention_heads(
     ncols = min(n_maps, 4) if ncols is None else ncols
     nrows = -(-n_maps // ncols)  # ceil
     fig, axes = subplots(nrows, ncols, figsize=(panel_size * ncols + 1.2, panel_size * nrows + 0.6))
-    for i, ax in enumerate(axes):  # [nrows * ncols] axes
-        if i >= n_maps:
-            ax.set_visible(False)  # the grid's spare cells
-            continue
+    for ax in axes[n_maps:]:  # the grid's spare cells
+        ax.set_visible(False)
+    for i, ax in enumerate(axes[:n_maps]):
         attention_map(probs_by_head[i], tokens, causal=causal, ax=ax, title=titles[i], colorbar=False)
         ax.images[0].set_gid(f"attention:{i}")
         ax.tick_params(labelsize=6)
@@ -110,11 +100,8 @@ def attention_growth(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Numbers against the sequence length, log-log, with guides of slope 1 (n) and 2 (n**2)
-    through the first series' last point (at small n fixed costs hide the trend).
-
-    n_seq: [n_points] increasing lengths in tokens. series: label -> [n_points] positive values.
-    Line gids: f"series:{label}", "slope:1", "slope:2".
+    """Values against the sequence length, log-log, with guides of slope 1 (n) and 2 (n**2)
+    through the first series' last point. series: label -> [n_points] values at lengths n_seq.
 
         >>> fig = attention_growth([64, 128, 256], {"attention": [0.3, 0.7, 4.4]}, ylabel="ms")
     """
@@ -122,7 +109,7 @@ def attention_growth(
     fig, ax = figure_and_axes(ax, figsize=(7, 4.5))
     for label, values in series.items():
         ax.plot(n, values, "o-", lw=2, ms=5, gid=f"series:{label}", label=label)
-    y_end = next(iter(series.values()))[-1]  # the guides meet the first series at its last point
+    y_end = next(iter(series.values()))[-1]  # at small n fixed costs hide the trend: meet at the end
     for slope, style, label in ((1, "--", "grows with n"), (2, ":", "grows with n²")):
         ax.plot(n, y_end * (n / n[-1]) ** slope, style, color="gray", lw=1, gid=f"slope:{slope}", label=label)
     ax.set_xscale("log", base=2)

@@ -1,10 +1,5 @@
-"""Benchmark results as bars, each with the roofline bound it could reach (docs' Performance page).
-
-`benchmark_bars(summary, ceilings)` reads the `summary` of `benchmarks/peers.py --json-out`: per
-system, per run ("prefill_512", "decode_16", ...), the measured `tok_s` and what the bound needs:
-`gflops` achieved for prefill (FLOPs per token = GFLOP/s / tok/s), `bytes_per_token` for decode.
-Each bar gets a tick at its bound, peak / FLOPs per token or bandwidth / bytes per token: the gap
-is what a system leaves on the table, and one that moves fewer bytes (int8, f16) has a higher tick.
+"""Benchmark results as bars, each with the roofline bound it could reach (docs' Performance page):
+the gap is what a system leaves on the table. Artist gids: "bars:<run>", "bounds:<run>".
 """
 
 from __future__ import annotations
@@ -16,7 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from minfer.plots.common import ceilings_pair, figure_function, phase_style, subplots
+from minfer.plots.common import ceilings_pair, figure_function, label, phase_style, subplots
 
 NEEDS = {"prefill": "gflops", "decode": "bytes_per_token"}  # what a phase's bound reads, with tok_s
 
@@ -40,12 +35,8 @@ def benchmark_bars(
     runs: Sequence[str] = ("prefill_512", "decode_16"),
     title: str | None = None,
 ) -> Figure:
-    """One panel per run: tokens/s of each system as a bar, its roofline bound as a tick.
-
-    ceilings: `peak_gflops` and `bandwidth_gbs` (attributes, as `minfer calibrate` measures them,
-    or dict keys). runs: "prefill_<tokens>" or "decode_<context>", a panel each; a system is drawn
-    if it has every run with its bound's input (a decoder without a cache has no bytes per token).
-    title: None for the default, "" for none.
+    """A panel per run ("prefill_<tokens>", "decode_<context>") of what `benchmarks/peers.py --json-out`
+    writes: a bar per system at its tok/s, a tick at its bound (systems without the bound's input skipped).
 
         >>> data = json.load(open("benchmarks/results/peers-2026-11-27.json"))
         >>> benchmark_bars(data["summary"], {"peak_gflops": 161, "bandwidth_gbs": 29.6})
@@ -65,14 +56,12 @@ def benchmark_bars(
 
 
 def _draw_run(ax: Axes, run: str, phase: str, systems: list[str], speeds: np.ndarray, bounds: np.ndarray) -> None:
-    """One panel: a bar per system (first on top), a tick at its bound, and "tok/s (share of bound)"
-    right of the bar or the tick, whichever is further."""
+    """A bar per system (first on top), a tick at its bound, "tok/s (share of bound)" beyond both."""
     y = np.arange(len(systems))  # [n_systems]
     ax.barh(y, speeds, color=phase_style(phase)[0], gid=f"bars:{run}")
     ax.scatter(bounds, y, marker="|", s=400, color="black", zorder=3, gid=f"bounds:{run}")
     for yi, speed, bound in zip(y, speeds, bounds):
-        label = f"{speed:,.0f} ({speed / bound:.0%})"
-        ax.annotate(label, (max(speed, bound), yi), xytext=(5, 0), textcoords="offset points", va="center", fontsize=8)
+        label(ax, f"{speed:,.0f} ({speed / bound:.0%})", (max(speed, bound), yi), (5, 0), "left center", fontsize=8)
     ax.set_yticks(y, systems)
     ax.invert_yaxis()
     ax.set(xlim=(0, max(bounds.max(), speeds.max()) * 1.3), xlabel="tokens/s (share of the bound)")

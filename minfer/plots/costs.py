@@ -1,9 +1,6 @@
-"""The pictures of what a step costs, FLOPs against bytes (lesson 08), drawn from the counts.
-
-Both figures are pure functions of `minfer.perf.counts` and a model's shape (an `Arch`): nothing
-is timed, so they are the same on every machine except for the ridge point you pass. Artists
-carry a gid ("share:weights", "share:kv_cache", "share:activations", "batch_weights";
-"prefill:<name>", "decode:<name>", "ridge", "half") so tests and notebooks can find them.
+"""What a step costs, FLOPs against bytes, counted from a model's shape (lesson 08). Artist gids:
+"share:weights", "share:kv_cache", "share:activations", "batch_weights"; "prefill:<name>",
+"decode:<name>", "ridge", "half".
 """
 
 from __future__ import annotations
@@ -39,10 +36,8 @@ def decode_byte_shares(arch: Arch, contexts: Sequence[int], n_batch: int = 1) ->
 def byte_shares(
     arch: Arch, *, compare_batch: int | None = 16, points: int = 48, ax: Axes | None = None, title: str | None = None
 ) -> Figure:
-    """The shares of one decode step's bytes (weights, KV cache, activations) stacked, against
-    the context T from 1 to `arch.n_ctx`, at batch 1. With `compare_batch`, a dashed line
-    splits the same step for that many sequences: the weights below it, the rest above.
-    title: None for "<arch>: one decode step's bytes", "" for none.
+    """The shares of one decode step's bytes (weights, KV cache, activations) stacked, against the
+    context T from 1 to `arch.n_ctx`; a dashed line splits the step of `compare_batch` sequences.
 
         >>> byte_shares(ARCHS["gpt2"], compare_batch=16, title="GPT-2 small")
     """
@@ -74,10 +69,8 @@ def intensity_by_length(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
-    """FLOP per byte against a length n (log-log), per model: a prefill of n tokens (solid) and a
-    decode step with n tokens of context (dashed); n / 2 for reference, and the ridge point `ridge`
-    (FLOP/byte, peak / bandwidth) dotted. archs: label -> Arch, or a list of Arch (labelled by
-    name), each drawn from 1 to its n_ctx. title: None for the default, "" for none.
+    """FLOP per byte against n, log-log: a prefill of n tokens (solid) and a decode step with n of
+    context (dashed) per Arch in `archs` (or label -> Arch), beside n / 2 and this machine's `ridge`.
 
         >>> intensity_by_length({"GPT-2 small": ARCHS["gpt2"]}, ridge=3.9)
     """
@@ -92,8 +85,7 @@ def intensity_by_length(
     ax.axhline(ridge, color="black", ls=":", gid="ridge", label=f"{ridge_label} ({fmt(ridge)})")
     n = np.unique(np.geomspace(1, max(a.n_ctx for _, a in named), points).astype(int))  # [n_points]
     ax.plot(n, n / 2, color="gray", lw=0.8, gid="half", label="n / 2")
-    default = "Arithmetic intensity: prefill grows with the prompt, decode does not"
     ax.set(xscale="log", yscale="log", xlabel="prompt length n (tokens)", ylabel="FLOP / byte")
-    ax.set_title(default if title is None else title)
+    ax.set_title("Arithmetic intensity: prefill grows with the prompt, decode does not" if title is None else title)
     ax.legend(fontsize=8)
     return fig

@@ -1,9 +1,6 @@
-"""The pictures of inference economics: roofline projections on other chips (lesson 12).
-
-Every figure draws `minfer.perf.whatif.Projection`s with a decode step (output_tokens >= 2), so
-every number is a BOUND on the datasheet's peak and bandwidth, never a measurement. Artists carry
-a gid ("tokens_per_s:<hardware>", "linear", "usd:<hardware>", "tokens_per_watt", "note") so
-tests and notebooks can find them again.
+"""Roofline projections (`minfer.perf.whatif.Projection`) on other chips, by batch and by chip:
+bounds from datasheets, never measurements (lesson 12). Artist gids: "tokens_per_s:<hardware>",
+"linear", "usd:<hardware>", "tokens_per_watt", "note".
 """
 
 from __future__ import annotations
@@ -27,13 +24,12 @@ def _each(values: Iterable) -> str:
 
 
 def _workload(projections: Sequence[Projection]) -> str:
-    """ "llama-3-8b bfloat16": what was projected; every one, in order, when they differ."""
+    """ "llama-3-8b bfloat16": what was projected (each one, in order, when they differ)."""
     return _each(f"{p.arch} {p.dtype}" for p in projections)
 
 
 def _lines_by_batch(ax: Axes, projections: Sequence[Projection], field: str, gid: str) -> dict[str, list[Projection]]:
-    """A line per chip, in the order chips first come, through (batch, `field`), log-log, a tick
-    at every batch drawn (they are few). Returns hardware -> its projections in batch order."""
+    """A line per chip through (batch, `field`), log-log, a tick per batch; hardware -> its projections."""
     groups: dict[str, list[Projection]] = {}
     for p in projections:
         groups.setdefault(p.hardware, []).append(p)
@@ -55,10 +51,8 @@ def projected_throughput(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Decode tokens/s (bound) against the batch, log-log, one line per chip. With `linear_from`
-    (a chip drawn), its smallest batch's rate times the batch, dotted grey: perfect sharing, which
-    a memory-bound decode nearly follows until the caches grow. title: None for the default (the
-    workload), "" for none.
+    """Decode tokens/s (bound) against the batch, a line per chip; with `linear_from` (a chip drawn)
+    its smallest batch's rate times the batch, the perfect sharing memory-bound decode nears.
 
         >>> ps = [project("llama-3-8b", hw, batch=b) for hw in ("h100-sxm", "l4") for b in (1, 8, 64)]
         >>> projected_throughput(ps, linear_from="h100-sxm")
@@ -78,9 +72,8 @@ def projected_throughput(
 
 @figure_function
 def projected_cost(projections: Sequence[Projection], *, ax: Axes | None = None, title: str | None = None) -> Figure:
-    """Dollars per million output tokens (bound) against the batch, log-log, one line per chip:
-    a chip costs the same per hour busy or idle, so the more tokens/s, the cheaper each token.
-    title: None for the default (the workload), "" for none.
+    """Dollars per million output tokens (bound) against the batch, a line per chip: a chip costs
+    the same per hour busy or idle, so the more tokens/s, the cheaper each token.
 
         >>> projected_cost([project("llama-3-8b", "h100-sxm", batch=b) for b in (1, 8, 64)])
     """
@@ -96,8 +89,8 @@ def projected_cost(projections: Sequence[Projection], *, ax: Axes | None = None,
 def batch_economics(
     projections: Sequence[Projection], *, linear_from: str | None = None, title: str | None = None
 ) -> Figure:
-    """`projected_throughput` and `projected_cost` side by side, under a title that says these
-    are bounds and for which prompt and output lengths; "" for no title.
+    """`projected_throughput` beside `projected_cost`, under a title that says these are bounds,
+    and for which prompt and output lengths.
 
         >>> batch_economics([project("llama-3-8b", hw, batch=b) for hw in CATALOG for b in (1, 64)])
     """
@@ -114,10 +107,8 @@ def batch_economics(
 def tokens_per_watt(
     projections: Sequence[Projection], *, many_chips: int = 8, ax: Axes | None = None, title: str | None = None
 ) -> Figure:
-    """Tokens/s per watt of board power (bound), a bar per projection labelled with the chips it
-    needs; red past `many_chips`, which the bound counts as one ideal chip (free communication).
-    Chips without a published power are left out, and a note names them. The title names the
-    batch when every bar shares it, else each bar names its own; "" for no title.
+    """Tokens/s per watt (bound), a bar per projection labelled with the chips it needs, red past
+    `many_chips` (counted as one ideal chip); a note names the chips without a published power.
 
         >>> tokens_per_watt(project_many("llama-3-8b", list(CATALOG), batch=64))
     """

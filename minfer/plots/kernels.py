@@ -1,9 +1,6 @@
-"""The decode step of each backend, its time measured beside its bytes counted (lesson 10).
-
-`decode_step_bars` draws one bar per backend in two panels: left, ms per token, measured (gid "ms"),
-with the floor bytes / bandwidth across each bar (gid "floor"); right, MB a step moves, counted: the
-weights (gid "weights") under the KV cache and activations (gid "other"). A decode step is
-memory-bound, so the gap between a bar and its floor is what the backend leaves on the table.
+"""The decode step of each backend, its time measured beside its bytes counted (lesson 10): the
+gap from a time bar down to its floor, bytes / bandwidth, is what the backend leaves on the table.
+Artist gids: "ms", "floor"; "weights", "other".
 """
 
 from __future__ import annotations
@@ -28,9 +25,8 @@ def decode_step_bars(
     bandwidth_gbs: float | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Decode time per token, measured, beside the bytes per token, counted, one bar per backend in
-    the order of `ms_per_token`. weight_bytes, total_bytes: backend -> `decode_cost(...).weight_bytes`
-    and `.bytes`. bandwidth_gbs: if given, each time bar gets its floor, total bytes / bandwidth.
+    """A bar per backend: ms per token, measured (left; with `bandwidth_gbs`, a floor at total bytes /
+    bandwidth), and MB per token, counted (right): `decode_cost(...).weight_bytes` under the rest.
 
         >>> fig = decode_step_bars({"numpy": 2.0, "numba": 0.8}, {"numpy": 16e6, "numba": 16e6},
         ...                        {"numpy": 17e6, "numba": 17e6}, bandwidth_gbs=20.0)

@@ -1,11 +1,6 @@
-"""The figures of lessons 04 and 05: how prefill scales with the prompt, and what the KV cache saves.
-
-- `prefill_scaling`: prefill time and GFLOP/s against prompt length, beside FLOPs / matmul peak.
-- `generation_cost`: N tokens with the KV cache against recomputing every step, running totals of
-  time measured and FLOPs counted: a straight line beside a parabola.
-
-Artists carry a gid ("time", "time_at_peak", "gflops", "peak", "share"; "cached", "recompute",
-"ratio", with "flops_" in front on the FLOP panel) so tests and notebooks can find them.
+"""How prefill scales with the prompt, and what the KV cache saves (lessons 04 and 05). Artist
+gids: "time", "time_at_peak", "gflops", "peak", "share"; "cached", "recompute", "ratio" (with
+"flops_" in front on the FLOP panel).
 """
 
 from __future__ import annotations
@@ -32,21 +27,14 @@ def prefill_scaling(
     axes: Sequence[Axes] | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Prefill time (left, log-log) and achieved GFLOP/s (right) against prompt length.
+    """Prefill time and achieved GFLOP/s against prompt length (rows in any order), beside FLOPs /
+    `peak_gflops` (the matmul peak) and a line at the peak when it is given.
 
-    rows: one dict per prompt length, in any order: {"tokens": n, "flops": `prefill_cost(arch, n).flops`,
-    "seconds": measured}. peak_gflops: this machine's matmul peak (`measure_matmul_gflops()`); when
-    given, the left panel adds FLOPs / peak and the right one a line at the peak. axes: two Axes.
-
-        >>> rows = [{"tokens": 1, "flops": 2e6, "seconds": 1e-3}, {"tokens": 64, "flops": 1.3e8, "seconds": 4e-3}]
-        >>> prefill_scaling(rows, peak_gflops=70.0).axes[1].get_lines()[0].get_ydata()  # FLOPs / s / 1e9
-        array([ 2. , 32.5])
+        >>> prefill_scaling([{"tokens": 64, "flops": prefill_cost(arch, 64).flops, "seconds": 4e-3}], 70.0)
     """
     fig, (ax_time, ax_rate) = _figure(axes, 2)
     rows = sorted(rows, key=lambda row: row["tokens"])
-    tokens = np.array([row["tokens"] for row in rows], float)  # [n_rows]
-    flops = np.array([row["flops"] for row in rows], float)  # [n_rows]
-    seconds = np.array([row["seconds"] for row in rows], float)  # [n_rows]
+    tokens, flops, seconds = np.array([(r["tokens"], r["flops"], r["seconds"]) for r in rows], float).T  # [n_rows] each
     _draw_time(ax_time, tokens, flops, seconds, peak_gflops)
     _draw_rate(ax_rate, tokens, flops / seconds / 1e9, peak_gflops)
     for ax in (ax_time, ax_rate):  # prompt lengths on a log2 axis, written 1, 2, 4, ... rather than 2^0, 2^1, ...
@@ -80,8 +68,8 @@ def _draw_rate(ax: Axes, tokens: np.ndarray, gflops: np.ndarray, peak: float | N
         at, text_at = (tokens[-1], gflops[-1]), (tokens[-1], (gflops[-1] + peak) / 2)
         share, arrow = f"{gflops[-1] / peak:.0%} of peak", {"arrowstyle": "->", "color": color}
         ax.annotate(share, at, text_at, ha="right", va="center", color=color, gid="share", arrowprops=arrow, **BOLD)
-    ax.set(ylim=(0, max(gflops.max(), peak or 0.0) * 1.15), ylabel="achieved GFLOP/s")
-    ax.set_title("rate: more rows share each weight read")
+    top = max(gflops.max(), peak or 0.0) * 1.15
+    ax.set(ylim=(0, top), ylabel="achieved GFLOP/s", title="rate: more rows share each weight read")
     ax.legend(loc="lower right", fontsize=8)  # under the curve, which rises to the right
 
 
@@ -95,15 +83,10 @@ def generation_cost(
     axes: Sequence[Axes] | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Generating N tokens with the KV cache against recomputing every step, as running totals.
-
-    seconds_*: seconds elapsed after each new token ([n_new] each, entry i after token i + 1),
-    measured; flops_*: FLOPs done after each new token, counted (`minfer.perf.counts`). Left panel:
-    time; right panel, when the FLOPs are given: FLOPs. axes: one or two Axes to draw into.
+    """Running totals after each new token ([n_new] each) with the KV cache and recomputing every
+    step: seconds measured and, if given, FLOPs counted (a second panel). axes: one or two Axes.
 
         >>> fig = generation_cost([1.0, 2.0, 3.0], [1.0, 3.0, 6.0], [2e9, 4e9, 6e9], [2e9, 6e9, 12e9])
-        >>> [line.get_gid() for line in fig.axes[0].get_lines()]
-        ['cached', 'recompute']
     """
     panels = [("s", seconds_cached, seconds_recompute)]
     if flops_cached is not None:
@@ -133,6 +116,4 @@ def _draw_running_totals(ax: Axes, unit: str, cached: np.ndarray, recompute: np.
 
 def _figure(axes: Sequence[Axes] | None, n: int) -> tuple[Figure, Sequence[Axes]]:
     """A new figure with `n` panels side by side, or the given axes and their figure."""
-    if axes is None:
-        return subplots(1, n, figsize=(5.5 * n, 4))
-    return root_figure(axes[0]), axes
+    return subplots(1, n, figsize=(5.5 * n, 4)) if axes is None else (root_figure(axes[0]), axes)

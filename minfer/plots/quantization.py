@@ -1,10 +1,5 @@
 """int8 weights in two pictures: what the rounding costs, and what the bytes buy (lesson 11).
-
-- `quantization_error`: histograms of the round-trip error of every weight of one matrix, one scale
-  for the matrix (gid "per-tensor") against one per column (gid "per-channel"), between dashed
-  lines at half the per-tensor scale (gid "bound"), the widest any error can be.
-- `time_against_bytes`: measured time against bytes moved, log-log, one point per run (gid
-  "point:<name>"), under time = bytes / bandwidth (gid "bandwidth"): on the line, memory sets the pace.
+Artist gids: "per-tensor", "per-channel", "bound"; "point:<name>", "bandwidth".
 """
 
 from __future__ import annotations
@@ -16,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minfer.fast.kernels.quant import dequantize_int8, quantize_int8
-from minfer.plots.common import figure_and_axes, figure_function
+from minfer.plots.common import figure_and_axes, figure_function, label
 
 TENSOR_COLOR, COLUMN_COLOR = "tab:red", "tab:blue"
 
@@ -38,9 +33,8 @@ def round_trip_errors(w: np.ndarray, axis: int | tuple[int, int]) -> tuple[np.nd
 def quantization_error(
     w: np.ndarray, *, axis: int = 0, bins: int = 60, ax: Axes | None = None, title: str | None = None
 ) -> Figure:
-    """Histograms of the int8 round-trip error of every weight of `w` [n_in, n_out]: one scale per
-    tensor against one per channel along `axis` (0: per column; 1: per row, as for wte), each with
-    its RMS error in the legend. bins: how many bins span [-s / 2, s / 2], s the per-tensor scale.
+    """Histograms of the int8 rounding error of every weight of `w` [n_in, n_out], one scale for the
+    tensor against one per channel along `axis` (0: per column; 1: per row, as for wte).
 
         >>> fig = quantization_error(model.weights.h[0].mlp.c_fc.weight)   # [n_embd, 4 n_embd]
     """
@@ -72,21 +66,20 @@ def quantization_error(
 def time_against_bytes(
     runs: Mapping[str, tuple[float, float]], bandwidth_gbs: float, *, ax: Axes | None = None, title: str | None = None
 ) -> Figure:
-    """Each run's measured time against the bytes it moved, under the bandwidth line, log-log, in MB
-    and ms, each point labelled with the GB/s it reached. runs: name -> (bytes moved, seconds taken).
-    bandwidth_gbs: this machine's read bandwidth (`minfer.perf.calibrate.measure_bandwidth_gbs`).
+    """Each run's time against the bytes it moved (name -> (bytes, seconds)), log-log, labelled with
+    its GB/s, under time = bytes / `bandwidth_gbs` (this machine's): on the line, memory sets the pace.
 
         >>> fig = time_against_bytes({"f32": (113e6, 9e-3), "int8": (28e6, 3e-3)}, 15.0)
     """
     fig, ax = figure_and_axes(ax, figsize=(7, 4.5))
     mb = np.array([nbytes for nbytes, _ in runs.values()], float) / 1e6  # [n_runs]
     ends = np.array([mb.min() / 2, mb.max() * 2])  # [2] MB: a straight line on log-log axes
-    label = f"bytes / bandwidth ({bandwidth_gbs:.3g} GB/s)"
-    ax.plot(ends, ends / bandwidth_gbs, color="black", lw=1.5, gid="bandwidth", label=label)  # MB / (GB/s) = ms
+    legend_text = f"bytes / bandwidth ({bandwidth_gbs:.3g} GB/s)"
+    ax.plot(ends, ends / bandwidth_gbs, color="black", lw=1.5, gid="bandwidth", label=legend_text)  # MB / (GB/s) = ms
     for name, (nbytes, seconds) in runs.items():
         x, y = nbytes / 1e6, seconds * 1e3
         ax.plot([x], [y], "o", ms=9, mec="black", gid=f"point:{name}", label=name, zorder=3)
-        ax.annotate(f"{nbytes / seconds / 1e9:.1f} GB/s", (x, y), (8, -3), textcoords="offset points", fontsize=8)
+        label(ax, f"{nbytes / seconds / 1e9:.1f} GB/s", (x, y), (8, -3), "left baseline", fontsize=8)
     ax.set(xscale="log", yscale="log", xlim=ends, xlabel="MB moved", ylabel="ms taken")
     ax.set_title("Time against bytes: on the line, memory sets the pace" if title is None else title)
     ax.grid(True, which="both", alpha=0.25)

@@ -126,7 +126,8 @@ def _draw_roof(ax: Axes, peak: float, bandwidth: float, x_lo: float, x_hi: float
         ha="left",
         va="bottom",
     )
-    style = {"fontsize": 9, "color": "dimgray", "fontstyle": "italic", "va": "top"}  # x in data, y in axes
+    # the two regimes named at the top: x in data, y in axes fraction
+    style: dict[str, Any] = {"fontsize": 9, "color": "dimgray", "fontstyle": "italic", "va": "top"}
     ax.text(ridge, 0.97, "← memory-bound ", transform=ax.get_xaxis_transform(), ha="right", **style)
     ax.text(ridge, 0.97, " compute-bound →", transform=ax.get_xaxis_transform(), ha="left", **style)
     label(ax, f"ridge I* = {fmt(ridge)} FLOP/byte", (ridge, peak), (6, -8), "left top", fontsize=8, color="dimgray")

@@ -1,9 +1,6 @@
-"""The pictures of sampling: what each step does to one next-token distribution (lesson 06).
-
-Bars of the likely tokens over those before a step (`token_probabilities`, and side by side
-`token_probability_panels`), the nucleus of top-p (`cumulative_probability`) and repetition
-against temperature (`repetition_by_temperature`). Artists carry a gid ("after", "before",
-"cumulative:<name>", "nucleus:<name>", "top_p", "runs", "mean", "extra:<name>") for tests.
+"""What each sampling step does to a next-token distribution, and temperature to a text (lesson 06).
+Artist gids: "after", "before", "cumulative:<name>", "nucleus:<name>", "top_p", "runs", "mean",
+"extra:<name>".
 """
 
 from __future__ import annotations
@@ -30,11 +27,8 @@ def token_probabilities(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Bars of the probabilities of the most likely tokens, over `before` in grey if given.
-
-    probs, before: [n_vocab]. top: how many tokens to show, the most likely of `before` if given,
-    else of `probs`; or the token ids to show, in order. labels: token id -> text (a function or
-    a sequence). log: a log y axis, where a renormalized token and a removed one (no bar) show.
+    """Bars of the `top` most likely tokens of probs [n_vocab] (or the ids `top` lists), over
+    `before` in grey if given. labels: token id -> text. log: a log y axis, where a removed token shows.
 
         >>> token_probabilities(softmax(logits), lambda i: tok.decode([i]), top=30)
     """
@@ -64,10 +58,8 @@ def token_probability_panels(
     log: bool = False,
     color: str = "C0",
 ) -> Figure:
-    """`token_probabilities` for several distributions side by side, one shared y axis.
-
-    panels: title -> [n_vocab] probabilities. Every panel shows the same tokens in the same
-    order, chosen from `before` if given, else from the first panel.
+    """`token_probabilities` of several distributions (title -> [n_vocab]) side by side, each the
+    same tokens: the most likely of `before`, else of the first panel.
 
         >>> token_probability_panels({f"T = {t}": softmax(logits / t) for t in (0.5, 1, 1.5)}, label)
     """
@@ -98,8 +90,8 @@ def nucleus_size(probs: np.ndarray, top_p: float) -> int:
 def cumulative_probability(
     distributions: Mapping[str, np.ndarray], *, top_p: float = 0.9, ax: Axes | None = None, title: str | None = None
 ) -> Figure:
-    """The probability of the k most likely tokens against k (log x), a curve per distribution
-    (name -> [n_vocab]), with a dot where the nucleus `top_p_filter` keeps ends.
+    """The probability of the k most likely tokens against k, a curve per distribution (name ->
+    [n_vocab]), with a dot where the nucleus `top_p_filter` keeps ends.
 
         >>> cumulative_probability({f"T = {t}": softmax(logits / t) for t in (0.5, 1.0)}, top_p=0.9)
     """
@@ -126,9 +118,8 @@ def repetition_by_temperature(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
-    """A repetition fraction (0 to 1) of generated texts against temperature: a faint dot per
-    run, a line through the means. runs: temperature (0 = greedy) -> [n_runs] fractions. extra:
-    settings off the temperature axis, name -> (temperature, fraction), drawn as squares.
+    """Repetition (0 to 1) against temperature: runs, temperature -> [n_runs] fractions, as dots and
+    a line through the means; `extra`, name -> (temperature, fraction), as squares.
 
         >>> repetition_by_temperature({0.0: [0.74], 1.0: [0.0, 0.02]}, extra={"penalty 1.3": (0.0, 0.02)})
     """
