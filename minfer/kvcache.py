@@ -128,11 +128,7 @@ class BatchKVCache:
         c = model.config
         if not is_whole(n_batch) or n_batch < 1:
             raise InvalidInputError(f"n_batch={n_batch!r} must be a whole number >= 1 (one slot per sequence)")
-        if not is_whole(max_seq) or not 1 <= max_seq <= c.n_ctx:
-            raise InvalidInputError(
-                f"max_seq={max_seq!r} must be an integer in [1, n_ctx={c.n_ctx}]: "
-                "positions past n_ctx have no position embedding"
-            )
+        check_max_seq(max_seq, c.n_ctx)
         shape = (c.n_layer, int(n_batch), c.n_head, int(max_seq), c.d_head)
         check_fits(
             2 * math.prod(shape) * 4,
@@ -179,6 +175,15 @@ class BatchSlots:
         if np.array_equal(rows, np.arange(c.k.shape[1])):  # every slot in order: a view, not a copy
             return c.k[layer, :, :, :n_keys], c.v[layer, :, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
         return c.k[layer, rows, :, :n_keys], c.v[layer, rows, :, :n_keys]  # same, gathered
+
+
+def check_max_seq(max_seq, n_ctx: int) -> None:
+    """A cache's positions: a whole number in [1, n_ctx] (Model.new_cache, BatchKVCache.empty)."""
+    if not is_whole(max_seq) or not 1 <= max_seq <= n_ctx:
+        raise InvalidInputError(
+            f"max_seq={max_seq!r} must be an integer in [1, n_ctx={n_ctx}]: "
+            "positions past n_ctx have no position embedding"
+        )
 
 
 _IN_USE: dict[int, tuple[int, int]] = {}  # id() of a cache being written -> (thread, depth)

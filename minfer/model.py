@@ -20,7 +20,7 @@ from minfer.checks import is_whole, token_id_array
 from minfer.config import Config
 from minfer.embed import embed, lm_head
 from minfer.errors import ContextOverflowError, InvalidInputError
-from minfer.kvcache import BatchKVCache, BatchSlots, KVCache, check_cache, in_use
+from minfer.kvcache import BatchKVCache, BatchSlots, KVCache, check_cache, check_max_seq, in_use
 from minfer.layers import layer_norm
 from minfer.tokenizer import Tokenizer
 from minfer.weights import GPT2Weights
@@ -54,16 +54,15 @@ def hidden_states(
     into the cache, whose length advances by n_seq. For a batch, pass positions [n_batch, n_q]
     and a batch cache (`minfer.kvcache.BatchSlots`); its lengths are then the caller's to move.
     """
-    advance = positions is None and isinstance(cache, KVCache)  # a batch's lengths are its caller's
+    own = cache if positions is None and isinstance(cache, KVCache) else None  # a batch's lengths are its caller's
     if positions is None:
-        start = cache.length if isinstance(cache, KVCache) else 0
+        start = 0 if own is None else own.length
         positions = np.arange(start, start + len(ids))  # [n_seq]
-    pos = positions  # [n_seq], or [n_batch, n_q]
-    x = embed(ids, w.wte, w.wpe, pos.reshape(-1))  # [n_rows, n_embd]
+    x = embed(ids, w.wte, w.wpe, positions.reshape(-1))  # [n_rows, n_embd]
     for layer, bw in enumerate(w.h):
-        x = block(x, bw, cfg.n_head, cfg.layer_norm_eps, cache, layer, pos)  # [n_rows, n_embd]
-    if advance and isinstance(cache, KVCache):
-        cache.advance(len(ids))
+        x = block(x, bw, cfg.n_head, cfg.layer_norm_eps, cache, layer, positions)  # [n_rows, n_embd]
+    if own is not None:
+        own.advance(len(ids))
     return layer_norm(x, w.ln_f.weight, w.ln_f.bias, cfg.layer_norm_eps)  # [n_rows, n_embd]
 
 
@@ -194,11 +193,7 @@ class Model:
                     f"{max_seq:,}; pass max_seq to choose",
                     stacklevel=2,
                 )
-        if not is_whole(max_seq) or not 1 <= max_seq <= c.n_ctx:
-            raise InvalidInputError(
-                f"max_seq={max_seq!r} must be an integer in [1, n_ctx={c.n_ctx}]: "
-                "positions past n_ctx have no position embedding"
-            )
+        check_max_seq(max_seq, c.n_ctx)
         return KVCache.empty(c.n_layer, c.n_head, int(max_seq), c.d_head)
 
     def prefill(self, ids: Sequence[int] | np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:

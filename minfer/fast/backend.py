@@ -240,10 +240,11 @@ class FastModel:
 
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
         """One token at cache.length -> float32 [n_vocab]: `decode_step` with one row."""
+        ids = np.array([token])  # [1]
         with in_use(cache):
-            self.check(np.array([token]), cache)
+            self.check(ids, cache)
             k, v = cache.k[:, None], cache.v[:, None]  # [n_layer, 1, n_head, max_seq, d_head], views
-            logits = self.step(np.array([token]), np.array([cache.length]), np.zeros(1, np.int64), k, v)
+            logits = self.step(ids, np.array([cache.length]), np.zeros(1, np.int64), k, v)
             cache.advance(1)
         return logits[0]  # [n_vocab], this call's own buffer
 

@@ -29,6 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+# the GPT-2 classroom recipe beside this one: the same schedule, batches and held-out losses
+from train_classroom import batch, chunked_loss, learning_rate  # weights/recipes/ is on sys.path
+from train_classroom import sample_loss as sampled_windows_loss
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from minfer.tokenizer import END_OF_TEXT, Tokenizer
@@ -63,44 +67,9 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def learning_rate(step: int, a: argparse.Namespace) -> float:
-    """Linear warmup, then cosine decay from lr to min_lr."""
-    if step < a.warmup:
-        return a.lr * (step + 1) / a.warmup
-    progress = (step - a.warmup) / max(1, a.steps - a.warmup)
-    return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-def batch(tokens: torch.Tensor, n_ctx: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows of n_ctx + 1 tokens: inputs [size, n_ctx], targets shifted by one."""
-    starts = torch.randint(0, len(tokens) - n_ctx - 1, (size,), generator=gen)
-    windows = torch.stack([tokens[s : s + n_ctx + 1] for s in starts.tolist()])  # [size, n_ctx + 1]
-    return windows[:, :-1], windows[:, 1:]
-
-
-@torch.no_grad()
-def sample_loss(model, tokens: torch.Tensor, n_ctx: int, seed: int, n_batches: int = 8, size: int = 8) -> float:
-    """A held-out estimate on the same fixed random windows every time, for the log."""
-    gen = torch.Generator().manual_seed(seed)
-    losses = []
-    for _ in range(n_batches):
-        x, y = batch(tokens, n_ctx, size, gen)
-        losses.append(F.cross_entropy(model(x).logits.flatten(0, 1), y.flatten()).item())
-    return float(np.mean(losses))
-
-
-@torch.no_grad()
-def chunked_loss(model, tokens: torch.Tensor, n_ctx: int) -> float:
-    """Mean loss over consecutive n_ctx chunks, as minfer.perplexity computes it."""
-    total, count = 0.0, 0
-    for begin in range(0, len(tokens), n_ctx):
-        piece = tokens[begin : begin + n_ctx]
-        if len(piece) < 2:
-            continue
-        logits = model(piece[None, :-1]).logits[0].double()  # [len - 1, n_vocab]
-        total += F.cross_entropy(logits, piece[1:], reduction="sum").item()
-        count += len(piece) - 1
-    return total / count
+def sample_loss(model, tokens: torch.Tensor, n_ctx: int, seed: int) -> float:
+    """A held-out estimate on the same fixed random windows every time (8 batches of 8), for the log."""
+    return sampled_windows_loss(model, tokens, n_ctx, torch.Generator().manual_seed(seed), size=8)
 
 
 def build(a: argparse.Namespace, tok: Tokenizer) -> LlamaForCausalLM:
