@@ -48,17 +48,26 @@ def causal_mask(n_q: int, n_k: int) -> np.ndarray:
 def causal_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
     """softmax(q k^T / sqrt(d_head) + mask) v, for every head at once.
 
-    q: [n_head, n_q, d_head], k, v: [n_head, n_k, d_head] with n_k >= n_q -> [n_head, n_q, d_head].
+    q: [n_head, n_q, d_head], k, v: [n_kv_head, n_k, d_head] with n_k >= n_q -> [n_head, n_q, d_head].
     `positions` ([n_q]) are the queries' absolute positions; by default the last n_q of the n_k.
-    Leading axes batch: q [n_batch, n_head, n_q, d_head] with k, v [n_batch, n_head, n_k, d_head]
+    Leading axes batch: q [n_batch, n_head, n_q, d_head] with k, v [n_batch, n_kv_head, n_k, d_head]
     and positions [n_batch, n_q] attends each sequence over its own keys.
+
+    Grouped-query attention (Llama family): when n_kv_head < n_head, each key/value head serves
+    a group of n_head / n_kv_head consecutive query heads (GPT-2 is the group of one). The
+    group's queries are stacked as if they were more tokens, so each key and value head is
+    read once for its whole group, which is what makes GQA cheap at decode.
     """
-    n_q, n_k, d_head = q.shape[-2], k.shape[-2], q.shape[-1]
+    *lead, n_head, n_q, d_head = q.shape
+    n_kv_head, n_k = k.shape[-3], k.shape[-2]
+    group = n_head // n_kv_head
     if positions is None:
         positions = np.arange(n_k - n_q, n_k)  # [n_q]
-    scores = q @ k.swapaxes(-1, -2) / np.float32(np.sqrt(d_head))  # [..., n_head, n_q, n_k]
-    weights = softmax(scores + position_mask(positions, n_k)[..., None, :, :])  # [..., n_head, n_q, n_k]
-    return weights @ v  # [..., n_head, n_q, d_head]
+    q = q.reshape(*lead, n_kv_head, group * n_q, d_head)  # a group's queries side by side
+    positions = np.tile(positions, group)  # [..., group * n_q]: each stacked query keeps its position
+    scores = q @ k.swapaxes(-1, -2) / np.float32(np.sqrt(d_head))  # [..., n_kv_head, group * n_q, n_k]
+    weights = softmax(scores + position_mask(positions, n_k)[..., None, :, :])  # [..., n_kv_head, group * n_q, n_k]
+    return (weights @ v).reshape(*lead, n_head, n_q, d_head)  # [..., n_head, n_q, d_head]
 
 
 def attention_cost(

@@ -18,7 +18,7 @@ from time import perf_counter
 import numpy as np
 
 from minfer.checks import is_whole, token_id_array
-from minfer.config import Config
+from minfer.config import ModelConfig
 from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.generation import (
     Generation,
@@ -54,18 +54,19 @@ def decode_batch(model: Model, tokens: np.ndarray, cache: BatchKVCache, rows: np
         return model.runner.decode_batch(tokens, cache, rows)  # [n_rows, n_vocab]
 
 
-def check_batch_step(c: Config, tokens, cache: BatchKVCache, rows) -> tuple[np.ndarray, np.ndarray]:
+def check_batch_step(c: ModelConfig, tokens, cache: BatchKVCache, rows) -> tuple[np.ndarray, np.ndarray]:
     """What a batched step indexes by must fit: the cache's shape, one distinct slot per row,
     token ids in the vocabulary, a free position in every slot. -> (tokens, rows) as int64 arrays"""
     if not isinstance(cache, BatchKVCache):
         raise InvalidInputError(f"cache must be a BatchKVCache, not {type(cache).__name__}")
-    shape = (c.n_layer, None, c.n_head, None, c.d_head)
+    shape = (c.n_layer, None, c.n_kv_head, None, c.d_head)
     for name in ("k", "v"):
         a = getattr(cache, name)
         if a.dtype != np.float32 or a.ndim != 5 or any(n is not None and n != m for n, m in zip(shape, a.shape)):
             raise InvalidInputError(
                 f"cache.{name} is {a.dtype} {list(a.shape)}; this model needs float32 [n_layer={c.n_layer}, "
-                f"n_batch, n_head={c.n_head}, max_seq, d_head={c.d_head}]: make it with BatchKVCache.empty(model, ...)"
+                f"n_batch, n_kv_head={c.n_kv_head}, max_seq, d_head={c.d_head}]: "
+                "make it with BatchKVCache.empty(model, ...)"
             )
     n_batch = cache.k.shape[1]
     if cache.v.shape != cache.k.shape or cache.lengths.shape != (n_batch,):

@@ -22,19 +22,20 @@ from minfer.errors import ContextOverflowError, InvalidInputError
 
 @dataclass
 class KVCache:
-    """Keys and values of `length` positions, for every layer and head."""
+    """Keys and values of `length` positions, for every layer and key/value head (GPT-2 has one
+    per attention head; a Llama-family model with grouped-query attention has fewer)."""
 
-    k: np.ndarray  # [n_layer, n_head, max_seq, d_head]
-    v: np.ndarray  # [n_layer, n_head, max_seq, d_head]
+    k: np.ndarray  # [n_layer, n_kv_head, max_seq, d_head]
+    v: np.ndarray  # [n_layer, n_kv_head, max_seq, d_head]
     length: int = 0  # positions filled; the next token is written at this index
 
     @classmethod
-    def empty(cls, n_layer: int, n_head: int, max_seq: int, d_head: int) -> KVCache:
+    def empty(cls, n_layer: int, n_kv_head: int, max_seq: int, d_head: int) -> KVCache:
         """A zeroed cache with room for `max_seq` positions; an InsufficientMemoryError at once
         if its two buffers would not fit in the memory available now."""
-        for name, value in (("n_layer", n_layer), ("n_head", n_head), ("max_seq", max_seq), ("d_head", d_head)):
+        for name, value in (("n_layer", n_layer), ("n_kv_head", n_kv_head), ("max_seq", max_seq), ("d_head", d_head)):
             whole_number(value, name)
-        shape = (int(n_layer), int(n_head), int(max_seq), int(d_head))
+        shape = (int(n_layer), int(n_kv_head), int(max_seq), int(d_head))
         check_fits(
             2 * math.prod(shape) * 4,
             f"a KV cache of {max_seq:,} positions",
@@ -42,9 +43,9 @@ class KVCache:
         )
         return cls(k=np.zeros(shape, np.float32), v=np.zeros(shape, np.float32))  # shape
 
-    def check_shape(self, n_layer: int, n_head: int, d_head: int) -> None:
+    def check_shape(self, n_layer: int, n_kv_head: int, d_head: int) -> None:
         """Raise InvalidInputError unless both buffers are writable float32
-        [n_layer, n_head, max_seq, d_head] and 0 <= length <= max_seq: what a model writes into
+        [n_layer, n_kv_head, max_seq, d_head] and 0 <= length <= max_seq: what a model writes into
         (the compiled kernels index without bounds checks, so this is checked first)."""
         for name in ("k", "v"):
             a = getattr(self, name)
@@ -52,13 +53,13 @@ class KVCache:
                 type(a) not in (np.ndarray, np.memmap)
                 or a.dtype != np.float32
                 or a.ndim != 4
-                or (a.shape[0], a.shape[1], a.shape[3]) != (n_layer, n_head, d_head)
+                or (a.shape[0], a.shape[1], a.shape[3]) != (n_layer, n_kv_head, d_head)
                 or not a.flags.writeable
             ):
                 got = f"{a.dtype} {list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
                 raise InvalidInputError(
                     f"cache.{name} is {got}; this model needs writable float32 [n_layer={n_layer}, "
-                    f"n_head={n_head}, max_seq, d_head={d_head}]. Make the cache with model.new_cache()"
+                    f"n_kv_head={n_kv_head}, max_seq, d_head={d_head}]. Make the cache with model.new_cache()"
                 )
         if self.k.shape != self.v.shape:
             raise InvalidInputError(f"cache.k {list(self.k.shape)} and cache.v {list(self.v.shape)} differ")
@@ -73,8 +74,8 @@ class KVCache:
         return self.k.shape[2]
 
     def __repr__(self) -> str:  # the shape, not the numbers
-        n_layer, n_head, max_seq, d_head = self.k.shape
-        shape = f"[n_layer={n_layer}, n_head={n_head}, max_seq={max_seq}, d_head={d_head}]"
+        n_layer, n_kv_head, max_seq, d_head = self.k.shape
+        shape = f"[n_layer={n_layer}, n_kv_head={n_kv_head}, max_seq={max_seq}, d_head={d_head}]"
         return f"KVCache(k, v: {shape}, length={self.length})"
 
     @property
@@ -95,7 +96,7 @@ class KVCache:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Write the new tokens' keys and values of one layer at their positions (by default
         [length, length + n_new)) and return every key and value up to the last of them.
-        k, v: [n_head, n_new, d_head], positions: [n_new] -> ([n_head, n_keys, d_head], same).
+        k, v: [n_kv_head, n_new, d_head], positions: [n_new] -> ([n_kv_head, n_keys, d_head], same).
         `length` itself moves in `advance`, once every layer has written."""
         if positions is None:
             positions = np.arange(self.length, self.length + k.shape[1])  # [n_new]
@@ -117,8 +118,8 @@ class KVCache:
 class BatchKVCache:
     """One KV cache slot per sequence of a batch; each sequence has its own length (lesson 07)."""
 
-    k: np.ndarray  # [n_layer, n_batch, n_head, max_seq, d_head]
-    v: np.ndarray  # [n_layer, n_batch, n_head, max_seq, d_head]
+    k: np.ndarray  # [n_layer, n_batch, n_kv_head, max_seq, d_head]
+    v: np.ndarray  # [n_layer, n_batch, n_kv_head, max_seq, d_head]
     lengths: np.ndarray  # [n_batch] int: positions filled in each slot
 
     @classmethod
@@ -129,7 +130,7 @@ class BatchKVCache:
         if not is_whole(n_batch) or n_batch < 1:
             raise InvalidInputError(f"n_batch={n_batch!r} must be a whole number >= 1 (one slot per sequence)")
         check_max_seq(max_seq, c.n_ctx)
-        shape = (c.n_layer, int(n_batch), c.n_head, int(max_seq), c.d_head)
+        shape = (c.n_layer, int(n_batch), c.n_kv_head, int(max_seq), c.d_head)
         check_fits(
             2 * math.prod(shape) * 4,
             f"the KV cache of a batch of {n_batch}",
@@ -143,8 +144,8 @@ class BatchKVCache:
         return self.k.shape[3]
 
     def __repr__(self) -> str:  # the shape, not the numbers
-        n_layer, n_batch, n_head, max_seq, d_head = self.k.shape
-        shape = f"[n_layer={n_layer}, n_batch={n_batch}, n_head={n_head}, max_seq={max_seq}, d_head={d_head}]"
+        n_layer, n_batch, n_kv_head, max_seq, d_head = self.k.shape
+        shape = f"[n_layer={n_layer}, n_batch={n_batch}, n_kv_head={n_kv_head}, max_seq={max_seq}, d_head={d_head}]"
         return f"BatchKVCache(k, v: {shape}, lengths={self.lengths.tolist()})"
 
     def slot(self, b: int) -> KVCache:
@@ -167,13 +168,13 @@ class BatchSlots:
     def update(self, layer: int, k: np.ndarray, v: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Write each row's new keys and values at its positions; return every row's keys and
         values up to the furthest position. Positions past a row's own are masked by attention.
-        k, v: [n_rows, n_head, n_q, d_head], positions: [n_rows, n_q] -> 2 x [n_rows, n_head, n_keys, d_head]"""
+        k, v: [n_rows, n_kv_head, n_q, d_head], positions: [n_rows, n_q] -> 2 x [n_rows, n_kv_head, n_keys, d_head]"""
         c, rows = self.cache, self.rows
-        c.k[layer, rows[:, None], :, positions] = k.swapaxes(1, 2)  # [n_rows, n_q, n_head, d_head]
+        c.k[layer, rows[:, None], :, positions] = k.swapaxes(1, 2)  # [n_rows, n_q, n_kv_head, d_head]
         c.v[layer, rows[:, None], :, positions] = v.swapaxes(1, 2)
         n_keys = int(positions.max()) + 1
         if np.array_equal(rows, np.arange(c.k.shape[1])):  # every slot in order: a view, not a copy
-            return c.k[layer, :, :, :n_keys], c.v[layer, :, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
+            return c.k[layer, :, :, :n_keys], c.v[layer, :, :, :n_keys]  # [n_rows, n_kv_head, n_keys, d_head]
         return c.k[layer, rows, :, :n_keys], c.v[layer, rows, :, :n_keys]  # same, gathered
 
 
@@ -190,12 +191,12 @@ _IN_USE: dict[int, tuple[int, int]] = {}  # id() of a cache being written -> (th
 _IN_USE_LOCK = threading.Lock()
 
 
-def check_cache(cache, n_layer: int, n_head: int, d_head: int, n_new: int = 0, n_ctx: int | None = None) -> None:
+def check_cache(cache, n_layer: int, n_kv_head: int, d_head: int, n_new: int = 0, n_ctx: int | None = None) -> None:
     """What a model call needs of the cache it will write: a KVCache of the model's shape
     (`check_shape`) with room for `n_new` more positions, within the model's `n_ctx`."""
     if not isinstance(cache, KVCache):
         raise InvalidInputError(f"cache must be a KVCache (model.new_cache()), not {type(cache).__name__}")
-    cache.check_shape(n_layer, n_head, d_head)
+    cache.check_shape(n_layer, n_kv_head, d_head)
     if n_ctx is not None and cache.length + n_new > n_ctx:
         raise ContextOverflowError(
             f"{cache.length} cached + {n_new} new positions exceed the context window "
@@ -230,8 +231,8 @@ def in_use(cache) -> Iterator[None]:
                 del _IN_USE[id(cache)]
 
 
-def kv_write_cost(n_new: int, n_head: int, d_head: int, kv_size: int = 4, act_size: int = 4) -> Cost:
-    """`KVCache.update`: the new tokens' keys and values (2 n_head n_new d_head numbers) are read
+def kv_write_cost(n_new: int, n_kv_head: int, d_head: int, kv_size: int = 4, act_size: int = 4) -> Cost:
+    """`KVCache.update`: the new tokens' keys and values (2 n_kv_head n_new d_head numbers) are read
     from the activations and written into the cache. No FLOPs: it is a copy."""
-    n = 2 * n_head * n_new * d_head
+    n = 2 * n_kv_head * n_new * d_head
     return Cost(act_read=n * act_size, kv_write=n * kv_size)

@@ -1,4 +1,5 @@
-"""The small numeric building blocks every stage uses: linear, layer norm, GELU, softmax.
+"""The small numeric building blocks every stage uses: linear, layer norm, GELU, softmax, and
+the Llama family's RMSNorm and SiLU (lesson 13).
 
 Each is a pure NumPy function on float32 arrays. Later, each gets a Numba twin that must equal it.
 Beside each op sits its count: `<op>_cost(...)`, the FLOPs and bytes it moves (conventions in
@@ -14,9 +15,10 @@ from minfer.cost import Cost
 _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 
 
-def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """x @ weight + bias.  x: [n_seq, n_in], weight: [n_in, n_out], bias: [n_out] -> [n_seq, n_out]"""
-    return x @ weight + bias  # [n_seq, n_out]
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """x @ weight + bias.  x: [n_seq, n_in], weight: [n_in, n_out], bias: [n_out] or None -> [n_seq, n_out]"""
+    y = x @ weight  # [n_seq, n_out]
+    return y if bias is None else y + bias  # [n_seq, n_out]
 
 
 def linear_cost(n_rows: int, n_in: int, n_out: int, weight_size: int = 4, act_size: int = 4, bias: bool = True) -> Cost:
@@ -56,6 +58,39 @@ def layer_norm_cost(n_rows: int, n_embd: int, weight_size: int = 4, act_size: in
         act_read=n_rows * n_embd * act_size,
         act_write=n_rows * n_embd * act_size,
     )
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Llama's norm: divide each row by its root mean square, then scale. No mean is subtracted
+    and there is no shift, so it costs less than layer_norm and has one vector of weights.
+
+    x: [..., n], weight: [n] -> [..., n] (n is n_embd, or d_head for Qwen3's per-head q/k norm).
+    """
+    ms = (x * x).mean(axis=-1, keepdims=True)  # [..., 1]
+    return x / np.sqrt(ms + np.float32(eps)) * weight  # [..., n]
+
+
+def rms_norm_cost(n_rows: int, n: int, weight_size: int = 4, act_size: int = 4) -> Cost:
+    """4 FLOPs per number (square, sum, divide, scale) and 3 per row (divide by n, + eps, sqrt).
+    Reads x and the gains; writes y."""
+    return Cost(
+        flops=4 * n_rows * n + 3 * n_rows,
+        weight_bytes=n * weight_size,
+        act_read=n_rows * n * act_size,
+        act_write=n_rows * n * act_size,
+    )
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """SiLU (swish): x * sigmoid(x), the activation of Llama's gated MLP. Any shape.
+    sigmoid(x) is written 0.5 (1 + tanh(x / 2)), equal to 1 / (1 + exp(-x)) without the
+    overflow of exp(-x) for very negative x."""
+    return x * (0.5 + 0.5 * np.tanh(0.5 * x))  # like x
+
+
+def silu_cost(n: int, act_size: int = 4) -> Cost:
+    """5 FLOPs per number (halve, tanh, scale, + 0.5, times x). Reads and writes n numbers."""
+    return Cost(flops=5 * n, act_read=n * act_size, act_write=n * act_size)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:

@@ -10,31 +10,32 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from minfer.block import block
 from minfer.checks import is_whole, token_id_array
-from minfer.config import Config
+from minfer.config import Config, ModelConfig
 from minfer.embed import embed, lm_head
 from minfer.errors import ContextOverflowError, InvalidInputError
 from minfer.kvcache import BatchKVCache, BatchSlots, KVCache, check_cache, check_max_seq, in_use
 from minfer.layers import layer_norm
+from minfer.llama import llama_hidden_states
 from minfer.tokenizer import Tokenizer
-from minfer.weights import GPT2Weights
+from minfer.weights import GPT2Weights, LlamaWeights
 
 BACKENDS = ("numpy", "numba")  # the readable reference, and compiled kernels (minfer.fast)
 DEFAULT_CACHE_BYTES = 1 << 30  # new_cache() keeps all n_ctx positions while they fit in 1 GiB
 
 
-def kv_bytes_per_position(c: Config) -> int:
-    """Bytes one position adds to the KV cache: a key and a value per layer and head, float32."""
-    return 2 * c.n_layer * c.n_head * c.d_head * 4
+def kv_bytes_per_position(c: ModelConfig) -> int:
+    """Bytes one position adds to the KV cache: a key and a value per layer and KV head, float32."""
+    return 2 * c.n_layer * c.n_kv_head * c.d_head * 4
 
 
-def default_cache_positions(c: Config) -> int:
+def default_cache_positions(c: ModelConfig) -> int:
     """n_ctx, or as many positions as fit in DEFAULT_CACHE_BYTES when n_ctx's cache would not."""
     return max(1, min(c.n_ctx, DEFAULT_CACHE_BYTES // kv_bytes_per_position(c)))
 
@@ -87,33 +88,39 @@ class Backend(Protocol):
     ) -> np.ndarray: ...  # tokens[i] into slot rows[i] at that slot's length: [n_rows] -> [n_rows, n_vocab]
 
 
-class NumpyBackend:
-    """The readable reference: `hidden_states` and the tied LM head, in NumPy."""
+# Each family's block loop (`config.family` -> function): GPT-2's above, Llama's in minfer.llama.
+HIDDEN_STATES: dict[str, Callable[..., np.ndarray]] = {"gpt2": hidden_states, "llama": llama_hidden_states}
 
-    def __init__(self, config: Config, weights: GPT2Weights):
+
+class NumpyBackend:
+    """The readable reference: the family's block loop (`HIDDEN_STATES`) and the LM head, in NumPy."""
+
+    def __init__(self, config: ModelConfig, weights: GPT2Weights | LlamaWeights):
         self.config, self.weights = config, weights
+        self.hidden_states = HIDDEN_STATES[config.family]  # [n_rows] ids -> [n_rows, n_embd]
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
-        return lm_head(hidden_states(ids, self.weights, self.config), self.weights.wte)  # [n_seq, n_vocab]
+        return lm_head(self.hidden_states(ids, self.weights, self.config), self.weights.lm_head)  # [n_seq, n_vocab]
 
     def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
-        x = hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
-        return lm_head(x, self.weights.wte) if all_logits else lm_head(x[-1:], self.weights.wte)[0]
+        x = self.hidden_states(ids, self.weights, self.config, cache)  # [n_seq, n_embd]
+        return lm_head(x, self.weights.lm_head) if all_logits else lm_head(x[-1:], self.weights.lm_head)[0]
 
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
-        x = hidden_states(np.array([token]), self.weights, self.config, cache)  # [1, n_embd]
-        return lm_head(x, self.weights.wte)[0]  # [n_vocab]
+        x = self.hidden_states(np.array([token]), self.weights, self.config, cache)  # [1, n_embd]
+        return lm_head(x, self.weights.lm_head)[0]  # [n_vocab]
 
     def decode_batch(self, tokens: np.ndarray, cache: BatchKVCache, rows: np.ndarray) -> np.ndarray:
         positions = cache.lengths[rows][:, None]  # [n_rows, 1]: one new token per sequence, at its length
-        x = hidden_states(tokens, self.weights, self.config, cache.select(rows), positions)  # [n_rows, n_embd]
+        x = self.hidden_states(tokens, self.weights, self.config, cache.select(rows), positions)  # [n_rows, n_embd]
         cache.lengths[rows] += 1
-        return lm_head(x, self.weights.wte)  # [n_rows, n_vocab]
+        return lm_head(x, self.weights.lm_head)  # [n_rows, n_vocab]
 
 
 class Model:
-    """A loaded GPT-2: config, weights, tokenizer (None if the checkpoint has no vocabulary
-    file minfer can use) and the backend that computes it. Made by `minfer.load_model`.
+    """A loaded model (GPT-2 or the Llama family): config, weights, tokenizer (None if the
+    checkpoint has no vocabulary file minfer can use) and the backend that computes it. Made by
+    `minfer.load_model`.
 
     Example:
         >>> model = minfer.load_model("path/to/gpt2")
@@ -124,8 +131,8 @@ class Model:
 
     def __init__(
         self,
-        config: Config,
-        weights: GPT2Weights,
+        config: ModelConfig,
+        weights: GPT2Weights | LlamaWeights,
         tokenizer: Tokenizer | None = None,
         backend: str = "numpy",
         name: str = "",
@@ -146,9 +153,9 @@ class Model:
         self.quantize = quantize
         self.runner: Backend = NumpyBackend(config, weights)  # what computes: see Backend
         if backend == "numba":
-            from minfer.fast import FastModel
+            from minfer.fast import fast_backend
 
-            self.runner = FastModel(config, weights, quantize)
+            self.runner = fast_backend(config, weights, quantize)
 
     @property
     def fast(self):
@@ -158,12 +165,13 @@ class Model:
     @property
     def weight_dtype(self) -> str:
         """How the matrices are stored for computing: "float32", or "int8" when quantized."""
-        return self.quantize or str(self.weights.wte.dtype)
+        return self.quantize or str(self.weights.lm_head.dtype)
 
     def __repr__(self) -> str:
         c = self.config
+        kv = f"n_kv_head={c.n_kv_head}, " if c.n_kv_head != c.n_head else ""
         return (
-            f"Model({self.name!r}, n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+            f"Model({self.name!r}, {c.family}, n_layer={c.n_layer}, n_head={c.n_head}, {kv}n_embd={c.n_embd}, "
             f"n_ctx={c.n_ctx}, n_vocab={c.n_vocab}, params={self.n_params():,}, "
             f"backend={self.backend!r}, weights={self.weight_dtype!r})"
         )
@@ -194,7 +202,7 @@ class Model:
                     stacklevel=2,
                 )
         check_max_seq(max_seq, c.n_ctx)
-        return KVCache.empty(c.n_layer, c.n_head, int(max_seq), c.d_head)
+        return KVCache.empty(c.n_layer, c.n_kv_head, int(max_seq), c.d_head)
 
     def prefill(self, ids: Sequence[int] | np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
         """Process a prompt in one pass, appending its keys and values to `cache`.
@@ -223,7 +231,7 @@ class Model:
     def _check_cache(self, cache: KVCache, n_new: int) -> None:
         """The cache must be this model's shape, with room for n_new more positions within n_ctx."""
         c = self.config
-        check_cache(cache, c.n_layer, c.n_head, c.d_head, n_new, c.n_ctx)
+        check_cache(cache, c.n_layer, c.n_kv_head, c.d_head, n_new, c.n_ctx)
 
     def _check_ids(self, ids) -> np.ndarray:
         """Validate token ids at the boundary: integers, 1-D, non-empty, in the vocabulary, and

@@ -11,7 +11,10 @@ from safetensors.numpy import load_file
 import minfer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-MODELS = ["tiny-gpt2", "odd-gpt2-sharded", "tiny-gpt2-fp16", "tiny-gpt2-bf16"]
+GPT2_MODELS = ["tiny-gpt2", "odd-gpt2-sharded", "tiny-gpt2-fp16", "tiny-gpt2-bf16"]
+# the Llama family: MQA + llama3 RoPE + tied head; Qwen2 biases + GQA (bf16); Qwen3 q/k norms + head_dim 24
+LLAMA_MODELS = ["tiny-llama-mqa", "tiny-qwen2", "tiny-qwen3"]
+MODELS = GPT2_MODELS + LLAMA_MODELS
 # forward logits must match transformers' within this, relative to the largest |logit|
 LOGIT_RTOL = 1e-4
 # text that byte-level BPE must round-trip: accents, CJK, emoji with joiners, whitespace runs
@@ -62,7 +65,11 @@ def gpt2_vocab_model() -> minfer.Model:
     return minfer.load_model(random_gpt2_dir())
 
 
-@pytest.fixture(params=[(m, b) for b in minfer.model.BACKENDS for m in MODELS], ids=lambda p: f"{p[0]}-{p[1]}")
+# (the Llama family's Numba backend is being built: it joins these pairs when it lands)
+PAIRS = [(m, b) for b in minfer.model.BACKENDS for m in MODELS if not (b == "numba" and m in LLAMA_MODELS)]
+
+
+@pytest.fixture(params=PAIRS, ids=lambda p: f"{p[0]}-{p[1]}")
 def model_and_ref(request):
     """Each fixture checkpoint on each backend, with transformers' outputs for it."""
     name, backend = request.param

@@ -144,4 +144,5 @@ def test_a_batch_cache_is_made_and_filled_within_its_bounds():
     for b in (2, -1, 1.0):
         with pytest.raises(minfer.InvalidInputError, match=r"slot b=.* must be an integer in \[0, 2\)"):
             prefill_slot(model, [1, 2], cache, b)
-    assert repr(cache) == "BatchKVCache(k, v: [n_layer=2, n_batch=2, n_head=4, max_seq=8, d_head=16], lengths=[0, 0])"
+    want = "BatchKVCache(k, v: [n_layer=2, n_batch=2, n_kv_head=4, max_seq=8, d_head=16], lengths=[0, 0])"
+    assert repr(cache) == want

@@ -529,7 +529,7 @@ def test_wrong_caches_are_refused_at_every_entry_point(backend):
     n_entries = 4 if backend == "numba" else 2
     assert sum(x.startswith("refused") for x in lines) == 12 * n_entries + (3 if backend == "numba" else 0)
     assert "share memory" in out
-    assert "needs writable float32 [n_layer=2, n_head=4, max_seq, d_head=16]" in out
+    assert "needs writable float32 [n_layer=2, n_kv_head=4, max_seq, d_head=16]" in out
     assert "cache.length=-1 must be an integer in [0, 16]" in out
     assert "cache must be a KVCache" in out
     if backend == "numba":

@@ -98,7 +98,8 @@ def test_tied_lm_head_copy_is_accepted(tiny_copy):
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("model_type", "llama", "model_type='llama'"),
+        ("model_type", "bert", "model_type='bert'; minfer runs gpt2, llama, qwen2, qwen3, mistral"),
+        ("model_type", "llama", "lacks the field 'num_attention_heads'"),
         ("activation_function", "relu", "activation_function='relu'"),
         ("n_head", 5, "not divisible"),
         ("n_positions", 32, "shape"),

@@ -25,6 +25,16 @@ from minfer.fast.backend import (
 
 NumbaBackend = FastModel  # the name the Backend protocol (minfer.model) would suggest
 
+
+def fast_backend(config, weights, quantize: str | None = None):
+    """The Numba backend for a model's family: FastModel for GPT-2, LlamaFastModel for the Llama family."""
+    if config.family == "llama":
+        from minfer.fast.llama import LlamaFastModel
+
+        return LlamaFastModel(config, weights, quantize)
+    return FastModel(config, weights, quantize)
+
+
 __all__ = [
     "FEW_ROWS",
     "QUANTIZE",
@@ -37,6 +47,7 @@ __all__ = [
     "compiled_code_dir",
     "decode_step",
     "drop_stale_compiled_code",
+    "fast_backend",
     "is_compiled",
     "linear_any",
     "new_run_state",
