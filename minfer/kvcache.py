@@ -231,6 +231,20 @@ def in_use(cache) -> Iterator[None]:
                 del _IN_USE[id(cache)]
 
 
+def kv_bytes_per_token(n_layer: int, n_kv_head: int, d_head: int, kv_size: int = 4) -> int:
+    """Bytes one position adds to a KV cache: a key and a value of d_head numbers, per layer and
+    per KV head, kv_size bytes each: 2 n_layer n_kv_head d_head kv_size. The one formula the
+    model (`new_cache`'s default size) and the counts (`Arch.kv_bytes_per_token`) both use.
+
+    Grouped-query attention shrinks it by n_head / n_kv_head: Llama 3 8B caches 8 heads of 128
+    for its 32 query heads, 131,072 bytes a token in bfloat16 instead of 524,288.
+
+        >>> kv_bytes_per_token(n_layer=32, n_kv_head=8, d_head=128, kv_size=2)
+        131072
+    """
+    return 2 * n_layer * n_kv_head * d_head * kv_size
+
+
 def kv_write_cost(n_new: int, n_kv_head: int, d_head: int, kv_size: int = 4, act_size: int = 4) -> Cost:
     """`KVCache.update`: the new tokens' keys and values (2 n_kv_head n_new d_head numbers) are read
     from the activations and written into the cache. No FLOPs: it is a copy."""

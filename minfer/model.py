@@ -20,7 +20,7 @@ from minfer.checks import is_whole, token_id_array
 from minfer.config import Config, ModelConfig
 from minfer.embed import embed, lm_head
 from minfer.errors import ContextOverflowError, InvalidInputError
-from minfer.kvcache import BatchKVCache, BatchSlots, KVCache, check_cache, check_max_seq, in_use
+from minfer.kvcache import BatchKVCache, BatchSlots, KVCache, check_cache, check_max_seq, in_use, kv_bytes_per_token
 from minfer.layers import layer_norm
 from minfer.llama import llama_hidden_states
 from minfer.tokenizer import Tokenizer
@@ -32,7 +32,7 @@ DEFAULT_CACHE_BYTES = 1 << 30  # new_cache() keeps all n_ctx positions while the
 
 def kv_bytes_per_position(c: ModelConfig) -> int:
     """Bytes one position adds to the KV cache: a key and a value per layer and KV head, float32."""
-    return 2 * c.n_layer * c.n_kv_head * c.d_head * 4
+    return kv_bytes_per_token(c.n_layer, c.n_kv_head, c.d_head, kv_size=4)
 
 
 def default_cache_positions(c: ModelConfig) -> int:

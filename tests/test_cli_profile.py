@@ -1,10 +1,14 @@
-"""`minfer profile` and `minfer calibrate` on the command line (lesson 08)."""
+"""`minfer profile`, `minfer whatif` and `minfer calibrate` on the command line (lessons 08 and 12),
+for GPT-2 and the Llama family."""
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
 
 import pytest
+from conftest import FIXTURES
 
 from minfer.cli import main
 from minfer.perf.calibrate import Ceilings, ceilings_path, load_ceilings, save_ceilings
@@ -123,3 +127,68 @@ def test_bench_errors_are_one_line(capsys, cached_ceilings, args, message):
     assert main(["bench", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+# --- the Llama family ----------------------------------------------------------------------------
+@pytest.fixture
+def llama_dir(tmp_path):
+    """tiny-llama-mqa (512 ids, random weights, no tokenizer of its own) with a made-up byte-level
+    tokenizer: the 256 bytes, 255 two-byte tokens and the end-of-text id 511, so a text prompt
+    can be given and every id the model picks printed."""
+    path = tmp_path / "tiny-llama-mqa"
+    shutil.copytree(FIXTURES / "tiny-llama-mqa", path)
+    tokens = [bytes([i]) for i in range(256)] + [b"a" + bytes([i]) for i in range(255)]
+    lines = (f"{base64.b64encode(t).decode()} {rank}\n" for rank, t in enumerate(tokens))
+    (path / "tokenizer.tiktoken").write_text("".join(lines))
+    return path
+
+
+LLAMA_OPS = {
+    "input_layernorm",
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.rope",
+    "self_attn.kv_write",
+    "self_attn.attention",
+    "self_attn.o_proj",
+    "post_attention_layernorm",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.silu",
+    "mlp.gate*up",
+    "mlp.down_proj",
+    "norm",
+    "lm_head",
+}
+
+
+def test_profile_a_llama_checkpoint_as_json(capsys, cached_ceilings, llama_dir):
+    args = ["profile", "And the king said", "--model", str(llama_dir), "--max-new-tokens", "4", "--json"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"]["family"] == "llama" and data["phases"]["decode"]["tokens"] == 3
+    assert {r["op"] for r in data["ops"] if r["seconds"] is not None} >= LLAMA_OPS
+    assert main([*args, "--backend", "numba"]) == 0  # compiled: the same counts, the time mostly "other"
+    fast = json.loads(capsys.readouterr().out)
+    assert fast["model"]["backend"] == "numba"
+    for phase in ("prefill", "decode"):
+        assert fast["phases"][phase]["flops"] == data["phases"][phase]["flops"]
+
+
+def test_profile_report_and_roofline_of_a_llama_checkpoint(capsys, cached_ceilings, llama_dir, tmp_path):
+    plot = tmp_path / "roof.svg"
+    args = ["profile", "In", "--model", str(llama_dir), "--max-new-tokens", "3", "--top", "40", "--plot", str(plot)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert all(op in out for op in LLAMA_OPS) and "RoPE tables" in out
+    assert plot.read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+@pytest.mark.parametrize("model", ["tiny-qwen3", "tiny-qwen2/config.json"])
+def test_whatif_reads_a_llama_family_config(capsys, model):
+    assert main(["whatif", "--model", str(FIXTURES / model), "--hardware", "h100-sxm", "--output", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Roofline bounds") and str(FIXTURES / model) in out and "h100-sxm" in out
+    assert main(["whatif", "--arch", "qwen3-0.6b", "--hardware", "h100-sxm", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["projections"][0]["arch"] == "qwen3-0.6b"

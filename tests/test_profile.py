@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from test_plots import make_profile
 
 import minfer
@@ -45,6 +46,17 @@ def test_the_profilers_own_profile_is_its_dict_typed(tmp_path):
     path.write_text(json.dumps(data))
     assert Profile.read(path) == p
     assert as_profile(prof) == as_profile(str(path)) == as_profile(data) == p  # what a figure accepts
+
+
+def test_a_llama_family_profile_is_typed_alike():
+    model = minfer.load_model(FIXTURES / "tiny-qwen3")  # no tokenizer: a prompt of ids
+    prof, _ = profile_generation(model, [5, 17, 42, 7], 3)
+    p = prof.profile()
+    assert p == Profile.from_dict(json.loads(json.dumps(prof.to_dict())))
+    assert p.model == f"{model.name} (numpy)" and [s.context for s in p.steps] == [4, 5, 6]
+    ops = {(o.layer, o.op) for o in p.ops if o.phase == "decode" and o.seconds is not None}
+    assert {(2, "self_attn.k_norm"), (2, "mlp.gate*up"), (None, "norm")} <= ops  # the last of 3 layers
+    assert p.steps[-1].kv_bytes == 6 * 2 * 3 * 2 * 24 * 4  # 6 positions x 2 x 3 layers x 2 KV heads x 24 x 4 B
 
 
 def test_a_decode_sweep_is_one_row_per_batch_size():

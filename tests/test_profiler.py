@@ -1,5 +1,6 @@
-"""The profiler: counts that match minfer.perf.counts for every backend, exclusive op times that add
-up to the phase time, the wrappers removed afterwards, and the JSON shape (lesson 08)."""
+"""The profiler: counts that match minfer.perf.counts for every backend and family, exclusive op
+times that add up to the phase time, the wrappers removed afterwards, and the JSON shape (lessons
+08 and 13)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 import minfer
-from minfer import layers
+from minfer import layers, llama, rope
 from minfer.errors import InvalidInputError
 from minfer.kvcache import KVCache
 from minfer.model import BACKENDS, Model
-from minfer.perf.counts import Arch, step_costs, total
+from minfer.perf.counts import FAMILIES, Arch, step_costs, total
 from minfer.perf.profiler import Profiler
 
 PHASE_KEYS = {
@@ -160,6 +162,8 @@ def test_report_shows_each_phase_and_the_top_ops(model):
 NOT_ON_THE_MODEL_PATH = {
     "minfer.fast.kernels",
     "minfer.fast.kernels.attention",
+    "minfer.fast.kernels.elementwise",
+    "minfer.fast.kernels.rope",
     "minfer.exercises.checks",
     "minfer.sampling",
 }
@@ -184,3 +188,113 @@ def test_every_module_that_holds_a_timed_op_is_patched_by_the_profiler():
         if m not in profiler._MODULES and m.__name__ not in NOT_ON_THE_MODEL_PATH
     }
     assert {name: held for name, held in escaped.items() if held} == {}
+
+
+# --- the Llama family --------------------------------------------------------------------------------
+# tiny-llama-mqa: 4 query heads on 1 KV head, llama3 RoPE, tied head; tiny-qwen3: q/k norms,
+# head_dim 24. No tokenizer: prompts are token ids.
+LLAMA_PROMPT = [5, 17, 42, 7, 300, 11]
+
+
+def llama_model(name: str, backend: str = "numpy") -> Model:
+    if backend == "numba":
+        pytest.importorskip("minfer.fast.llama", reason="the Llama family's Numba backend has not landed")
+    return minfer.load_model(FIXTURES / name, backend=backend)
+
+
+@pytest.fixture(scope="module", params=["tiny-llama-mqa", "tiny-qwen3"])
+def llama_fixture(request) -> Model:
+    return llama_model(request.param)
+
+
+def profile_llama(model, n=5, ops=True):
+    with Profiler(ops=ops) as prof:
+        g = minfer.generate(model, LLAMA_PROMPT, n, stop_tokens=())
+    return prof, g
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["tiny-llama-mqa", "tiny-qwen3"])
+def test_llama_counts_per_phase_equal_the_arch_formula(name, backend):
+    model = llama_model(name, backend)
+    prof, g = profile_llama(model)
+    arch, n_prompt = Arch.from_model(model), len(LLAMA_PROMPT)
+    assert arch.family == "llama" and arch.n_kv_head < arch.n_head
+    phases = prof.phases()
+    prefill = total(step_costs(arch, n_prompt, 0))
+    assert (phases["prefill"]["flops"], phases["prefill"]["bytes"]) == (prefill.flops, prefill.bytes)
+    decode = sum((total(step_costs(arch, 1, n_prompt + i)) for i in range(len(g.tokens) - 1)), start=total([]))
+    assert (phases["decode"]["flops"], phases["decode"]["bytes"]) == (decode.flops, decode.bytes)
+    assert phases["decode"]["kv_read"] == sum(
+        2 * arch.n_layer * arch.n_kv_head * (n_prompt + i + 1) * arch.d_head * 4 for i in range(len(g.tokens) - 1)
+    )  # every step reads the n_kv_head heads of the whole cache, float32
+    kv_bytes = [s["kv_bytes"] for s in prof.step_rows()]
+    assert kv_bytes[-1] == (n_prompt + len(g.tokens) - 1) * arch.kv_bytes_per_token()
+
+
+def test_every_llama_op_is_timed_under_its_checkpoint_name(llama_fixture):
+    prof, _ = profile_llama(llama_fixture)
+    counted = {(r["phase"], r["layer"], r["op"]) for r in prof.op_rows() if r["bytes"]}
+    timed = {k for k, s in prof.op_seconds.items() if k[2] != "other"}
+    assert timed <= counted
+    # the token embedding is a line (a gather), not a function: counted, its time in "other"
+    assert counted - timed == {("prefill", None, "embed"), ("decode", None, "embed")}
+    ops = {op for _, layer, op in timed if layer == 0}
+    want = {"input_layernorm", "post_attention_layernorm", "residual", *FAMILIES["llama"].matrices}
+    want |= {f"self_attn.{op}" for op in ("rope", "kv_write", "attention")} | {"mlp.silu", "mlp.gate*up"}
+    if llama_fixture.config.qk_norm:
+        want |= {"self_attn.q_norm", "self_attn.k_norm"}
+    assert ops == want
+    assert {op for _, layer, op in timed if layer is None} == {"norm", "lm_head"}
+
+
+def test_llama_exclusive_op_times_add_up_to_the_phase_time(llama_fixture):
+    prof, _ = profile_llama(llama_fixture)
+    for phase, p in prof.phases().items():
+        rows = [r for r in prof.op_rows() if r["phase"] == phase and r["seconds"] is not None]
+        assert sum(r["seconds"] for r in rows) == pytest.approx(p["seconds"], rel=1e-9)
+        assert all(r["seconds"] >= 0 for r in rows if r["op"] != "other")
+
+
+def test_profiling_a_llama_model_changes_no_result_and_unwraps(llama_fixture):
+    model = llama_fixture
+    want = model.forward(LLAMA_PROMPT)
+    originals = (layers.rms_norm, llama.rms_norm, llama.apply_rope, rope.apply_rope, llama.silu, llama.llama_block)
+    with Profiler() as prof:
+        got = model.forward(LLAMA_PROMPT)
+        assert llama.apply_rope is not originals[2]  # wrapped inside the block
+    np.testing.assert_array_equal(got, want)
+    assert (layers.rms_norm, llama.rms_norm, llama.apply_rope, rope.apply_rope, llama.silu, llama.llama_block) == (
+        originals
+    )
+    forward = prof.phases()["forward"]
+    assert forward["flops"] == total(step_costs(Arch.from_model(model), 6, 0, lm_rows=6, cached=False)).flops
+    assert forward["kv_read"] == forward["kv_write"] == 0
+
+
+def test_llama_batched_decode_is_counted_per_batch_step():
+    model = llama_model("tiny-qwen3")
+    with Profiler() as prof:
+        gens = minfer.generate_batch(model, [LLAMA_PROMPT, LLAMA_PROMPT[:2]], 4, stop_tokens=())
+    decode_steps = [s for s in prof.steps if s.phase == "decode"]
+    assert [s.n_batch for s in decode_steps] == [2, 2, 2]
+    assert prof.phases()["decode"]["flops"] == sum(total(s.costs()).flops for s in decode_steps)
+    assert prof.phases()["decode"]["tokens"] == sum(len(g.tokens) - 1 for g in gens)
+    timed = {op for (phase, _, op) in prof.op_seconds if phase == "decode"}
+    assert {"self_attn.kv_write", "self_attn.rope", "mlp.silu"} <= timed  # BatchSlots.update, named for Llama
+
+
+def test_a_profile_of_gpt2_then_llama_names_each_family_s_ops(model):
+    with Profiler() as prof:
+        minfer.generate(model, "And", 2)
+        minfer.generate(llama_model("tiny-llama-mqa"), LLAMA_PROMPT, 2, stop_tokens=())
+    ops = {op for (_, _, op) in prof.op_seconds}
+    assert {"attn.attention", "attn.kv_write", "self_attn.attention", "self_attn.kv_write"} <= ops
+
+
+def test_the_llama_report_names_its_ops(llama_fixture):
+    prof, _ = profile_llama(llama_fixture)
+    text = prof.report(file=io.StringIO(), top=40)
+    for op in ("self_attn.q_proj", "self_attn.rope", "mlp.gate_proj", "mlp.silu", "lm_head"):
+        assert op in text
+    assert "RoPE tables" in text and prof.to_dict()["model"]["family"] == "llama"

@@ -34,6 +34,7 @@ from minfer.perf.whatif import (
 )
 
 TINY_GPT2 = Path(__file__).resolve().parent / "fixtures" / "tiny-gpt2"
+TINY_QWEN3 = Path(__file__).resolve().parent / "fixtures" / "tiny-qwen3"
 # A made-up chip with round numbers: 100 TFLOPS (bf16), 1000 GB/s, 80 GB, 500 W, $2/h.
 # The ridge point is 1e14 / 1e12 = 100 FLOP/byte. No float16 peak: it borrows bfloat16's.
 CHIP = Hardware(
@@ -64,10 +65,11 @@ TINY_GQA = Arch(
     d_ff=128,
     n_vocab=256,
     n_ctx=4096,
-    gated_mlp=True,
+    family="llama",
     tied_embeddings=False,
-    learned_positions=False,
-    bias=False,
+    qkv_bias=False,
+    o_bias=False,
+    mlp_bias=False,
     weight_size=2,
     kv_size=2,
     act_size=2,
@@ -270,13 +272,15 @@ def test_a_context_longer_than_the_arch_is_a_note_not_an_error():
     assert any("exceeds" in n and "1024" in n for n in p.notes)
 
 
-def test_a_loaded_model_and_an_arch_project_alike():
+@pytest.mark.parametrize("path", [TINY_GPT2, TINY_QWEN3])
+def test_a_loaded_model_its_config_and_an_arch_project_alike(path):
     from minfer.checkpoints.loading import load_model
 
-    model = load_model(TINY_GPT2)
+    model = load_model(path)
     p = project(model, CHIP, prompt_tokens=8, output_tokens=4)
     q = project(Arch.from_model(model), CHIP, prompt_tokens=8, output_tokens=4)
-    assert p == q
+    c = project(model.config, CHIP, prompt_tokens=8, output_tokens=4)
+    assert p == q == replace(c, arch=model.name)  # a bare config has no name
 
 
 def test_this_machine_needs_cached_ceilings(monkeypatch):
@@ -332,6 +336,35 @@ def test_run_whatif_json_is_json(capsys):
 def test_run_whatif_with_a_model_directory(capsys):
     run_whatif(parser().parse_args(["--model", str(TINY_GPT2), "--hardware", "h100-sxm"]))
     assert str(TINY_GPT2) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["directory", "config.json", "config.json alone"])
+def test_run_whatif_with_a_llama_family_config(capsys, tmp_path, where):
+    """A Qwen3 checkpoint's directory, its config.json, or a directory holding only config.json:
+    the config is read (head_dim, q/k norms, GQA), never the weights."""
+    model = {"directory": TINY_QWEN3, "config.json": TINY_QWEN3 / "config.json"}.get(where, tmp_path)
+    (tmp_path / "config.json").write_text((TINY_QWEN3 / "config.json").read_text())
+    run_whatif(parser().parse_args(["--model", str(model), "--hardware", "h100-sxm", "--json", "--output", "8"]))
+    (p,) = json.loads(capsys.readouterr().out)["projections"]
+    arch = projected_arch(Arch.from_config(json.loads((TINY_QWEN3 / "config.json").read_text())), "bfloat16")
+    assert p["arch"] == str(model) and p["weight_bytes"] == arch.weight_bytes() == 143_952 * 2
+    assert p["prefill_flops"] == prefill_cost(arch, 512).flops
+    assert p["memory_bytes"] == arch.weight_bytes() + (512 + 8) * 2 * 3 * 2 * 24 * 2  # GQA: 2 KV heads of 24
+
+
+def test_a_config_the_counts_cannot_read_is_one_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mistral", "sliding_window": 4096}))
+    with pytest.raises(MinferError, match="sliding-window"):
+        run_whatif(parser().parse_args(["--model", str(tmp_path), "--hardware", "h100-sxm"]))
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", "qwen2.5-0.5b", "qwen3-0.6b", "llama-3.2-1b"])
+def test_the_small_llama_shapes_project_and_decode_memory_bound(name):
+    p = project(name, "h100-sxm", prompt_tokens=512, output_tokens=64)
+    a = projected_arch(ARCHS[name], "bfloat16")
+    assert p.chips == 1 and p.decode_limit == "memory"
+    assert p.memory_bytes == a.weight_bytes() + (512 + 64) * a.kv_bytes_per_token()
+    assert project(a, "h100-sxm", prompt_tokens=512, output_tokens=64) == p
 
 
 def test_cli_arguments():

@@ -8,12 +8,21 @@
 It wraps, it does not clutter: while the `with` block runs, `Model.forward`, `prefill`, `decode`
 and `minfer.batch.decode_batch` are replaced by timing wrappers, and (unless `ops=False`) so are
 the op functions that minfer's modules call (`linear`, `layer_norm`, `gelu`, `causal_attention`,
-`KVCache.update`, ...). On exit everything is put back. The model code never knows.
+`KVCache.update`, and for the Llama family `rms_norm`, `apply_rope`, `silu`, ...). On exit
+everything is put back. The model code never knows.
 
 Counts do not come from the wrappers: each model call is recorded with its shapes, and
 `minfer.perf.counts.step_costs` turns them into FLOPs and bytes when you ask. The wrappers only
 measure time, each op's *exclusive* time (its own, minus the wrapped ops it calls): the time of
 a block not spent in any op is its residual adds and reshapes, reported as the op "residual".
+Ops are named as the checkpoint names their weights ("attn.c_attn", "self_attn.q_proj",
+"mlp.gate_proj", "ln_1", "input_layernorm", ...), so the counts of `minfer.perf.counts` and the
+measured times meet under one key.
+
+Two things of a Llama-family step are not functions and so are not timed apart: the token
+embedding (a gather, `w.embed_tokens[ids]`, counted as "embed") and the RoPE tables made once
+per step; their time is in "other". On the Numba backend a step is compiled code the wrappers
+cannot see into, so most of its time is "other" too; its counts are the same as NumPy's.
 """
 
 from __future__ import annotations
@@ -24,13 +33,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from time import perf_counter
 
-from minfer import attention, batch, block, embed, generation, layers, mlp
+from minfer import attention, batch, block, embed, generation, layers, llama, mlp, rope
 from minfer import model as model_module
 from minfer.cost import Cost
 from minfer.errors import InvalidInputError
 from minfer.kvcache import BatchSlots, KVCache
 from minfer.model import Model
-from minfer.perf.counts import Arch, step_costs
+from minfer.perf.counts import FAMILIES, Arch, step_costs
 from minfer.perf.profile import Profile, SweepRow
 
 PHASE_ORDER = ("prefill", "decode", "forward")
@@ -75,6 +84,7 @@ class Profiler:
         self._phase: str | None = None
         self._stack: list[float] = []  # per open op: time spent in the wrapped ops it called
         self._layer: int | None = None
+        self._attn = "attn"  # the checkpoint's name of the running model's attention ("self_attn": Llama)
         self._counted: tuple[int, dict] | None = None
 
     # --- context manager: install and remove the wrappers ------------------------------------
@@ -110,19 +120,25 @@ class Profiler:
         ]
         if not self.ops:
             return phases
-        named, fixed = self._named_op, self._fixed_op
+        named, fixed, attn = self._named_op, self._fixed_op, self._attention_op
         return phases + [
             (layers, "linear", named),
             (layers, "layer_norm", named),
+            (layers, "rms_norm", named),
             (block, "block", named),
             (attention, "self_attention", named),
             (mlp, "mlp", named),
+            (llama, "llama_block", named),
+            (llama, "grouped_attention", named),
+            (llama, "swiglu_mlp", named),
             (layers, "gelu", fixed("mlp.gelu")),
-            (attention, "causal_attention", fixed("attn.attention")),
+            (layers, "silu", fixed("mlp.silu")),
+            (rope, "apply_rope", attn("rope")),
+            (attention, "causal_attention", attn("attention")),
             (embed, "embed", fixed("embed", top=True)),
             (embed, "lm_head", fixed("lm_head", top=True)),
-            (KVCache, "update", self._layer_arg_op("attn.kv_write")),
-            (BatchSlots, "update", self._layer_arg_op("attn.kv_write")),
+            (KVCache, "update", self._layer_arg_op("kv_write")),
+            (BatchSlots, "update", self._layer_arg_op("kv_write")),
         ]
 
     # --- wrappers -------------------------------------------------------------------------------
@@ -137,6 +153,7 @@ class Profiler:
                     return fn(*args, **kwargs)
                 model, before = args[0], state_of(args, kwargs)
                 self._learn(model)
+                self._attn = FAMILIES[model.config.family].attn
                 self._phase, self._stack = phase, [0.0]
                 t0 = perf_counter()
                 try:
@@ -206,29 +223,22 @@ class Profiler:
         """Ops with one name, in the current layer (or outside the blocks when `top`)."""
         return lambda fn: self._op_wrapper(fn, lambda args: (None if top else self._layer, op))
 
+    def _attention_op(self, op: str):
+        """Ops of the attention, in the current layer, named after the running model's attention:
+        "attention" -> "attn.attention" (GPT-2) or "self_attn.attention" (Llama)."""
+        return lambda fn: self._op_wrapper(fn, lambda args: (self._layer, f"{self._attn}.{op}"))
+
     def _layer_arg_op(self, op: str, index: int = 1):
-        """Ops that are told their layer: KVCache.update(self, layer, ...), BatchSlots.update(self, layer, ...)."""
-        return lambda fn: self._op_wrapper(fn, lambda args: (int(args[index]), op))
+        """Attention ops that are told their layer: KVCache.update(self, layer, ...) and BatchSlots'."""
+        return lambda fn: self._op_wrapper(fn, lambda args: (int(args[index]), f"{self._attn}.{op}"))
 
     def _learn(self, model: Model) -> None:
-        """Map each weight array of a newly seen model to the op that uses it."""
+        """Map each weight array of a newly seen model to the op that uses it (`_OP_WEIGHTS`)."""
         if any(m is model for m in self.models):
             return
         self.models.append(model)
-        w = model.weights
-        for layer, bw in enumerate(w.h):
-            named = {
-                "ln_1": bw.ln_1.weight,
-                "ln_2": bw.ln_2.weight,
-                "attn.c_attn": bw.attn.c_attn.weight,
-                "attn.c_proj": bw.attn.c_proj.weight,
-                "mlp.c_fc": bw.mlp.c_fc.weight,
-                "mlp.c_proj": bw.mlp.c_proj.weight,
-                "residual": bw,
-            }
-            self._names |= {id(a): (layer, op) for op, a in named.items()}
-            self._names |= {id(bw.attn): (layer, "residual"), id(bw.mlp): (layer, "residual")}
-        self._names[id(w.ln_f.weight)] = (None, "ln_f")
+        for layer, op, a in _OP_WEIGHTS[model.config.family](model.weights):
+            self._names[id(a)] = (layer, op)
 
     # --- results ----------------------------------------------------------------------------------
     def _counts(self) -> dict:
@@ -312,6 +322,7 @@ class Profiler:
             if m is None
             else {
                 "name": m.name,
+                "family": m.config.family,
                 "n_params": m.n_params(),
                 "weight_bytes": Arch.from_model(m).weight_bytes(),
                 "weight_dtype": m.weight_dtype,
@@ -400,6 +411,53 @@ def _rates(flops: int, nbytes: int, seconds: float | None) -> dict:
     }
 
 
+# --- which op each weight belongs to, per family ---------------------------------------------------
+# A wrapped op that is handed a weight (`linear(x, weight, bias)`, `rms_norm(x, gain)`, a block
+# its BlockWeights) is named by it. A block's, attention's or MLP's own time, outside the ops it
+# calls, is its residual adds and reshapes ("residual"); in SwiGLU it is the product gate * up.
+def gpt2_op_weights(w) -> list[tuple[int | None, str, object]]:
+    """(layer, op, weight) for every weight a GPT-2 op is handed."""
+    out: list[tuple[int | None, str, object]] = [(None, "ln_f", w.ln_f.weight)]
+    for layer, bw in enumerate(w.h):
+        named = {
+            "ln_1": bw.ln_1.weight,
+            "ln_2": bw.ln_2.weight,
+            "attn.c_attn": bw.attn.c_attn.weight,
+            "attn.c_proj": bw.attn.c_proj.weight,
+            "mlp.c_fc": bw.mlp.c_fc.weight,
+            "mlp.c_proj": bw.mlp.c_proj.weight,
+        }
+        out += [(layer, op, a) for op, a in named.items()]
+        out += [(layer, "residual", bw), (layer, "residual", bw.attn), (layer, "residual", bw.mlp)]
+    return out
+
+
+def llama_op_weights(w) -> list[tuple[int | None, str, object]]:
+    """(layer, op, weight) for every weight a Llama-family op is handed (q_norm, k_norm: Qwen3's)."""
+    out: list[tuple[int | None, str, object]] = [(None, "norm", w.norm)]
+    for layer, bw in enumerate(w.layers):
+        a, m = bw.self_attn, bw.mlp
+        named = {
+            "input_layernorm": bw.input_layernorm,
+            "post_attention_layernorm": bw.post_attention_layernorm,
+            "self_attn.q_proj": a.q_proj.weight,
+            "self_attn.k_proj": a.k_proj.weight,
+            "self_attn.v_proj": a.v_proj.weight,
+            "self_attn.o_proj": a.o_proj.weight,
+            "self_attn.q_norm": a.q_norm,
+            "self_attn.k_norm": a.k_norm,
+            "mlp.gate_proj": m.gate_proj.weight,
+            "mlp.up_proj": m.up_proj.weight,
+            "mlp.down_proj": m.down_proj.weight,
+        }
+        out += [(layer, op, x) for op, x in named.items() if x is not None]
+        out += [(layer, "residual", bw), (layer, "residual", a), (layer, "mlp.gate*up", m)]
+    return out
+
+
+_OP_WEIGHTS = {"gpt2": gpt2_op_weights, "llama": llama_op_weights}  # config.family -> its weights' ops
+
+
 # --- reading the shapes of a call from its arguments ----------------------------------------------
 def _cache_before(args, kwargs):
     """prefill(ids, cache, ...) / decode(token, cache): the cache and its length before the call."""
@@ -435,4 +493,4 @@ def _batch_shape(args, result, before):
     return 1, n_past, n_rows, n_rows, True, int(cache.lengths.sum()), cache.k.dtype.itemsize
 
 
-_MODULES = [attention, batch, block, embed, generation, layers, mlp, model_module]
+_MODULES = [attention, batch, block, embed, generation, layers, llama, mlp, model_module, rope]

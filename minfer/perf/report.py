@@ -156,9 +156,10 @@ def render_report(data: dict, top: int = 8, width: int = 118) -> str:
                 "backend numba: a step runs in compiled kernels the profiler cannot see into, "
                 "so its time shows as 'other' (the counts above are the same as numpy's)"
             )
+        untimed = ", the token embedding's gather and the RoPE tables" if model.get("family") == "llama" else ""
         console.print(
             "op 'residual' is the residual adds plus reshapes between ops; 'other' is the "
-            "call's own work (checks, cache bookkeeping). Per-op timing costs a few us per op: "
+            f"call's own work (checks, cache bookkeeping{untimed}). Per-op timing costs a few us per op: "
             "Profiler(ops=False) times phases only."
         )
     s = data.get("sampling", {})

@@ -62,6 +62,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
+from minfer.config import Config, LlamaConfig
 from minfer.cost import Cost
 from minfer.errors import InvalidInputError
 from minfer.perf.counts import ARCHS, DTYPE_SIZES, Arch, decode_cost, prefill_cost
@@ -167,9 +168,12 @@ def _check_dtype(dtype) -> str:
 
 
 def resolve_arch(model_or_arch) -> Arch:
-    """An `Arch` as is, a name from `ARCHS`, or the shape of a loaded minfer `Model`."""
+    """An `Arch` as is, a name from `ARCHS`, the shape of a loaded minfer `Model`, or of a config
+    (GPT-2's `Config`, a `LlamaConfig`, or a config.json dict)."""
     if isinstance(model_or_arch, Arch):
         return model_or_arch
+    if isinstance(model_or_arch, (Config, LlamaConfig, dict)):
+        return Arch.from_config(model_or_arch)
     if isinstance(model_or_arch, str):
         if model_or_arch not in ARCHS:
             raise InvalidInputError(
@@ -180,7 +184,7 @@ def resolve_arch(model_or_arch) -> Arch:
         return Arch.from_model(model_or_arch)
     raise InvalidInputError(
         f"cannot project a {type(model_or_arch).__name__}: pass an Arch, "
-        f"an arch name ({', '.join(ARCHS)}) or a loaded minfer Model"
+        f"an arch name ({', '.join(ARCHS)}), a config or a loaded minfer Model"
     )
 
 
@@ -370,7 +374,8 @@ def project(
 ) -> Projection:
     """The roofline bound of generating on `hardware`: TTFT, TPOT, tokens/s, tokens/s per W, $/M tok.
 
-    `model_or_arch`: an `Arch`, a name from `minfer.perf.counts.ARCHS`, or a loaded `Model`.
+    `model_or_arch`: an `Arch`, a name from `minfer.perf.counts.ARCHS`, a loaded `Model` (GPT-2 or
+    the Llama family), or a config (`Config`, `LlamaConfig`, a config.json dict).
     `hardware`: a `Hardware` or a name for `get_hardware` ("this-machine": the cached ceilings).
     `dtype` is how weights are stored and which peak is used (see `peak_dtype`); `kv_dtype`,
     the KV cache's (default: dtype). These are BOUNDS: see the module docstring's caveats.
@@ -534,7 +539,8 @@ def add_whatif_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         metavar="DIR_OR_NAME",
-        help="project this checkpoint's shape instead (a directory or Hub name; only its config.json is read)",
+        help="project this checkpoint's shape instead (a directory, a Hub name or a config.json file; only "
+        "the config is read: GPT-2 or the Llama family)",
     )
     parser.add_argument(
         "--hardware",
@@ -565,11 +571,16 @@ def add_whatif_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def arch_of_model_dir(path_or_name: str) -> Arch:
-    """The `Arch` of a checkpoint directory or Hub name, from its config.json (weights not read)."""
-    from minfer.checkpoints.loading import read_config, resolve_model_dir
-    from minfer.config import Config
+    """The `Arch` of a checkpoint directory or Hub name, from its config.json (weights not read),
+    or of a config.json file given by its path. GPT-2 and the Llama family (`config_from_hf`)."""
+    from pathlib import Path
 
-    return Arch.from_config(Config.from_hf(read_config(resolve_model_dir(path_or_name))), str(path_or_name))
+    from minfer.checkpoints.loading import read_config, read_json_object, resolve_model_dir
+
+    path = Path(path_or_name).expanduser()
+    if path.suffix == ".json" and path.is_file():
+        return Arch.from_config(read_json_object(path), str(path_or_name))
+    return Arch.from_config(read_config(resolve_model_dir(path_or_name)), str(path_or_name))
 
 
 def _hardware_list(text: str | None) -> list[str] | None:
