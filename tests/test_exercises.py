@@ -18,8 +18,8 @@ def run(argv: list[str]) -> int:
     return run_exercises(parser.parse_args(argv))
 
 
-def test_registry_has_five_exercises_with_stub_solution_and_task():
-    assert list(EXERCISES) == ["01", "02", "03", "04", "05"]
+def test_registry_has_seven_exercises_with_stub_solution_and_task():
+    assert list(EXERCISES) == ["01", "02", "03", "04", "05", "06", "07"]
     for e in EXERCISES.values():
         assert e.stub.is_file() and e.solution.is_file() and e.stub.name == e.solution.name
         assert len(e.task) > 200 and f"check {e.id}" in e.task  # the task, and how to grade it
@@ -145,6 +145,63 @@ MISTAKES = {
         [('"""FLOPs of one GPT-2 decode step after n_past cached tokens (main terms)."""', 'raise ValueError("oops")')],
         "raised ValueError: oops",
     ),
+    "RoPE on interleaved pairs": (
+        "06",
+        [
+            ("x1, x2 = x[..., :half], x[..., half:]", "x1, x2 = x[..., 0::2], x[..., 1::2]"),
+            ("rotated = np.concatenate([-x2, x1], axis=-1)", "rotated = np.stack([-x2, x1], axis=-1).reshape(x.shape)"),
+            ("np.concatenate([np.cos(angles), np.cos(angles)], axis=-1)", "np.repeat(np.cos(angles), 2, axis=-1)"),
+            ("np.concatenate([np.sin(angles), np.sin(angles)], axis=-1)", "np.repeat(np.sin(angles), 2, axis=-1)"),
+        ],
+        "rotated neighbouring pairs (0, 1), (2, 3)",
+    ),
+    "RoPE turned the wrong way": ("06", [("[-x2, x1]", "[x2, -x1]")], "rotated the wrong way"),
+    "RoPE positions off by one": (
+        "06",
+        [("np.asarray(positions)[:, None]", "(np.asarray(positions) + 1)[:, None]")],
+        "off by one (positions + 1)",
+    ),
+    "RoPE positions ignored": (
+        "06",
+        [("np.asarray(positions)[:, None]", "np.arange(x.shape[1])[:, None]")],
+        "instead of `positions`",
+    ),
+    "RoPE without the second half of cos and sin": (
+        "06",
+        [
+            ("[np.cos(angles), np.cos(angles)]", "[np.cos(angles), np.ones_like(angles)]"),
+            ("[np.sin(angles), np.sin(angles)]", "[np.sin(angles), np.zeros_like(angles)]"),
+        ],
+        "the second half is not rotated",
+    ),
+    "RoPE theta ignored": ("06", [("1.0 / theta **", "1.0 / 10000.0 **")], "theta argument is ignored"),
+    "RoPE angles in float32": (
+        "06",
+        [("(positions)[:, None] * inv_freq", "(positions, np.float32)[:, None] * inv_freq.astype(np.float32)")],
+        "lost precision",
+    ),
+    "GQA head h reads KV head h % n_kv_head": (
+        "07",
+        [
+            (
+                "q.reshape(n_kv_head, n_head // n_kv_head, d_head)",
+                "q.reshape(-1, n_kv_head, d_head).transpose(1, 0, 2)",
+            ),
+            ("return out.reshape(n_head, d_head)", "return out.transpose(1, 0, 2).reshape(n_head, d_head)"),
+        ],
+        "h % n_kv_head",
+    ),
+    "GQA scores not scaled": ("07", [("/ math.sqrt(d_head)", "")], "not scaled: divide q . k by sqrt(d_head)"),
+    "GQA over the whole buffer": (
+        "07",
+        [("k_cache[:, :length], v_cache[:, :length]", "k_cache, v_cache")],
+        "attended over the whole buffer",
+    ),
+    "GQA over length + 1": (
+        "07",
+        [("k_cache[:, :length], v_cache[:, :length]", "k_cache[:, : length + 1], v_cache[:, : length + 1]")],
+        "attended over length + 1 positions",
+    ),
 }
 
 
@@ -168,11 +225,12 @@ def test_missing_function_and_broken_file_are_clear_errors(tmp_path):
         grade("02", tmp_path / "nothing.py")
 
 
-def test_cli_list_prints_the_five_exercises(capsys):
+def test_cli_list_prints_the_seven_exercises(capsys):
     assert run(["exercises", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line[:2] for line in lines[:5]] == ["01", "02", "03", "04", "05"]
+    assert [line[:2] for line in lines[:7]] == ["01", "02", "03", "04", "05", "06", "07"]
     assert "causal_attention" in lines[0] and "lesson 08" in lines[4]
+    assert "apply_rope" in lines[5] and "grouped_decode_attention" in lines[6] and "lesson 13" in lines[6]
 
 
 def test_cli_start_copies_the_stub_and_refuses_to_overwrite(tmp_path, monkeypatch, capsys):

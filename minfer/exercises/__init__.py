@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 class Exercise:
     """One exercise: what to write, in which file, which lesson it goes with, how it is graded."""
 
-    id: str  # "01" .. "05"
+    id: str  # "01" .. "07"
     title: str
     lesson: str  # the lesson it goes with
     functions: tuple[str, ...]  # what the student writes
@@ -82,6 +82,14 @@ EXERCISES: dict[str, Exercise] = {
             "08 FLOPs vs bytes",
             ("decode_step_flops", "decode_step_bytes"),
             "ex05_counting.py",
+        ),
+        Exercise("06", "RoPE (rotate-half)", "13 from GPT-2 to Llama", ("apply_rope",), "ex06_rope.py"),
+        Exercise(
+            "07",
+            "grouped-query decode attention",
+            "13 from GPT-2 to Llama",
+            ("grouped_decode_attention",),
+            "ex07_gqa.py",
         ),
     ]
 }

@@ -27,6 +27,8 @@ from minfer.kvcache import KVCache
 from minfer.layers import layer_norm as ref_layer_norm
 from minfer.layers import softmax as ref_softmax
 from minfer.perf.counts import Arch, decode_cost
+from minfer.rope import apply_rope as ref_rope
+from minfer.rope import inverse_frequencies, rope_tables, rotate_half
 from minfer.sampling import top_k_filter as ref_top_k
 from minfer.sampling import top_p_filter as ref_top_p
 
@@ -672,6 +674,193 @@ SHORT = [(12, 768, 50257, 0), (48, 1600, 50257, 0), (6, 384, 5000, 3)]  # the fi
 LONG = [(12, 768, 50257, 1023), (24, 1024, 50257, 4000), (6, 384, 5000, 300)]  # attention and the cache grow
 
 
+# ---- 06: RoPE ----------------------------------------------------------------------------------
+
+
+def _ref_rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
+    """minfer's rotation of x [n_head, n_seq, d_head] at `positions` [n_seq], base theta."""
+    return ref_rope(x, *rope_tables(np.asarray(positions), inverse_frequencies(x.shape[-1], theta)))
+
+
+def _rope_interleaved(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
+    """The RoPE paper's layout, a mistake here: neighbours (2i, 2i + 1) paired, not (i, i + d_head/2)."""
+    angles = np.asarray(positions, np.float64)[:, None] * inverse_frequencies(x.shape[-1], theta)  # [n_seq, half]
+    cos, sin = np.cos(angles), np.sin(angles)  # [n_seq, half]
+    even, odd = x[..., 0::2], x[..., 1::2]  # [n_head, n_seq, half]
+    return np.stack([even * cos - odd * sin, odd * cos + even * sin], axis=-1).reshape(x.shape)
+
+
+def _rope_mistakes(x: np.ndarray, positions: np.ndarray, theta: float) -> list[tuple[Callable[[], np.ndarray], str]]:
+    n_seq, d_head = x.shape[1], x.shape[2]
+    half = d_head // 2
+    want = _ref_rope(x, positions, theta)
+    per_dim = positions[:, None] / theta ** (np.arange(d_head) / d_head)  # [n_seq, d_head]: no pairs
+    return [
+        (lambda: x, "x comes back as it went in: turn each pair by positions[p] * inv_freq[i]"),
+        (
+            lambda: _rope_interleaved(x, positions, theta),
+            "rotated neighbouring pairs (0, 1), (2, 3), ... as the RoPE paper writes it; Hugging Face "
+            "checkpoints (and minfer) pair dimension i with i + d_head/2 (rotate-half): "
+            "x1 = x[..., :d_head/2], x2 = x[..., d_head/2:]",
+        ),
+        (
+            lambda: _ref_rope(x, -positions, theta),
+            "rotated the wrong way (the sign of sin): rotate_half(x) is concatenate(-x2, x1), so the "
+            "first half is x1 cos - x2 sin and the second x2 cos + x1 sin",
+        ),
+        (
+            lambda: _ref_rope(x, positions + 1, theta),
+            "the positions are off by one (positions + 1): the token at position p turns by "
+            "p * inv_freq, and position 0 is not turned at all",
+        ),
+        (
+            lambda: _ref_rope(x, positions - 1, theta),
+            "the positions are off by one (positions - 1): the token at position p turns by p * inv_freq",
+        ),
+        (
+            lambda: _ref_rope(x, np.arange(n_seq), theta),
+            "used 0 .. n_seq - 1 instead of `positions`: after a KV cache the new tokens sit further "
+            "on, and each turns by its own positions[p]",
+        ),
+        (
+            lambda: np.concatenate([want[..., :half], x[..., half:]], axis=-1),
+            "the second half is not rotated: cos and sin hold each pair's angle in BOTH halves, "
+            "[n_seq, d_head] (the angles concatenated with themselves), so the second half becomes "
+            "x2 cos + x1 sin",
+        ),
+        (
+            lambda: np.concatenate([want[..., :half], np.zeros_like(x[..., half:])], axis=-1),
+            "the second half is zero: cos and sin hold each pair's angle in BOTH halves, "
+            "[n_seq, d_head], so the second half becomes x2 cos + x1 sin",
+        ),
+        (
+            lambda: x * np.cos(per_dim) + rotate_half(x) * np.sin(per_dim),
+            "one frequency per dimension, theta^(-j / d_head) for j < d_head: RoPE has one per PAIR, "
+            "inv_freq[i] = theta^(-2i / d_head) for i < d_head/2, written into both halves",
+        ),
+        (
+            lambda: _ref_rope(x, positions, theta**0.5),
+            "pair i's frequency is theta^(-2i / d_head); this used theta^(-i / d_head)",
+        ),
+        (lambda: _ref_rope(x, positions, 10000.0), "the theta argument is ignored: use the theta passed in"),
+    ]
+
+
+def _rope_check(cases: list[tuple[int, int, int, int, float]], seed: int) -> Callable[[Funcs], None]:
+    """cases: (n_head, n_seq, d_head, first position, theta)."""
+
+    def check(f: Funcs) -> None:
+        rng = _rng(seed)
+        for n_head, n_seq, d_head, start, theta in cases:
+            x = _randn(rng, n_head, n_seq, d_head)
+            positions = np.arange(start, start + n_seq)  # [n_seq]
+            where = f" (x {_fmt(x.shape)}, positions {start}..{start + n_seq - 1}, theta={theta:g})"
+            got = _call(f["apply_rope"], x.copy(), positions.copy(), theta, where=where)
+            want = _ref_rope(x, positions, theta)
+            near = _as_array(got, "apply_rope", want, where)
+            if start > 1000 and not _close(near, want, atol=1e-4) and _close(near, want, atol=2e-2):
+                raise _Fail(
+                    "close, but not within 1e-4, at large positions: the angles positions * inv_freq "
+                    "lost precision (float32 has 24 bits: about 5e-4 radians at position 4,000); "
+                    f"compute them in float64, NumPy's default, and cast the result to float32{where}"
+                )
+            _compare(got, want, "apply_rope", where, _rope_mistakes(x, positions, theta), atol=1e-4)
+
+    return check
+
+
+# ---- 07: grouped-query decode attention --------------------------------------------------------
+
+
+def _ref_gqa(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, length: int) -> np.ndarray:
+    """minfer's grouped attention of one query token over the first `length` positions.
+    q: [n_head, d_head], caches [n_kv_head, max_seq, d_head] -> [n_head, d_head]"""
+    return ref_attention(q[:, None], k_cache[:, :length], v_cache[:, :length])[:, 0]
+
+
+def _gqa_mistakes(q, k_cache, v_cache, length) -> list[tuple[Callable[[], np.ndarray], str]]:
+    n_head, d_head = q.shape
+    n_kv_head = k_cache.shape[0]
+    modulo = np.arange(n_head) % n_kv_head  # [n_head]: the wrong KV head for each query head
+    grouped = np.arange(n_head) // (n_head // n_kv_head)  # [n_head]: the right one
+    k, v = k_cache[:, :length], v_cache[:, :length]  # [n_kv_head, length, d_head]
+    scores = np.einsum("hd,hnd->hn", q, k[grouped]) / np.float32(math.sqrt(d_head))  # [n_head, length]
+    over_heads = np.exp(scores - scores.max(axis=0)) / np.exp(scores - scores.max(axis=0)).sum(axis=0)
+    return [
+        (
+            lambda: ref_attention(q[:, None], k[modulo], v[modulo])[:, 0],
+            "query head h read KV head h % n_kv_head: a group's query heads are consecutive, so head "
+            "h reads KV head h // (n_head // n_kv_head) (np.repeat(k, group, axis=0) repeats each KV "
+            "head in place; np.tile repeats the whole stack)",
+        ),
+        (
+            lambda: _ref_gqa(q * np.float32(math.sqrt(d_head)), k_cache, v_cache, length),
+            "the scores are not scaled: divide q . k by sqrt(d_head)",
+        ),
+        (
+            lambda: _ref_gqa(q / np.float32(math.sqrt(d_head)), k_cache, v_cache, length),
+            "the scores are divided by d_head: divide by sqrt(d_head)",
+        ),
+        (
+            lambda: _ref_gqa(q, k_cache, v_cache, k_cache.shape[1]),
+            "attended over the whole buffer: positions from `length` on are stale, use only "
+            "k_cache[:, :length] and v_cache[:, :length]",
+        ),
+        (
+            lambda: _ref_gqa(q, k_cache, v_cache, length + 1),
+            "attended over length + 1 positions, one past the cache: the new token's key is already "
+            "in it, at index length - 1",
+        ),
+        (
+            lambda: _ref_gqa(q, k_cache, v_cache, length - 1),
+            "attended over length - 1 positions: the new token's own key, at index length - 1, counts too",
+        ),
+        (
+            lambda: np.einsum("hn,hnd->hd", over_heads, v[grouped]),
+            "the softmax runs over the heads: normalise each head's scores over the keys (the last axis)",
+        ),
+    ]
+
+
+def _gqa_check(cases: list[tuple[int, int, int, int, int]], seed: int) -> Callable[[Funcs], None]:
+    """cases: (n_head, n_kv_head, max_seq, d_head, length); positions >= length hold stale values."""
+
+    def check(f: Funcs) -> None:
+        rng = _rng(seed)
+        for n_head, n_kv_head, max_seq, d_head, length in cases:
+            q = _randn(rng, n_head, d_head)
+            k_cache, v_cache = _randn(rng, n_kv_head, max_seq, d_head), _randn(rng, n_kv_head, max_seq, d_head)
+            where = f" (q {_fmt(q.shape)}, caches {_fmt(k_cache.shape)}, length={length})"
+            got = _call(f["grouped_decode_attention"], q.copy(), k_cache.copy(), v_cache.copy(), length, where=where)
+            want = _ref_gqa(q, k_cache, v_cache, length)
+            _compare(got, want, "grouped_decode_attention", where, _gqa_mistakes(q, k_cache, v_cache, length))
+
+    return check
+
+
+def _check_gqa_decode_loop(f: Funcs) -> None:
+    """Decode 7 tokens one by one into a cache of stale values: step t must equal row t of
+    minfer's causal attention over the whole sequence (3 query heads per KV head)."""
+    rng = _rng(31)
+    n_head, n_kv_head, max_seq, d_head, n_seq = 6, 2, 10, 12, 7
+    q_all = _randn(rng, n_head, n_seq, d_head)
+    k_all, v_all = _randn(rng, n_kv_head, n_seq, d_head), _randn(rng, n_kv_head, n_seq, d_head)
+    want_all = ref_attention(q_all, k_all, v_all)  # [n_head, n_seq, d_head], causal over the whole sequence
+    k_cache, v_cache = _randn(rng, n_kv_head, max_seq, d_head), _randn(rng, n_kv_head, max_seq, d_head)
+    for t in range(n_seq):
+        k_cache[:, t], v_cache[:, t] = k_all[:, t], v_all[:, t]  # the new token's key and value, written first
+        q = q_all[:, t]  # [n_head, d_head]
+        where = f" (decode loop, step {t}: q {_fmt(q.shape)}, caches {_fmt(k_cache.shape)}, length={t + 1})"
+        got = _call(f["grouped_decode_attention"], q.copy(), k_cache.copy(), v_cache.copy(), t + 1, where=where)
+        _compare(
+            got,
+            want_all[:, t],
+            "grouped_decode_attention",
+            where + ": step t must equal row t of causal attention over the whole sequence",
+            _gqa_mistakes(q, k_cache, v_cache, t + 1),
+        )
+
+
 CHECKS: dict[str, list[Check]] = {
     "01": [
         ("softmax: values on several shapes", _check_softmax_values),
@@ -721,5 +910,32 @@ CHECKS: dict[str, list[Check]] = {
         ("decode_step_flops: long contexts", _count_check("decode_step_flops", LONG)),
         ("decode_step_bytes: first tokens", _count_check("decode_step_bytes", SHORT)),
         ("decode_step_bytes: long contexts", _count_check("decode_step_bytes", LONG)),
+    ],
+    "06": [
+        (
+            "apply_rope: positions 0 .. n_seq - 1",
+            _rope_check([(2, 5, 8, 0, 1e4), (3, 7, 20, 0, 1e4), (1, 1, 2, 0, 1e4), (4, 6, 64, 0, 1e4)], seed=21),
+        ),
+        ("apply_rope: positions after a cache", _rope_check([(3, 4, 20, 9, 1e4), (2, 1, 16, 37, 1e4)], seed=22)),
+        ("apply_rope: another theta (Llama 3's 500000)", _rope_check([(3, 6, 20, 5, 5e5), (2, 4, 128, 0, 5e5)], 23)),
+        (
+            "apply_rope: positions near 4,000 (a long context)",
+            _rope_check([(2, 3, 64, 4000, 5e5), (3, 2, 20, 4093, 1e4)], seed=24),
+        ),
+    ],
+    "07": [
+        (
+            "grouped_decode_attention: 3 and 4 query heads per KV head",
+            _gqa_check([(6, 2, 16, 20, 9), (8, 2, 12, 16, 9)], seed=25),
+        ),
+        (
+            "grouped_decode_attention: one KV head (MQA), one per query head (MHA)",
+            _gqa_check([(4, 1, 10, 8, 7), (3, 3, 9, 20, 5)], seed=26),
+        ),
+        (
+            "grouped_decode_attention: a cache of one position, a full cache",
+            _gqa_check([(6, 3, 8, 12, 1), (9, 3, 11, 64, 11)], seed=27),
+        ),
+        ("grouped_decode_attention: decode steps equal causal attention", _check_gqa_decode_loop),
     ],
 }
