@@ -141,7 +141,7 @@ def check_hf_tokenizer(out_dir: Path) -> None:
         "Hello, my dog is cute.  It's 2024: naïve café, 東京, emoji 🤗!\n\n\tIndented   "
         "spaces, don't we'll they're 12345678 1.5e-3 <tags> ~~~ ÀÉÎÕÜ<|endoftext|>"
     )
-    if hf.encode(sample) != ours.encode(sample):
+    if hf.encode(sample) != ours.encode(sample, allow_special=True):  # HF matches <|endoftext|> in text
         raise SystemExit(f"the rebuilt vocab.json/merges.txt in {out_dir} tokenize differently from tiktoken")
 
 

@@ -74,8 +74,10 @@ def __getattr__(name: str):
 
 from minfer.batch import generate_batch
 from minfer.checkpoints.loading import load_model
+from minfer.checkpoints.tokenizer_files import load_tokenizer
 from minfer.config import Config
 from minfer.errors import (
+    ChatTemplateError,
     ContextOverflowError,
     InsufficientMemoryError,
     InvalidInputError,
@@ -95,6 +97,7 @@ from minfer.tokenizer import IncrementalDecoder, Tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChatTemplateError",
     "Config",
     "ContextOverflowError",
     "Generation",
@@ -115,6 +118,7 @@ __all__ = [
     "generate",
     "generate_batch",
     "load_model",
+    "load_tokenizer",
     "perplexity",
     "stream",
 ]

@@ -17,6 +17,11 @@ class TokenizerError(MinferError):
     """The tokenizer file is missing or corrupt, or a token id is outside the vocabulary."""
 
 
+class ChatTemplateError(TokenizerError):
+    """A model has no chat template, its template is not valid Jinja, or the template refused the
+    conversation (its `raise_exception`) or tried something the sandbox forbids."""
+
+
 class ContextOverflowError(MinferError, ValueError):
     """A sequence would not fit in the model's context window or in the KV cache."""
 

@@ -18,7 +18,7 @@ def tok() -> Tokenizer:
 
 def test_known_gpt2_ids(tok):
     assert tok.encode("Hello, my dog is cute") == [15496, 11, 616, 3290, 318, 13779]
-    assert tok.encode("<|endoftext|>") == [50256]
+    assert tok.encode("<|endoftext|>", allow_special=True) == [50256]
     assert tok.n_vocab == 50257 and tok.eot_id == 50256
 
 
@@ -43,6 +43,13 @@ def test_round_trip(tok, text):
 def test_special_token_can_be_encoded_as_text(tok):
     ids = tok.encode("<|endoftext|>", allow_special=False)
     assert 50256 not in ids and tok.decode(ids) == "<|endoftext|>"
+
+
+def test_text_is_only_text_by_default(tok):
+    """User text never becomes a special token unless the caller asks (allow_special=True)."""
+    assert tok.encode("Hi<|endoftext|>") == tok.encode("Hi<|endoftext|>", allow_special=False)
+    assert 50256 not in tok.encode("Hi<|endoftext|>")
+    assert tok.encode("Hi<|endoftext|>", allow_special=True) == [17250, 50256]
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -101,5 +108,5 @@ def test_model_directory_with_its_own_tokenizer(tmp_path):
     save_checkpoint(tmp_path, cfg, random_weights(cfg), np.float32)
     tok = minfer.load_model(tmp_path).tokenizer
     assert tok.n_vocab == 301 and tok.eot_id == 300
-    assert tok.encode("ab<|endoftext|>") == [64, 65, 300]
+    assert tok.encode("ab<|endoftext|>", allow_special=True) == [64, 65, 300]
     assert tok.decode(tok.encode("the cat")) == "the cat"

@@ -7,6 +7,7 @@ runs arbitrary code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,11 +23,18 @@ from minfer.checkpoints.safetensors_io import (
     read_safetensors,
     to_float32,
 )
-from minfer.config import Config
+from minfer.checkpoints.tokenizer_files import SIDE_FILES, TOKENIZER_FILES, model_tokenizer, stop_token_ids
+from minfer.config import LlamaConfig, ModelConfig, config_from_hf
 from minfer.errors import ModelLoadError
 from minfer.model import Model
-from minfer.tokenizer import load_tokenizer
-from minfer.weights import GPT2Weights, build_weights, expected_shapes
+from minfer.weights import (
+    GPT2Weights,
+    LlamaWeights,
+    build_llama_weights,
+    build_weights,
+    expected_shapes,
+    llama_expected_shapes,
+)
 
 # Short names accepted by load_model and the Hub repositories they download from.
 HUB_NAMES = {
@@ -35,23 +43,30 @@ HUB_NAMES = {
     "gpt2-large": "openai-community/gpt2-large",
     "gpt2-xl": "openai-community/gpt2-xl",
     "distilgpt2": "distilbert/distilgpt2",
+    # the Llama family (any owner/name works too; these are the ones the docs use)
+    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M",
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "qwen2.5-0.5b-instruct": "Qwen/Qwen2.5-0.5B-Instruct",
+    "qwen3-0.6b": "Qwen/Qwen3-0.6B",
+    "llama-3.2-1b-instruct": "meta-llama/Llama-3.2-1B-Instruct",
 }
 _HUB_FILES = [
     "config.json",
     "model.safetensors",
     "model.safetensors.index.json",
     "model-*.safetensors",
-    "tokenizer.tiktoken",
+    *TOKENIZER_FILES,  # tokenizer.json, tokenizer.model, tokenizer.tiktoken
+    *SIDE_FILES,  # tokenizer_config.json, special_tokens_map.json, chat_template.jinja, generation_config.json
 ]
-# Keys some GPT-2 checkpoints carry that are not parameters: the causal-mask buffers of old
-# transformers versions. The LM head is tied to wte (checked when present).
-_NOT_PARAMETERS = (".attn.bias", ".attn.masked_bias")
+# Keys some checkpoints carry that are not parameters: GPT-2's causal-mask buffers and Llama's
+# RoPE frequencies, saved by old transformers versions. A tied LM head is checked when present.
+_NOT_PARAMETERS = (".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq")
 MAX_TEXT_BYTES = 50_000_000  # config.json, an index or SHA256SUMS: kilobytes in a real checkpoint
 _FINITE_FILES: set[tuple[int, int, int, int]] = set()  # weight files already scanned for NaN/inf
 
 
 # Models that ship inside minfer (name -> folder of the bundled weights); "default" is the first.
-BUNDLED = {"classroom": "classroom"}
+BUNDLED = {"classroom": "classroom", "classroom-llama": "classroom-llama"}
 DEFAULT_MODEL = "classroom"
 # A Hub repository id: owner/name, letters, digits, '-', '_' and '.'.
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -60,7 +75,8 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 def load_model(
     path_or_name: str | os.PathLike | None = None, backend: str = "numpy", quantize: str | None = None
 ) -> Model:
-    """Load a GPT-2 checkpoint.
+    """Load a checkpoint: GPT-2, or the Llama family (Llama 3.x, Qwen2/2.5, Qwen3, SmolLM2,
+    Mistral without a sliding window), chosen by config.json's `model_type`.
 
     `path_or_name` is, in this order of precedence:
     - None or "default": minfer's default model; the name of a bundled model ("classroom");
@@ -84,14 +100,16 @@ def load_model(
     """
     name = "default" if path_or_name is None else str(path_or_name)
     model_dir = resolve_model_dir("default" if path_or_name is None else path_or_name)
-    for known in ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.tiktoken"):
+    for known in ("config.json", "model.safetensors", "model.safetensors.index.json", *TOKENIZER_FILES, *SIDE_FILES):
         if os.path.lexists(model_dir / known):
             model_file(model_dir, known, known)  # no link out of the directory
     verify_checksums(model_dir)
     hf_config = read_config(model_dir)
-    config = Config.from_hf(hf_config)
+    config = config_from_hf(hf_config)
+    if isinstance(config, LlamaConfig):  # an instruct model ends a turn with its own token(s)
+        config = dataclasses.replace(config, eos_token_ids=stop_token_ids(model_dir, hf_config))
     weights = read_weights(model_dir, config)
-    tokenizer = load_tokenizer(model_dir, hf_config, config.n_vocab)
+    tokenizer = model_tokenizer(model_dir, hf_config, config.n_vocab)
     return Model(config, weights, tokenizer, backend=backend, name=name, quantize=quantize)
 
 
@@ -141,10 +159,16 @@ def download(name: str) -> Path:
     """Fetch a checkpoint's config and safetensors files from the Hugging Face Hub (with a
     progress bar) into its cache, and return the local directory."""
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError
 
     repo_id = HUB_NAMES.get(name, name)
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES))
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES))  # safetensors only, never .bin
+    except GatedRepoError:
+        raise ModelLoadError(
+            f"{repo_id} is a gated repository: accept its licence at https://huggingface.co/{repo_id} "
+            "with your account, then log in here (`hf auth login`, or set HF_TOKEN) and try again"
+        ) from None
     except Exception as e:  # network, auth, missing repo: all mean "cannot get it from here"
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelLoadError(
@@ -296,25 +320,35 @@ def check_finite(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> None
     _FINITE_FILES.add(key)
 
 
-def read_weights(model_dir: Path, config: Config) -> GPT2Weights:
-    """Read every tensor, check it against the config's shapes, widen it to float32."""
+def read_tensors(model_dir: Path) -> dict[str, tuple[str, np.ndarray]]:
+    """Every tensor of a checkpoint's safetensors files (name -> (dtype, array)), each file
+    checked for NaN and inf; buffers that are not parameters left out."""
     stored: dict[str, tuple[str, np.ndarray]] = {}
     for path in weight_files(model_dir):
         tensors = read_safetensors(path)
         check_finite(path, tensors)
-        for name, tensor in tensors.items():
-            stored[name.removeprefix("transformer.")] = tensor
-    stored = {k: t for k, t in stored.items() if not k.endswith(_NOT_PARAMETERS)}
-    head = stored.pop("lm_head.weight", None)
-    shapes = expected_shapes(config)
-    check_names(model_dir, set(stored), set(shapes))
+        stored |= tensors
+    return {k: t for k, t in stored.items() if not k.endswith(_NOT_PARAMETERS)}
+
+
+def read_weights(model_dir: Path, config: ModelConfig) -> GPT2Weights | LlamaWeights:
+    """Read every tensor, check it against the config's shapes, widen it to float32."""
+    stored = read_tensors(model_dir)
+    if isinstance(config, LlamaConfig):
+        shapes, blocks = llama_expected_shapes(config), "model.layers"
+        head = stored.pop("lm_head.weight") if config.tie_word_embeddings and "lm_head.weight" in stored else None
+    else:
+        stored = {k.removeprefix("transformer."): t for k, t in stored.items()}
+        shapes, blocks = expected_shapes(config), "h"
+        head = stored.pop("lm_head.weight", None)
+    check_names(model_dir, set(stored), set(shapes), blocks)
 
     def get(name: str) -> np.ndarray:
         dtype, array = stored[name]
         if dtype not in ("F32", "F16", "BF16", "F64"):
             raise ModelLoadError(
                 f"tensor {name} in {model_dir} is {dtype}; a weight must be a float "
-                "(F32, F16 or BF16): the checkpoint is not a float GPT-2"
+                f"(F32, F16 or BF16): the checkpoint is not a float {config.family} model"
             )
         if tuple(array.shape) != shapes[name]:
             raise ModelLoadError(
@@ -323,33 +357,41 @@ def read_weights(model_dir: Path, config: Config) -> GPT2Weights:
             )
         return to_float32(dtype, array)
 
-    weights = build_weights(config, get)
-    if head is not None and not np.array_equal(to_float32(*head), weights.wte):
+    weights: GPT2Weights | LlamaWeights
+    if isinstance(config, LlamaConfig):
+        weights = build_llama_weights(config, get)
+    else:
+        weights = build_weights(config, get)
+    if head is not None and not np.array_equal(to_float32(*head), weights.lm_head):
         raise ModelLoadError(
-            f"{model_dir} has an lm_head.weight different from wte.weight; minfer implements "
-            "GPT-2 with the LM head tied to the token embedding"
+            f"{model_dir} has an lm_head.weight different from the token embedding, but the "
+            "model's LM head is tied to it (tie_word_embeddings); the checkpoint contradicts its config"
         )
     return weights
 
 
-def check_names(model_dir: Path, found: set[str], wanted: set[str]) -> None:
-    """Raise if the checkpoint lacks a tensor the config needs, or holds one minfer would ignore."""
+def check_names(model_dir: Path, found: set[str], wanted: set[str], blocks: str = "h") -> None:
+    """Raise if the checkpoint lacks a tensor the config needs, or holds one minfer would ignore.
+    `blocks` is the prefix of the block tensors ('h' in GPT-2, 'model.layers' in Llama)."""
     missing, extra = sorted(wanted - found), sorted(found - wanted)
     if missing:
         raise ModelLoadError(f"{model_dir} lacks {len(missing)} tensor(s) the config needs, e.g. {missing[0]}")
     if extra:
-        n_layer = len(wanted_blocks(wanted))
-        blocks = [int(m.group(1)) for m in map(re.compile(r"h\.(\d+)\.").match, extra) if m]
-        if len(blocks) == len(extra) and min(blocks) >= n_layer:  # whole blocks past the config's
+        n_layer = len(wanted_blocks(wanted, blocks))
+        numbered = re.compile(re.escape(blocks) + r"\.(\d+)\.")
+        ids = [int(m.group(1)) for m in map(numbered.match, extra) if m]
+        if len(ids) == len(extra) and min(ids) >= n_layer:  # whole blocks past the config's
             raise ModelLoadError(
-                f"{model_dir} has blocks up to h.{max(blocks)}, but its config.json says "
+                f"{model_dir} has blocks up to {blocks}.{max(ids)}, but its config.json says "
                 f"n_layer={n_layer}: the config and the weights do not belong together"
             )
         raise ModelLoadError(
-            f"{model_dir} has {len(extra)} tensor(s) GPT-2 does not use, e.g. {extra[0]}; is it another architecture?"
+            f"{model_dir} has {len(extra)} tensor(s) the config does not use, e.g. {extra[0]}; "
+            "is it another architecture, or a config missing a setting?"
         )
 
 
-def wanted_blocks(names: set[str]) -> set[str]:
-    """The block prefixes ('h.0', 'h.1', ...) among tensor names."""
-    return {".".join(n.split(".")[:2]) for n in names if n.startswith("h.")}
+def wanted_blocks(names: set[str], blocks: str = "h") -> set[str]:
+    """The block prefixes ('h.0', 'h.1', ... or 'model.layers.0', ...) among tensor names."""
+    depth = blocks.count(".") + 2
+    return {".".join(n.split(".")[:depth]) for n in names if n.startswith(blocks + ".")}
