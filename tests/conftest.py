@@ -65,8 +65,7 @@ def gpt2_vocab_model() -> minfer.Model:
     return minfer.load_model(random_gpt2_dir())
 
 
-# (the Llama family's Numba backend is being built: it joins these pairs when it lands)
-PAIRS = [(m, b) for b in minfer.model.BACKENDS for m in MODELS if not (b == "numba" and m in LLAMA_MODELS)]
+PAIRS = [(m, b) for b in minfer.model.BACKENDS for m in MODELS]
 
 
 @pytest.fixture(params=PAIRS, ids=lambda p: f"{p[0]}-{p[1]}")

@@ -30,6 +30,10 @@ CASES = [  # (checkpoint, backend, quantize): the batched step of each backend, 
     ("odd-gpt2-sharded", "numba", None),
     ("classroom", "numba", None),
     ("classroom", "numba", "int8"),
+    ("tiny-llama-mqa", "numba", None),  # the Llama family's compiled step: MQA,
+    ("tiny-qwen2", "numba", None),  # GQA with biases and an untied head,
+    ("tiny-qwen3", "numba", None),  # q/k norms and d_head 24,
+    ("tiny-qwen3", "numba", "int8"),
 ]
 
 
@@ -94,9 +98,10 @@ def test_batched_generation_honours_stop_strings_as_generate_does(backend):
     assert {g.finish_reason for g in minfer.generate_batch(model, prompts, 24, stop_strings=",")} == {"stop_string"}
 
 
-def test_numba_batches_run_compiled_not_through_the_reference(monkeypatch):
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-qwen2"])
+def test_numba_batches_run_compiled_not_through_the_reference(monkeypatch, name):
     """On backend="numba" a batched step is one compiled call: the NumPy block loop never runs."""
-    model = minfer.load_model(FIXTURES / "tiny-gpt2", backend="numba")
+    model = minfer.load_model(FIXTURES / name, backend="numba")
     want = [minfer.generate(model, p, 8, stop_tokens=()).tokens for p in RAGGED[:3]]
 
     def refuse(*args, **kwargs):
@@ -104,6 +109,8 @@ def test_numba_batches_run_compiled_not_through_the_reference(monkeypatch):
 
     monkeypatch.setattr(minfer.model, "hidden_states", refuse)
     monkeypatch.setattr(minfer.block, "block", refuse)
+    monkeypatch.setitem(minfer.model.HIDDEN_STATES, "llama", refuse)
+    monkeypatch.setattr(minfer.llama, "llama_block", refuse)
     assert [g.tokens for g in minfer.generate_batch(model, RAGGED[:3], 8, stop_tokens=())] == want
 
 

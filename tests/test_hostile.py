@@ -468,6 +468,7 @@ import numpy as np
 import minfer
 from minfer.kvcache import KVCache
 model = minfer.load_model({path!r}, backend={backend!r})
+L, H, D = model.config.n_layer, model.config.n_kv_head, model.config.d_head  # the cache's shape
 good = model.new_cache(16)
 def readonly():
     c = model.new_cache(16); c.k.setflags(write=False); return c
@@ -475,16 +476,16 @@ def with_length(n):
     c = model.new_cache(16); c.length = n; return c
 caches = {{
     "tiny": KVCache.empty(1, 1, 8, 4),
-    "other model": KVCache.empty(2, 4, 16, 8),
-    "float64": KVCache(np.zeros((2, 4, 16, 16)), np.zeros((2, 4, 16, 16))),
-    "k and v differ": KVCache(good.k, np.zeros((2, 4, 8, 16), np.float32)),
+    "other model": KVCache.empty(L, H + 2, 16, D // 2),
+    "float64": KVCache(np.zeros((L, H, 16, D)), np.zeros((L, H, 16, D))),
+    "k and v differ": KVCache(good.k, np.zeros((L, H, 8, D), np.float32)),
     "read-only": readonly(),
     "length -1": with_length(-1),
     "length past max_seq": with_length(10**6),
     "length 2.5": with_length(2.5),
     "a dict": {{"k": good.k, "v": good.v}},
     "None": None,
-    "masked arrays": KVCache(np.ma.zeros((2, 4, 16, 16), np.float32), np.ma.zeros((2, 4, 16, 16), np.float32)),
+    "masked arrays": KVCache(np.ma.zeros((L, H, 16, D), np.float32), np.ma.zeros((L, H, 16, D), np.float32)),
     "k is v": KVCache(good.k, good.k),
 }}
 entries = {{
@@ -510,8 +511,8 @@ if model.fast is not None:
         except minfer.InvalidInputError as e:
             print("refused ids", ids, "|", e)
     try:
-        model.fast.decode(3, KVCache.empty(2, 4, 128, 16))  # room in the cache, not in n_ctx=64
-        full = KVCache.empty(2, 4, 128, 16); full.length = 64
+        model.fast.decode(3, KVCache.empty(L, H, 128, D))  # room in the cache, not in n_ctx=64
+        full = KVCache.empty(L, H, 128, D); full.length = 64
         model.fast.decode(3, full)
         print("ACCEPTED past n_ctx")
     except minfer.ContextOverflowError as e:
@@ -520,26 +521,32 @@ print("alive")
 """
 
 
+@pytest.mark.parametrize("name, n_kv_head", [("tiny-gpt2", 4), ("tiny-qwen2", 2)])  # GPT-2, and the Llama family
 @pytest.mark.parametrize("backend", minfer.model.BACKENDS)
-def test_wrong_caches_are_refused_at_every_entry_point(backend):
-    out = isolated(BAD_CACHES.format(path=str(TINY), backend=backend))
+def test_wrong_caches_are_refused_at_every_entry_point(backend, name, n_kv_head):
+    out = isolated(BAD_CACHES.format(path=str(FIXTURES / name), backend=backend))
     lines = out.splitlines()
     assert lines[-1] == "alive"
     assert not [x for x in lines if x.startswith("ACCEPTED")], out
     n_entries = 4 if backend == "numba" else 2
     assert sum(x.startswith("refused") for x in lines) == 12 * n_entries + (3 if backend == "numba" else 0)
     assert "share memory" in out
-    assert "needs writable float32 [n_layer=2, n_kv_head=4, max_seq, d_head=16]" in out
+    assert f"needs writable float32 [n_layer=2, n_kv_head={n_kv_head}, max_seq, d_head=16]" in out
     assert "cache.length=-1 must be an integer in [0, 16]" in out
     assert "cache must be a KVCache" in out
     if backend == "numba":
         assert "refused ids [512]" in out and "refused past n_ctx" in out
 
 
-@pytest.mark.parametrize("backend", minfer.model.BACKENDS)
-def test_threads_sharing_one_model_get_the_single_threaded_tokens(backend):
-    model = minfer.load_model(backend=backend)
+@pytest.mark.parametrize(
+    "name, backend",
+    [(None, "numpy"), (None, "numba"), ("tiny-qwen3", "numba")],  # the classroom model; a Llama compiled
+)
+def test_threads_sharing_one_model_get_the_single_threaded_tokens(name, backend):
+    model = minfer.load_model(name and FIXTURES / name, backend=backend)
     prompts = ["And the king said", "In the beginning", "The LORD is my shepherd", "And it came to pass"]
+    if model.tokenizer is None:  # a fixture without a vocabulary: prompts of token ids
+        prompts = [(1, 2, 3), (40, 41), (7,) * 9, (500, 3, 77, 12)]  # tuples: they key dicts below
     params = [minfer.SamplingParams(), minfer.SamplingParams(temperature=0.9, top_p=0.9, seed=7)]
     jobs = [(p, s) for p in prompts for s in params]
     alone = {job: minfer.generate(model, job[0], 24, params=job[1]).tokens for job in jobs}

@@ -32,6 +32,7 @@ from minfer.fast.kernels.quant import Q_MAX, linear_int8_numpy
 from minfer.layers import gelu as gelu_numpy
 from minfer.layers import layer_norm as layer_norm_numpy
 from minfer.layers import linear as linear_numpy
+from minfer.rope import RopeScaling, inverse_frequencies
 
 RTOL = 1e-5  # max |got - want| relative to the largest |want|: float32 sums in another order
 
@@ -77,6 +78,19 @@ def test_gelu(n_rows, n):
     check_twin("gelu", (x,), x.shape)
 
 
+@pytest.mark.parametrize("n_rows, n", [(1, 64), (5, 384), (16, 24), (3, 1)])  # 24: a Qwen3 head's q/k norm
+def test_rms_norm(n_rows, n):
+    x = randn(n_rows, n) * 3 + 2
+    check_twin("rms_norm", (x, randn(n, seed=1), 1e-6), x.shape)
+
+
+@pytest.mark.parametrize("n_rows, n_hidden", [(1, 96), (5, 77), (33, 1001)])  # the last: parallel
+def test_swiglu(n_rows, n_hidden):
+    gate_up = randn(n_rows, 2 * n_hidden) * 4
+    gate_up[0, 0] = -200.0  # exp(-g) overflows: silu gives -0 times up
+    check_twin("swiglu", (gate_up,), (n_rows, n_hidden))
+
+
 @pytest.mark.parametrize("n_rows, n", [(1, 768), (5, 77)])
 def test_add(n_rows, n):
     check_twin("add", (randn(n_rows, n), randn(n_rows, n, seed=1)), (n_rows, n))
@@ -88,6 +102,7 @@ def test_elementwise_kernels_work_in_place():
         ("gelu", (x,), TWINS["gelu"].reference(x)),
         ("add", (x, w[None, :] * np.ones((3, 1), np.float32)), x + w),
         ("layer_norm", (x, w, b, 1e-5), TWINS["layer_norm"].reference(x, w, b)),
+        ("rms_norm", (x, w, 1e-6), TWINS["rms_norm"].reference(x, w, 1e-6)),
     ]:
         inout = args[0].copy()
         TWINS[name].kernel(inout, *args[1:], inout)
@@ -256,6 +271,62 @@ def test_prefill_attention_never_reads_the_future():
     got = np.empty_like(q)
     TWINS["prefill_attention"].kernel(q, k, v, got, 3)
     np.testing.assert_array_equal(got[:, :-1], want[:, :-1])
+
+
+@pytest.mark.parametrize(
+    "n_head, n_kv_head, d_head, slots, lengths",
+    [
+        (4, 1, 24, [0], [1]),  # multi-query attention, d_head not a power of two, the first token
+        (8, 2, 48, [2, 0, 1], [7, 300, 1]),  # the classroom-llama's heads, ragged rows in any slot order
+        (3, 3, 20, [1, 0], [300, 5]),  # groups of one: GPT-2's case
+        (8, 2, 64, list(range(4)), [200] * 4),  # a batch past the parallel threshold
+    ],
+)
+def test_grouped_decode_attention(n_head, n_kv_head, d_head, slots, lengths):
+    n_batch, max_seq, n_rows = max(slots) + 1, 300, len(slots)
+    k = randn(n_batch, n_kv_head, max_seq, d_head, seed=1)
+    v = randn(n_batch, n_kv_head, max_seq, d_head, seed=2)
+    slots, lengths = np.array(slots), np.array(lengths)
+    q, scores = randn(n_rows, n_head, d_head) * 3, np.empty((n_rows, n_head, max_seq), np.float32)
+    args = (q, k, v, slots, lengths)
+    out = check_twin("grouped_decode_attention", args, (n_rows, n_head, d_head), scores)
+    group = n_head // n_kv_head  # the same as GPT-2's kernel over KV heads repeated for their groups
+    repeated = TWINS["batch_decode_attention"].reference(
+        q, *(np.repeat(a, group, axis=1) for a in (k, v)), slots, lengths
+    )
+    assert rel_diff(out, repeated) <= RTOL
+    for b, n in zip(slots, lengths):  # unwritten positions past each row's own length
+        k[b, :, n:], v[b, :, n:] = np.nan, np.nan
+    TWINS["grouped_decode_attention"].kernel(*args, masked := np.empty_like(out), scores)
+    np.testing.assert_array_equal(masked, out)  # are never read
+
+
+# --- RoPE ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "d_head, scaling",
+    [
+        (24, None),  # not a power of two (Qwen3's fixture)
+        (16, RopeScaling("llama3", 4.0, 1.0, 4.0, 32)),  # the tiny-llama-mqa fixture's
+        (128, RopeScaling("linear", 2.0)),
+    ],
+)
+def test_rope_table(d_head, scaling):
+    inv_freq = inverse_frequencies(d_head, 10000.0, scaling)
+    positions = np.array([0, 1, 63, 4095, 131071])  # to Llama 3's context, where the angles are large
+    out = check_twin("rope_table", (positions, inv_freq), (2, len(positions), d_head))
+    np.testing.assert_allclose(out, TWINS["rope_table"].reference(positions, inv_freq), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_rows, n_heads, d_head", [(1, 1, 24), (5, 8, 48), (3, 2, 2)])
+def test_rope(n_rows, n_heads, d_head):
+    x = randn(n_rows, n_heads, d_head)
+    table = TWINS["rope_table"].reference(np.array([3, 0, 77, 9, 1000])[:n_rows], inverse_frequencies(d_head, 1e4))
+    out = check_twin("rope", (x, table), x.shape)
+    inout = x.copy()
+    TWINS["rope"].kernel(inout, table, inout)  # in place, as the decode step calls it
+    np.testing.assert_array_equal(inout, out)
 
 
 # --- called from compiled code ---------------------------------------------------------------

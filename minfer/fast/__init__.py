@@ -1,8 +1,10 @@
-"""The fast path: the Numba backend (`backend.py`) and the kernels it compiles (`kernels/`), each
-kernel beside the NumPy function it must equal (lesson 10).
+"""The fast path: the Numba backend (`backend.py` for GPT-2, `llama.py` for the Llama family) and
+the kernels they compile (`kernels/`), each kernel beside the NumPy function it must equal
+(lesson 10).
 
-`Model(..., backend="numba")` computes with `FastModel`; `minfer.fast.kernels` holds the kernels
-and their twins (`TWINS`). The backend's public names are importable from here.
+`Model(..., backend="numba")` computes with `FastModel`, or `minfer.fast.llama.LlamaFastModel`
+for a Llama-family config (`fast_backend` picks); `minfer.fast.kernels` holds the kernels and
+their twins (`TWINS`). The backend's public names are importable from here.
 """
 
 from minfer.fast.backend import (

@@ -42,18 +42,20 @@ QUANTIZE = (None, "int8")
 FEW_ROWS = 8  # up to this many rows, the streaming kernels beat BLAS (benchmarks/kernels.py)
 
 
-def drop_stale_compiled_code(cache_path: Path) -> None:
+def drop_stale_compiled_code(cache_path: Path, module: str = "backend", also: tuple[str, ...] = ()) -> None:
     """Numba's cache=True keys a compiled function on its own file only: after a change to a
     kernel in minfer/fast/kernels/, a cached `decode_step` would still run the old kernel's code.
-    So: stamp the kernels' source, and when it changes, delete this module's cached
-    compilations in `cache_path` (they are rebuilt on the next call)."""
+    So: stamp the kernels' source (and that of the `also` files of minfer/fast/ that `module`
+    calls into), and when it changes, delete `module`'s cached compilations in `cache_path`
+    (they are rebuilt on the next call). minfer.fast.llama calls it for its own step too."""
     here = Path(__file__).parent
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((here / "kernels").glob("*.py")))).hexdigest()
-    stamp = cache_path / "backend.kernels.sha256"
+    sources = sorted((here / "kernels").glob("*.py")) + [here / name for name in also]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
+    stamp = cache_path / f"{module}.kernels.sha256"
     try:
         if stamp.exists() and stamp.read_text() == digest:
             return
-        for compiled in cache_path.glob("backend.*.nb[ic]"):
+        for compiled in cache_path.glob(f"{module}.*.nb[ic]"):
             compiled.unlink(missing_ok=True)
         cache_path.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest)

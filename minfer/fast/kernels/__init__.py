@@ -43,15 +43,19 @@ from minfer.fast.kernels.attention import (
     batch_decode_attention_numpy,
     decode_attention,
     decode_attention_numpy,
+    grouped_decode_attention,
+    grouped_decode_attention_numpy,
     prefill_attention,
 )
-from minfer.fast.kernels.elementwise import add, add_numpy, gelu, layer_norm
+from minfer.fast.kernels.elementwise import add, add_numpy, gelu, layer_norm, rms_norm, swiglu, swiglu_numpy
 from minfer.fast.kernels.embed import embed
 from minfer.fast.kernels.matvec import linear, linear_int8, lm_head
 from minfer.fast.kernels.quant import dequantize_int8, embed_numpy, linear_int8_numpy, lm_head_numpy, quantize_int8
+from minfer.fast.kernels.rope import rope, rope_numpy, rope_table, rope_table_numpy
 from minfer.layers import gelu as gelu_numpy
 from minfer.layers import layer_norm as layer_norm_numpy
 from minfer.layers import linear as linear_numpy
+from minfer.layers import rms_norm as rms_norm_numpy
 
 
 class Twin(NamedTuple):
@@ -70,6 +74,12 @@ TWINS: dict[str, Twin] = {
     "add": Twin(add, add_numpy),
     "gelu": Twin(gelu, gelu_numpy),
     "lm_head": Twin(lm_head, lm_head_numpy),
+    # the Llama family's (minfer.fast.llama)
+    "rms_norm": Twin(rms_norm, rms_norm_numpy),
+    "swiglu": Twin(swiglu, swiglu_numpy),
+    "rope_table": Twin(rope_table, rope_table_numpy),
+    "rope": Twin(rope, rope_numpy),
+    "grouped_decode_attention": Twin(grouped_decode_attention, grouped_decode_attention_numpy),
 }
 
 __all__ = [
@@ -81,10 +91,15 @@ __all__ = [
     "dequantize_int8",
     "embed",
     "gelu",
+    "grouped_decode_attention",
     "layer_norm",
     "linear",
     "linear_int8",
     "lm_head",
     "prefill_attention",
     "quantize_int8",
+    "rms_norm",
+    "rope",
+    "rope_table",
+    "swiglu",
 ]

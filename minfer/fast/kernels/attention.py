@@ -4,6 +4,13 @@ never writing a [n_q, n_k] score matrix to memory (twin: minfer.attention.causal
 Decode (`decode_attention`): one query per head against the `length` cached keys. Its scores
 fit in a [length] row, passed in as scratch, so the kernel allocates nothing.
 
+Grouped decode (`grouped_decode_attention`, the Llama family): n_head query heads share
+n_kv_head < n_head key/value heads, a group of n_head / n_kv_head query heads per KV head. The
+kernel works per (row, KV head): each cached key is loaded once and dotted with every query of
+its group while it sits in registers, and each value is loaded once and added into every query's
+output. So the cache is read once per step, not once per query head: what makes grouped-query
+attention cheap at decode (GPT-2's batch_decode_attention is the group of one, read per head).
+
 Prefill (`prefill_attention`): n_q queries at once. The reference builds every head's
 [n_q, n_k] score matrix: for a 1024-token prompt that is 12 heads x 4 MiB, far more than the
 cache, so it is written to memory and read back three times (max, exp, sum). Here the queries
@@ -124,6 +131,90 @@ def batch_decode_attention_numpy(
     n_keys = int(lengths.max())
     keys, values = k_cache[slots, :, :n_keys], v_cache[slots, :, :n_keys]  # [n_rows, n_head, n_keys, d_head]
     return causal_attention(q[:, :, None, :], keys, values, (lengths - 1)[:, None])[:, :, 0]  # [n_rows, n_head, d_head]
+
+
+@njit(cache=True, fastmath=FAST)
+def _attend_group(q, k, v, length, scores, out):
+    """A group of queries sharing one KV head against its keys [0, length).
+    q: [group, d_head], k, v: [max_seq, d_head], scores: [group, max_seq] scratch -> out: [group, d_head]"""
+    group, d_head = q.shape
+    scale = np.float32(1.0 / math.sqrt(d_head))
+    for t in range(length):  # key t is read once for the whole group
+        kt = k[t]  # [d_head]
+        for g in range(group):
+            qg, s = q[g], np.float32(0.0)  # [d_head], indexed from 0 (see minfer.fast.kernels.matvec)
+            for d in range(d_head):
+                s += qg[d] * kt[d]
+            scores[g, t] = s * scale
+    for g in range(group):  # softmax of each query's scores, in place
+        row = scores[g]  # [max_seq]
+        top = np.float32(-np.inf)
+        for t in range(length):
+            top = max(top, row[t])
+        total = np.float32(0.0)
+        for t in range(length):
+            row[t] = np.float32(math.exp(row[t] - top))
+            total += row[t]
+        inv_total = np.float32(1.0) / total
+        for t in range(length):
+            row[t] *= inv_total
+        for d in range(d_head):
+            out[g, d] = np.float32(0.0)
+    for t in range(length):  # value t is read once for the whole group
+        vt = v[t]  # [d_head]
+        for g in range(group):
+            p, og = scores[g, t], out[g]
+            for d in range(d_head):
+                og[d] += p * vt[d]
+
+
+@njit(cache=True)
+def _grouped_attention_serial(q, k_cache, v_cache, slots, lengths, out, scores):  # as grouped_decode_attention
+    n_kv_head = k_cache.shape[1]
+    group = q.shape[1] // n_kv_head
+    for pair in range(q.shape[0] * n_kv_head):
+        r, j = pair // n_kv_head, pair % n_kv_head
+        h0, h1 = j * group, (j + 1) * group  # the query heads KV head j serves
+        b = slots[r]
+        _attend_group(q[r, h0:h1], k_cache[b, j], v_cache[b, j], lengths[r], scores[r, h0:h1], out[r, h0:h1])
+
+
+@njit(parallel=True, cache=True)
+def _grouped_attention_parallel(q, k_cache, v_cache, slots, lengths, out, scores):  # as grouped_decode_attention
+    n_kv_head = k_cache.shape[1]
+    group = q.shape[1] // n_kv_head
+    for pair in prange(q.shape[0] * n_kv_head):  # (row, KV head) pairs are independent
+        r, j = pair // n_kv_head, pair % n_kv_head
+        h0, h1 = j * group, (j + 1) * group
+        b = slots[r]
+        _attend_group(q[r, h0:h1], k_cache[b, j], v_cache[b, j], lengths[r], scores[r, h0:h1], out[r, h0:h1])
+
+
+# q: [n_rows, n_head, d_head] f32, k_cache, v_cache: [n_batch, n_kv_head, max_seq, d_head] (one layer),
+# slots, lengths: [n_rows] int, scores: [n_rows, n_head, >= max(lengths)] scratch -> out: [n_rows, n_head, d_head]
+@njit(cache=True)
+def grouped_decode_attention(q, k_cache, v_cache, slots, lengths, out, scores):
+    """batch_decode_attention with grouped KV heads: row r's query heads attend over the first
+    lengths[r] keys of slot slots[r], query head h reading KV head h // (n_head / n_kv_head).
+    Each (row, KV head) pair reads its keys and values once for its group (see the module
+    docstring); the pairs are split between threads once the work pays for waking them. With one
+    row and one KV head (multi-query attention) there is one pair, so one thread: a decode step's
+    attention is small next to its weights until the context is long."""
+    work = 0
+    for r in range(q.shape[0]):
+        work += q.shape[1] * lengths[r] * q.shape[2]
+    if work < PARALLEL_MIN_WORK:
+        _grouped_attention_serial(q, k_cache, v_cache, slots, lengths, out, scores)
+    else:
+        _grouped_attention_parallel(q, k_cache, v_cache, slots, lengths, out, scores)
+
+
+def grouped_decode_attention_numpy(
+    q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, slots: np.ndarray, lengths: np.ndarray
+) -> np.ndarray:
+    """grouped_decode_attention's twin: batch_decode_attention_numpy, whose causal_attention
+    already groups query heads over fewer KV heads. -> [n_rows, n_head, d_head]"""
+    return batch_decode_attention_numpy(q, k_cache, v_cache, slots, lengths)  # [n_rows, n_head, d_head]
 
 
 @njit(cache=True, fastmath=FAST)

@@ -1,8 +1,9 @@
-"""Kernels that touch each number once: layer norm, GELU, the residual add (twins in minfer.layers).
+"""Kernels that touch each number once: layer norm, GELU, the residual add, and the Llama family's
+RMSNorm and SwiGLU (twins in minfer.layers, swiglu's here).
 
 They are tiny next to the matrix products (a few thousand numbers per decode step), so they run
 on one thread: starting Numba's thread pool costs a few microseconds, more than the work itself.
-GELU alone, a libm call per number, splits a prefill's rows between threads.
+GELU and SwiGLU, a libm call per number, split a prefill's rows between threads.
 Each reads its input before writing the same index of its output, so `out` may be `x` (in place).
 """
 
@@ -12,6 +13,8 @@ import math
 
 import numpy as np
 from numba import njit, prange
+
+from minfer.layers import silu
 
 # Let LLVM reorder float sums (several vector accumulators instead of one serial chain) and fuse
 # multiply-adds. Not fastmath=True: that also assumes no inf/NaN, which attention's -inf needs.
@@ -44,6 +47,21 @@ def layer_norm(x, w, b, eps, out):  # x: [n_rows, n_embd] f32, w, b: [n_embd], e
             out[r, i] = (x[r, i] - mean) * inv_std * w[i] + b[i]
 
 
+@njit(cache=True, fastmath=FAST)
+def rms_norm(x, w, eps, out):  # x: [n_rows, n] f32, w: [n], eps -> out: [n_rows, n]
+    """Per row: divide by sqrt(mean of squares + eps), scale by w (Llama's norm; n is n_embd, or
+    d_head for Qwen3's per-head q/k norm, called on [n_rows * n_head, d_head]). One pass for the
+    sum of squares, one to scale: nothing is subtracted, so no digits are lost. out may be x."""
+    n_rows, n = x.shape
+    for r in range(n_rows):
+        sq = np.float32(0.0)
+        for i in range(n):
+            sq += x[r, i] * x[r, i]
+        inv_rms = np.float32(1.0) / np.sqrt(sq / np.float32(n) + np.float32(eps))
+        for i in range(n):
+            out[r, i] = x[r, i] * inv_rms * w[i]
+
+
 @njit(cache=True)
 def _gelu_row(x, out):  # x: [n] f32 -> out: [n]
     for i in range(x.shape[0]):
@@ -74,6 +92,43 @@ def gelu(x, out):  # x: [n_rows, n] f32 -> out: [n_rows, n]
     else:
         for r in range(x.shape[0]):
             _gelu_row(x[r], out[r])
+
+
+@njit(cache=True)
+def _swiglu_row(gate_up, out):  # gate_up: [2 n_hidden] f32 -> out: [n_hidden]
+    n_hidden = out.shape[0]
+    for i in range(n_hidden):
+        g = gate_up[i]
+        out[i] = g / (np.float32(1.0) + math.exp(-g)) * gate_up[n_hidden + i]  # silu(g) * up
+
+
+@njit(parallel=True, cache=True)
+def _swiglu_parallel(gate_up, out):  # as swiglu, rows split between threads
+    for r in prange(gate_up.shape[0]):
+        _swiglu_row(gate_up[r], out[r])
+
+
+@njit(cache=True)
+def swiglu(gate_up, out):  # gate_up: [n_rows, 2 n_hidden] f32 -> out: [n_rows, n_hidden]
+    """The gated MLP's middle: silu(gate) * up, where gate and up are the two halves of each row
+    (the Numba backend computes both projections as one [n_embd, 2 n_hidden] matrix, so the
+    weights are streamed in one pass). Fused: the gate never goes back to memory as silu(gate).
+
+    silu(g) = g sigmoid(g) is written g / (1 + exp(-g)), one exp per number (the twin's tanh
+    form is the same function). For g below about -88, exp(-g) overflows to inf and g / inf
+    gives the -0 the twin gives. Parallel over rows for a prefill's or a batch's sizes, like gelu.
+    """
+    if out.shape[0] * out.shape[1] >= GELU_PARALLEL_MIN and out.shape[0] > 1:
+        _swiglu_parallel(gate_up, out)
+    else:
+        for r in range(out.shape[0]):
+            _swiglu_row(gate_up[r], out[r])
+
+
+def swiglu_numpy(gate_up: np.ndarray) -> np.ndarray:  # [n_rows, 2 n_hidden] -> [n_rows, n_hidden]
+    """swiglu's twin: minfer.llama.swiglu_mlp's middle, silu(gate) * up, on the halves of gate_up."""
+    gate, up = np.split(gate_up, 2, axis=-1)  # [n_rows, n_hidden] each
+    return silu(gate) * up  # [n_rows, n_hidden]
 
 
 @njit(cache=True)
