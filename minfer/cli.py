@@ -11,6 +11,46 @@ import sys
 from minfer.errors import MinferError
 
 
+def add_sampling_arguments(parser: argparse.ArgumentParser, temperature: float) -> None:
+    """The sampling options `generate` and `chat` share (see minfer.sampling.SamplingParams)."""
+    parser.add_argument(
+        "--temperature", type=float, default=temperature, metavar="T", help=f"0 = greedy (default {temperature})"
+    )
+    parser.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K most likely tokens (0 = off)")
+    parser.add_argument(
+        "--top-p", type=float, default=1.0, metavar="P", help="nucleus: smallest set with mass >= P (1 = off)"
+    )
+    parser.add_argument(
+        "--min-p", type=float, default=0.0, metavar="P", help="drop tokens below P x the top probability (0 = off)"
+    )
+    parser.add_argument(
+        "--repetition-penalty", type=float, default=1.0, metavar="R", help="> 1 discourages repeats (1 = off)"
+    )
+    parser.add_argument(
+        "--frequency-penalty", type=float, default=0.0, metavar="F", help="subtract F x count (OpenAI style)"
+    )
+    parser.add_argument(
+        "--presence-penalty", type=float, default=0.0, metavar="F", help="subtract F once per seen token"
+    )
+    parser.add_argument("--seed", type=int, default=None, metavar="S")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend and --quantize, as `generate` and `chat` take them."""
+    parser.add_argument(
+        "--backend",
+        choices=["numpy", "numba"],
+        default="numpy",
+        help="numpy: the readable reference; numba: compiled kernels",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="int8 weights with a scale per column (needs --backend numba)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minfer", description="Transformer inference from scratch.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -20,22 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help="a Hugging Face-format directory or Hub name (default: minfer's default model)"
     )
     gen.add_argument("--max-new-tokens", type=int, default=64, metavar="N")
-    gen.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
-    gen.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K most likely tokens (0 = off)")
-    gen.add_argument(
-        "--top-p", type=float, default=1.0, metavar="P", help="nucleus: smallest set with mass >= P (1 = off)"
-    )
-    gen.add_argument(
-        "--min-p", type=float, default=0.0, metavar="P", help="drop tokens below P x the top probability (0 = off)"
-    )
-    gen.add_argument(
-        "--repetition-penalty", type=float, default=1.0, metavar="R", help="> 1 discourages repeats (1 = off)"
-    )
-    gen.add_argument(
-        "--frequency-penalty", type=float, default=0.0, metavar="F", help="subtract F x count (OpenAI style)"
-    )
-    gen.add_argument("--presence-penalty", type=float, default=0.0, metavar="F", help="subtract F once per seen token")
-    gen.add_argument("--seed", type=int, default=None, metavar="S")
+    add_sampling_arguments(gen, temperature=0.0)
     gen.add_argument(
         "--stop",
         action="append",
@@ -43,19 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="stop before this text (repeatable; e.g. --stop $'\\n\\n')",
     )
-    gen.add_argument(
-        "--backend",
-        choices=["numpy", "numba"],
-        default="numpy",
-        help="numpy: the readable reference; numba: compiled kernels",
-    )
-    gen.add_argument(
-        "--quantize",
-        choices=["int8"],
-        default=None,
-        help="int8 weights with a scale per column (needs --backend numba)",
-    )
+    add_backend_arguments(gen)
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    chat = commands.add_parser("chat", help="a streamed terminal chat with an instruct model (its chat template)")
+    chat.add_argument(
+        "--model", default=None, help="an instruct model's directory or Hub name, e.g. Qwen/Qwen2.5-0.5B-Instruct"
+    )
+    chat.add_argument("--system", default=None, metavar="TEXT", help="a system prompt")
+    chat.add_argument("--max-new-tokens", type=int, default=256, metavar="N", help="per reply")
+    add_sampling_arguments(chat, temperature=0.7)
+    add_backend_arguments(chat)
     prof = commands.add_parser("profile", help="generate under the profiler: FLOPs, bytes and time per phase and op")
     prof.add_argument("prompt", help="the text to continue")
     prof.add_argument("--model", default=None, help="as for generate (default: minfer's default model)")
@@ -82,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--quick", action="store_true", help="smaller, faster measurement (about 1 s)")
     cal.add_argument("--json", action="store_true")
     bench = commands.add_parser("bench", help="prefill and decode speed of minfer's backends, side by side")
-    bench.add_argument("--model", default=None, help="as for generate (default: minfer's default model)")
+    bench.add_argument(
+        "--model",
+        default="classroom,classroom-llama",
+        metavar="M1,M2",
+        help="models as for generate, comma-separated (default: both classroom models, GPT-2 and Llama)",
+    )
     bench.add_argument(
         "--variants",
         default="numpy,numba,numba-int8",
@@ -166,6 +193,42 @@ def run_generate(args: argparse.Namespace) -> None:
         sys.stdout.write("\n")
         sys.stdout.flush()  # the text before the report, even when both go to one pipe
     print(f"[{model.name}] {s.generation.summary()}", file=sys.stderr)
+
+
+CHAT_HELP = "/reset starts over, /stats shows the last reply's numbers, /quit (or Ctrl-D) leaves"
+
+
+def run_chat(args: argparse.Namespace) -> None:
+    from minfer.checkpoints.loading import load_model
+    from minfer.conversation import ChatSession
+
+    params = sampling_params(args)  # validate before loading
+    note_compiling(args.backend)
+    model = load_model(args.model, backend=args.backend, quantize=args.quantize)
+    chat = ChatSession(model, system=args.system, params=params, max_new_tokens=args.max_new_tokens)
+    print(f"minfer chat with {model.name} ({CHAT_HELP})", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return
+        text = line.strip()
+        if text in ("/quit", "/exit"):
+            return
+        if text == "/reset":
+            chat.reset()
+            print("(conversation cleared)", file=sys.stderr)
+        elif text == "/stats":
+            print(chat.stats(), file=sys.stderr)
+        elif text.startswith("/"):
+            print(f"unknown command {text.split()[0]!r}: {CHAT_HELP}", file=sys.stderr)
+        elif text:
+            for piece in chat.send(line):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+            sys.stdout.flush()
 
 
 def run_eval(args: argparse.Namespace) -> None:
@@ -269,7 +332,9 @@ def run_bench(args: argparse.Namespace) -> None:
     if min(args.prompt_tokens, args.new_tokens, args.rounds) < 1:
         raise InvalidInputError("--prompt-tokens, --new-tokens and --rounds must be at least 1")
     roof = ceilings(measure_if_missing=True, quick=True)
-    rows = bench(args.model, args.variants.split(","), args.prompt_tokens, args.new_tokens, args.rounds, roof)
+    rows = bench(
+        args.model.split(","), args.variants.split(","), args.prompt_tokens, args.new_tokens, args.rounds, roof
+    )
     if args.json:
         print(
             json.dumps(
@@ -313,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             run_generate(args)
+        elif args.command == "chat":
+            run_chat(args)
         elif args.command == "eval":
             run_eval(args)
         elif args.command == "profile":

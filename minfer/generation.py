@@ -84,16 +84,25 @@ class Generation:
 
 
 def prompt_ids(model: Model, prompt: str | Sequence[int]) -> list[int]:
-    """A prompt as token ids: text is encoded (empty text becomes <|endoftext|>, as GPT-2 starts
-    unconditional samples); a sequence of ids is taken as is."""
+    """A prompt as token ids: text is encoded after the tokenizer's BOS token when it has one
+    (Llama 3's <|begin_of_text|>, as Hugging Face's tokenizer adds it); empty text without a BOS
+    becomes <|endoftext|>, as GPT-2 starts unconditional samples. A sequence of ids is taken as is."""
     if isinstance(prompt, str):
         if model.tokenizer is None:
             raise InvalidInputError(
                 f"model {model.name!r} has no tokenizer (vocabulary of {model.config.n_vocab}); "
                 "pass the prompt as a list of token ids"
             )
-        ids = model.tokenizer.encode(prompt)
-        return ids if ids or model.tokenizer.eot_id is None else [model.tokenizer.eot_id]
+        tok = model.tokenizer
+        ids = ([] if tok.bos_id is None else [tok.bos_id]) + tok.encode(prompt)
+        if ids:
+            return ids
+        if tok.eot_id is None:
+            raise InvalidInputError(
+                f"an empty prompt needs a start token, and model {model.name!r}'s tokenizer has neither "
+                "a BOS token nor <|endoftext|>; give some text"
+            )
+        return [tok.eot_id]
     return token_id_array(prompt, "a prompt of token ids").tolist()
 
 
@@ -222,10 +231,10 @@ def check_max_new_tokens(max_new_tokens) -> int:
 
 
 def stop_token_set(model: Model, stop_tokens: Sequence[int] | int | None) -> frozenset[int]:
-    """The stop tokens as a set; None means the model's end-of-text token (if it has one), and
-    one integer is one stop token."""
+    """The stop tokens as a set; None means the model's end-of-generation tokens (config.json's
+    and generation_config.json's eos_token_id, none or several), and one integer is one stop token."""
     if stop_tokens is None:
-        stop_tokens = () if model.config.eos_token_id is None else (model.config.eos_token_id,)
+        stop_tokens = model.config.eos_token_ids  # Llama 3 instruct: <|eot_id|> and <|end_of_text|>, ...
     ids = token_id_array([stop_tokens] if is_whole(stop_tokens) else stop_tokens, "stop_tokens")  # [n_stop]
     bad = ids[(ids < 0) | (ids >= model.config.n_vocab)]
     if bad.size:
