@@ -110,8 +110,14 @@ def test_bench_compares_variants_as_json(capsys, cached_ceilings):
         == 0
     )
     data = json.loads(capsys.readouterr().out)
-    assert [r["variant"] for r in data["rows"]] == ["numpy", "numba-int8"]
-    assert [r["weights"] for r in data["rows"]] == ["float32", "int8"]
+    # both classroom models by default, GPT-2 and Llama, each on every variant
+    assert [(r["model"], r["variant"]) for r in data["rows"]] == [
+        ("classroom", "numpy"),
+        ("classroom", "numba-int8"),
+        ("classroom-llama", "numpy"),
+        ("classroom-llama", "numba-int8"),
+    ]
+    assert [r["weights"] for r in data["rows"]] == ["float32", "int8"] * 2
     assert all(r["decode_tokens_per_s"] > 0 and r["ttft_ms"] > 0 for r in data["rows"])
 
 
@@ -120,6 +126,7 @@ def test_bench_compares_variants_as_json(capsys, cached_ceilings):
     [
         (["--variants", "numpy,cuda"], "unknown variant 'cuda'"),
         (["--prompt-tokens", "250", "--new-tokens", "10"], "exceed n_ctx=256"),
+        (["--model", "classroom-llama", "--prompt-tokens", "500", "--new-tokens", "20"], "exceed n_ctx=512"),
         (["--rounds", "0"], "at least 1"),
     ],
 )

@@ -1,10 +1,11 @@
-"""Write the classroom model's card (README.md, also docs/classroom-model.md) and SHA256SUMS
-from what training recorded.
+"""Write a classroom model's card (README.md, also docs/<page>.md) and SHA256SUMS from what
+training recorded.
 
-    python weights/recipes/model_card.py
+    python weights/recipes/model_card.py                    # classroom (GPT-2), after train_classroom.py
+    python weights/recipes/model_card.py classroom-llama    # after train_classroom_llama.py
 
-Run after train_classroom.py. Every number in the card comes from training.json, from the files
-themselves, or from minfer run on them here (held-out loss, samples); nothing is typed by hand.
+Every number in a card comes from training.json, from the files themselves, or from minfer run
+on them here (held-out loss, samples, decode speed); nothing is typed by hand.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import minfer
+from minfer.kvcache import kv_bytes_per_token
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "weights" / "classroom"
@@ -37,6 +39,11 @@ def bible_version() -> str:
 
 
 def main() -> None:
+    import sys
+
+    if sys.argv[1:] == ["classroom-llama"]:
+        llama_card(ROOT / "weights" / "classroom-llama")
+        return
     shutil.copy(DATA / "heldout.txt", OUT / "heldout.txt")  # small, so the loss check runs anywhere
     (OUT / "SHA256SUMS").write_text("".join(f"{sha256(OUT / n)}  {n}\n" for n in CHECKED))
     t = json.loads((OUT / "training.json").read_text())
@@ -127,6 +134,107 @@ the Crown's letters patent apply); the weights and tokenizer are released with m
     (docs / "img").mkdir(exist_ok=True)
     shutil.copy(OUT / "loss.png", docs / "img" / "classroom-loss.png")
     (docs / "classroom-model.md").write_text(card.replace("](loss.png)", "](img/classroom-loss.png)"))
+    print(card)
+
+
+def llama_card(out: Path) -> None:
+    """classroom-llama's card, with its held-out loss beside the GPT-2 classroom model's."""
+    shutil.copy(DATA / "heldout.txt", out / "heldout.txt")
+    (out / "SHA256SUMS").write_text("".join(f"{sha256(out / n)}  {n}\n" for n in CHECKED))
+    t = json.loads((out / "training.json").read_text())
+    args = t["args"]
+    model, gpt2 = minfer.load_model(out), minfer.load_model("classroom")
+    c = model.config
+    text = (out / "heldout.txt").read_text()
+    held, held_gpt2 = minfer.perplexity(model, text), minfer.perplexity(gpt2, text)
+    samples = []
+    for prompt, temperature, seed in SAMPLES:
+        g = minfer.generate(model, prompt, 60, temperature=temperature, seed=seed)
+        samples.append(f"**`{prompt!r}`**, temperature {temperature}, seed {seed}:\n\n```text\n{prompt}{g.text}\n```\n")
+    greedy = minfer.generate(model, "And the king said", 40)
+    size_mb = (out / "model.safetensors").stat().st_size / 1e6
+    group = f"{c.n_kv_head} (each KV head serves {c.n_head // c.n_kv_head} query heads)"
+    kv, kv_gpt2 = (kv_bytes_per_token(m.config.n_layer, m.config.n_kv_head, m.config.d_head) for m in (model, gpt2))
+    loss = f"{held.loss:.4f} (perplexity {held.perplexity:.1f})"
+    loss_gpt2 = f"{held_gpt2.loss:.4f} (perplexity {held_gpt2.perplexity:.1f})"
+    status = (
+        f"{t['trained_steps']:,} of {t['steps']:,} planned steps; training finished"
+        if t["finished"]
+        else f"an export taken at step {t['trained_steps']:,} of {t['steps']:,} while training goes on"
+    )
+    card = f"""# minfer classroom-llama: a small Llama trained on the King James Bible
+
+minfer's second classroom model (`minfer.load_model("classroom-llama")`, `--model
+classroom-llama`): the Llama architecture of lesson 13 (grouped-query attention, RoPE, SwiGLU,
+RMSNorm) at the size of a classroom, trained on the same corpus with the same 4,096-token
+tokenizer as the default GPT-2 classroom model, so the two compare directly. Written by
+`weights/recipes/model_card.py classroom-llama`; this copy is {status}.
+
+## Shape
+
+| field | value |
+|---|---|
+| architecture | Llama (Hugging Face `LlamaForCausalLM` format), tied LM head, SwiGLU, RMSNorm, RoPE |
+| n_layer, n_embd, n_hidden | {c.n_layer}, {c.n_embd}, {c.n_hidden} |
+| n_head, n_kv_head, d_head | {c.n_head}, {group}, {c.d_head} |
+| RoPE theta | {c.rope_theta:g} |
+| n_ctx | {c.n_ctx} |
+| n_vocab | {c.n_vocab} (4,095 BPE tokens + `<|endoftext|>` = {c.eos_token_id}) |
+| parameters | {model.n_params():,} |
+| KV cache per token | {kv:,} bytes in float32 (GPT-2 classroom: {kv_gpt2:,}) |
+| file | `model.safetensors`, bfloat16 (computed in float32), {size_mb:.1f} MB |
+
+## Data and tokenizer
+
+The GPT-2 classroom model's: see its card (`weights/classroom/README.md`). The King James
+Version from Debian's `bible-kjv` {bible_version()}, every 20th chapter held out; train
+{t["train_tokens"]:,} tokens, held-out {t["heldout_tokens"]:,} (`heldout.txt`, sha256
+`{sha256(out / "heldout.txt")}`).
+
+## Training
+
+`weights/recipes/train_classroom_llama.py` (PyTorch {t["torch"]} on the CPU, {args["threads"]}
+threads, seed {args["seed"]}): AdamW (betas 0.9, 0.95, weight decay {args["weight_decay"]}),
+learning rate {args["lr"]} with {args["warmup"]} warm-up steps and cosine decay to
+{args["min_lr"]} over {t["steps"]:,} steps, gradient clipping at 1.0, attention dropout
+{args["dropout"]}; batches of {t["batch"]} random windows of {t["n_ctx"]} tokens. Checkpoints
+every {args["save_every"]} steps let training resume across sessions. The overfitting guard:
+the sampled held-out loss is logged every {args["eval_every"]} steps and the checkpoint with the
+lowest is the one exported: step {t["best_step"]:,}, after {t["tokens_seen"]:,} tokens
+({t["tokens_seen"] / t["train_tokens"]:.1f} passes over the data) and
+{t["best_seconds"] / 3600:.1f} hours of training on this project's shared 2-core machine.
+
+| loss (nats/token) on heldout.txt | classroom-llama | classroom (GPT-2) |
+|---|---|---|
+| `minfer eval` (`minfer.perplexity`) | {loss} | {loss_gpt2} |
+| GPT-2 minus classroom-llama | {held_gpt2.loss - held.loss:+.4f} nats (positive: classroom-llama is better) | |
+| recipe's own (transformers, chunks of n_ctx) | {t["heldout_loss_chunked"]:.4f} | |
+
+![loss curve](loss.png)
+
+## Samples
+
+Greedy, `minfer generate "And the king said" --model classroom-llama --max-new-tokens 40`:
+
+```text
+And the king said{greedy.text}
+```
+
+{chr(10).join(samples)}
+## Files and checksums
+
+`SHA256SUMS` lists the sha256 of {", ".join(CHECKED)}; `minfer.load_model` verifies them on
+every load.
+
+## Licence
+
+The text of the King James Version is in the public domain (outside the United Kingdom, where
+the Crown's letters patent apply); the weights and tokenizer are released with minfer under MIT.
+"""
+    (out / "README.md").write_text(card)
+    docs = ROOT / "docs"
+    shutil.copy(out / "loss.png", docs / "img" / "classroom-llama-loss.png")
+    (docs / "classroom-llama.md").write_text(card.replace("](loss.png)", "](img/classroom-llama-loss.png)"))
     print(card)
 
 

@@ -189,7 +189,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in final.items() if k != "log"}, indent=2))
 
 
-def plot(log: dict, path: Path) -> None:
+def plot(log: dict, path: Path, title: str = "classroom GPT-2 on the King James Bible") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -200,7 +200,7 @@ def plot(log: dict, path: Path) -> None:
     ax.plot(log["step"], log["heldout_loss"], label="held-out (sampled windows)")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title("classroom GPT-2 on the King James Bible")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

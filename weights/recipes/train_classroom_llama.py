@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 # the GPT-2 classroom recipe beside this one: the same schedule, batches and held-out losses
-from train_classroom import batch, chunked_loss, learning_rate  # weights/recipes/ is on sys.path
+from train_classroom import batch, chunked_loss, learning_rate, plot  # weights/recipes/ is on sys.path
 from train_classroom import sample_loss as sampled_windows_loss
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -64,6 +64,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="export best.pt as it is now (training may still be running) and stop",
+    )
     return p.parse_args()
 
 
@@ -120,6 +125,9 @@ def main() -> None:
     last = a.run / "last.pt"
     if last.exists():  # resume
         state = torch.load(last, weights_only=False)  # our own training checkpoint, never user input
+        if a.export_only:
+            export(a, model, tok, heldout, train, state["log"], n_params, state["step"])
+            return
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         gen.set_state(state["gen"])
@@ -165,19 +173,30 @@ def main() -> None:
                 torch.save({"model": model.state_dict(), "step": step + 1, "heldout": held}, a.run / "best.pt")
         if (step + 1) % a.save_every == 0 or step + 1 == a.steps:
             save_checkpoint(last, model, opt, step + 1, gen, log, seconds)
-    export(a, model, tok, heldout, train, log, n_params)
+    export(a, model, tok, heldout, train, log, n_params, a.steps)
 
 
-def export(a: argparse.Namespace, model, tok: Tokenizer, heldout, train, log: dict, n_params: int) -> None:
-    """The best checkpoint (lowest sampled held-out loss) in Hugging Face Llama format, with its numbers."""
+def export(
+    a: argparse.Namespace, model, tok: Tokenizer, heldout, train, log: dict, n_params: int, trained_steps: int
+) -> None:
+    """The best checkpoint (lowest sampled held-out loss) in Hugging Face Llama format, stored as
+    bfloat16 (half the bytes; minfer computes in float32), with its numbers and loss curve.
+    `trained_steps` < a.steps marks an export taken while training goes on."""
     best = torch.load(a.run / "best.pt", weights_only=False)
     model.load_state_dict(best["model"])
     model.eval()
     a.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(a.out, safe_serialization=True)
+    model.to(torch.bfloat16).save_pretrained(a.out, safe_serialization=True)
+    # the held-out loss below is of the bfloat16 weights read back in float32, as minfer runs them
+    # (a model cast back and forth would keep bfloat16-rounded RoPE frequencies)
+    model = LlamaForCausalLM.from_pretrained(a.out, dtype=torch.float32).eval()
+    (a.out / "tokenizer.tiktoken").write_bytes(a.tokenizer.read_bytes())
+    plot(log, a.out / "loss.png", "classroom-llama on the King James Bible")
     final = {
         "n_params": n_params,
         "steps": a.steps,
+        "trained_steps": trained_steps,
+        "finished": trained_steps >= a.steps,
         "best_step": best["step"],
         "batch": a.batch,
         "n_ctx": a.n_ctx,
@@ -185,6 +204,9 @@ def export(a: argparse.Namespace, model, tok: Tokenizer, heldout, train, log: di
         "train_tokens": len(train),
         "heldout_tokens": len(heldout),
         "wall_seconds": log["seconds"][-1],
+        "best_seconds": log["seconds"][log["step"].index(best["step"])],
+        "final_train_loss": log["train_loss"][-1],
+        "best_sampled_heldout_loss": best["heldout"],
         "heldout_loss_chunked": chunked_loss(model, heldout, a.n_ctx),
         "torch": torch.__version__,
         "args": {k: str(v) for k, v in vars(a).items()},
