@@ -224,11 +224,16 @@ def run_chat(args: argparse.Namespace) -> None:
         elif text.startswith("/"):
             print(f"unknown command {text.split()[0]!r}: {CHAT_HELP}", file=sys.stderr)
         elif text:
-            for piece in chat.send(line):
-                sys.stdout.write(piece)
+            try:
+                for piece in chat.send(line):
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            except MinferError as e:  # a turn that cannot be taken ends the turn, not the session
+                print(f"minfer: error: {e}", file=sys.stderr)
+                continue
+            finally:
+                sys.stdout.write("\n")
                 sys.stdout.flush()
-            sys.stdout.write("\n")
-            sys.stdout.flush()
 
 
 def run_eval(args: argparse.Namespace) -> None:

@@ -267,10 +267,12 @@ def check_no_sliding_window(hf: dict[str, Any]) -> None:
     window = hf.get("sliding_window")
     used = hf.get("use_sliding_window", hf.get("model_type") == "mistral")  # Mistral slides when it has a window
     layer_types = hf.get("layer_types") or []
-    if (window is not None and used) or any(t != "full_attention" for t in layer_types):
+    sliding = [t for t in layer_types if t != "full_attention"]
+    if (window is not None and used) or sliding:
+        what = f"layer_types has {sliding[0]!r}" if sliding else f"sliding_window={window!r}"
         raise ModelLoadError(
-            f"config.json asks for sliding-window attention (sliding_window={window!r}); minfer "
-            "implements full causal attention only. Mistral v0.2+ and Qwen without use_sliding_window work"
+            f"config.json asks for sliding-window attention ({what}); minfer implements full causal "
+            "attention only. Mistral v0.2+ and Qwen without use_sliding_window work"
         )
 
 

@@ -78,7 +78,15 @@ class ChatSession:
     def _reply(self, s) -> Iterator[str]:
         yield from s
         self.last = s.generation
-        self.messages.append({"role": "assistant", "content": s.generation.text})
+        self.messages.append({"role": "assistant", "content": self.reply_text(s.generation.tokens)})
+
+    def reply_text(self, tokens: list[int]) -> str:
+        """A reply as it joins the history: its text without special tokens (as transformers'
+        decode(skip_special_tokens=True)), since the template adds the turn's own markers and a
+        special token inside a message would be refused as a forged turn by the next encode."""
+        tok = self.model.tokenizer
+        special = set(tok.special_tokens.values())  # type: ignore[union-attr]
+        return tok.decode([t for t in tokens if t not in special])  # type: ignore[union-attr]
 
     def stats(self) -> str:
         """The latest reply's phases and the conversation's length in tokens."""

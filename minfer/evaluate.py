@@ -14,6 +14,7 @@ import numpy as np
 
 from minfer.checks import token_id_array, whole_number
 from minfer.errors import InvalidInputError, NonFiniteError
+from minfer.generation import prompt_ids
 from minfer.model import Model
 
 
@@ -48,7 +49,7 @@ def perplexity(model: Model, text_or_ids: str | list[int] | np.ndarray, chunk: i
     if isinstance(text_or_ids, str):
         if model.tokenizer is None:
             raise InvalidInputError("this model has no tokenizer: pass token ids instead of text")
-        ids = np.asarray(model.tokenizer.encode(text_or_ids), np.int64)  # [n_tokens]
+        ids = np.asarray(prompt_ids(model, text_or_ids), np.int64)  # [n_tokens], after the BOS token if it has one
     else:
         ids = token_id_array(text_or_ids, "text_or_ids (a str, or token ids)")  # [n_tokens]
     chunk = model.config.n_ctx if chunk is None else whole_number(chunk, "chunk", minimum=2)

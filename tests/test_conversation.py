@@ -47,7 +47,8 @@ def test_a_chat_turn_equals_transformers(chat_model):
     want = ref["reply_tokens"].tolist()
     cut = next((i for i, t in enumerate(want) if t in stops), len(want))  # the reply ends at an end-of-turn id
     assert chat.last.tokens[:cut] == want[:cut]
-    assert chat.messages[-1] == {"role": "assistant", "content": reply}
+    assert reply == chat_model.tokenizer.decode(chat.last.tokens)  # streamed as generated
+    assert chat.messages[-1] == {"role": "assistant", "content": chat.reply_text(chat.last.tokens)}
     assert "context" in chat.stats()
 
 
@@ -92,3 +93,24 @@ def test_bos_is_prepended_to_plain_prompts_as_hugging_face_does(chat_model):
     g = minfer.generate(chat_model, "Hello", 1, stop_tokens=())
     assert g.prompt_tokens == [2048, *tok.encode("Hello")]
     assert np.all(np.array(minfer.generate(minfer.load_model(), "Hello", 1).prompt_tokens) != 2048)
+
+
+def test_a_turn_that_fails_does_not_end_the_session(monkeypatch, capsys):
+    """Too long a message, or special-token text, is an error for that turn; /reset still works after."""
+    long = "word " * 400  # far past the fixture's 128-token context
+    lines = f"{long}\nwhat does <|eot_id|> mean?\n/reset\nHello\n/stats\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["chat", "--model", str(CHAT), "--max-new-tokens", "3", "--temperature", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "context is 128" in err and "special token" in err
+    assert "conversation cleared" in err and "prefill" in err  # the session went on and replied
+
+
+def test_replies_holding_special_tokens_do_not_poison_the_history(chat_model):
+    """The random fixture's replies contain reserved special tokens; the history keeps their text only."""
+    chat = ChatSession(chat_model, params=minfer.SamplingParams(temperature=1.0, seed=0), max_new_tokens=10)
+    for text in ("Hello there", "And again", "Once more"):
+        "".join(chat.send(text))
+    special = set(chat_model.tokenizer.special_tokens)
+    assert not any(s in m["content"] for m in chat.messages for s in special)
+    assert [m["role"] for m in chat.messages] == ["user", "assistant"] * 3

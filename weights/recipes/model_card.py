@@ -140,7 +140,8 @@ the Crown's letters patent apply); the weights and tokenizer are released with m
 def llama_card(out: Path) -> None:
     """classroom-llama's card, with its held-out loss beside the GPT-2 classroom model's."""
     shutil.copy(DATA / "heldout.txt", out / "heldout.txt")
-    (out / "SHA256SUMS").write_text("".join(f"{sha256(out / n)}  {n}\n" for n in CHECKED))
+    checked = [*CHECKED, "generation_config.json"]  # the stop ids are read from it
+    (out / "SHA256SUMS").write_text("".join(f"{sha256(out / n)}  {n}\n" for n in checked))
     t = json.loads((out / "training.json").read_text())
     args = t["args"]
     model, gpt2 = minfer.load_model(out), minfer.load_model("classroom")
@@ -160,7 +161,7 @@ def llama_card(out: Path) -> None:
     status = (
         f"{t['trained_steps']:,} of {t['steps']:,} planned steps; training finished"
         if t["finished"]
-        else f"an export taken at step {t['trained_steps']:,} of {t['steps']:,} while training goes on"
+        else f"the best checkpoint as of step {t['trained_steps']:,} of {t['steps']:,}, exported while training goes on"
     )
     card = f"""# minfer classroom-llama: a small Llama trained on the King James Bible
 
@@ -179,7 +180,7 @@ tokenizer as the default GPT-2 classroom model, so the two compare directly. Wri
 | n_head, n_kv_head, d_head | {c.n_head}, {group}, {c.d_head} |
 | RoPE theta | {c.rope_theta:g} |
 | n_ctx | {c.n_ctx} |
-| n_vocab | {c.n_vocab} (4,095 BPE tokens + `<|endoftext|>` = {c.eos_token_id}) |
+| n_vocab | {c.n_vocab:,}: 4,095 BPE tokens and `<|endoftext|>` (id {c.eos_token_id}) |
 | parameters | {model.n_params():,} |
 | KV cache per token | {kv:,} bytes in float32 (GPT-2 classroom: {kv_gpt2:,}) |
 | file | `model.safetensors`, bfloat16 (computed in float32), {size_mb:.1f} MB |
@@ -223,7 +224,7 @@ And the king said{greedy.text}
 {chr(10).join(samples)}
 ## Files and checksums
 
-`SHA256SUMS` lists the sha256 of {", ".join(CHECKED)}; `minfer.load_model` verifies them on
+`SHA256SUMS` lists the sha256 of {", ".join(checked)}; `minfer.load_model` verifies them on
 every load.
 
 ## Licence
