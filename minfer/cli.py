@@ -152,12 +152,12 @@ def sampling_params(args: argparse.Namespace):
     )
 
 
-def note_compiling(backend: str) -> None:
+def note_compiling(backend: str, family: str = "gpt2") -> None:
     """Say so on stderr when the Numba kernels are about to be compiled (first run only)."""
     if backend == "numba":
         from minfer.fast import is_compiled
 
-        if not is_compiled():
+        if not is_compiled(family):
             print(
                 "minfer: compiling the Numba kernels (first run only, about half a minute); "
                 "later runs load them from the cache",
@@ -170,8 +170,8 @@ def run_generate(args: argparse.Namespace) -> None:
     from minfer.generation import generate, prompt_ids, stream
 
     params = sampling_params(args)  # validate before loading
-    note_compiling(args.backend)
     model = load_model(args.model, backend=args.backend, quantize=args.quantize)
+    note_compiling(args.backend, model.config.family)
     ids = prompt_ids(model, args.prompt)  # fails before anything is printed
     if args.json:
         g = generate(model, ids, args.max_new_tokens, params=params, stop_strings=args.stop)
@@ -203,8 +203,8 @@ def run_chat(args: argparse.Namespace) -> None:
     from minfer.conversation import ChatSession
 
     params = sampling_params(args)  # validate before loading
-    note_compiling(args.backend)
     model = load_model(args.model, backend=args.backend, quantize=args.quantize)
+    note_compiling(args.backend, model.config.family)
     chat = ChatSession(model, system=args.system, params=params, max_new_tokens=args.max_new_tokens)
     print(f"minfer chat with {model.name} ({CHAT_HELP})", file=sys.stderr)
     while True:

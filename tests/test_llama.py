@@ -160,3 +160,12 @@ def test_batched_decode_equals_one_by_one():
     batch = minfer.generate_batch(model, prompts, 6, stop_tokens=())
     for prompt, g in zip(prompts, batch, strict=True):
         assert g.tokens == minfer.generate(model, prompt, 6, stop_tokens=()).tokens
+
+
+def test_the_compiled_llama_step_is_found_in_numbas_cache():
+    """`minfer generate --backend numba` warns before a first compilation; it must see the Llama step's cache."""
+    from minfer.fast import is_compiled
+
+    model = minfer.load_model(FIXTURES / "tiny-llama-mqa", backend="numba")
+    model.decode(1, model.new_cache(4))
+    assert is_compiled("llama")

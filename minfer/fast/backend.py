@@ -71,10 +71,11 @@ def compiled_code_dir() -> Path:
     return Path(path) if path else Path(__file__).parent / "__pycache__"
 
 
-def is_compiled() -> bool:
-    """Whether Numba's cache holds a compiled decode step (if not, the first call compiles for
-    tens of seconds)."""
-    return any(compiled_code_dir().glob("backend.decode_step-*.nbi"))
+def is_compiled(family: str = "gpt2") -> bool:
+    """Whether Numba's cache holds a compiled decode step for a model family ("gpt2" or "llama";
+    if not, the first call compiles for tens of seconds)."""
+    step = "llama.llama_decode_step" if family == "llama" else "backend.decode_step"
+    return any(compiled_code_dir().glob(f"{step}-*.nbi"))
 
 
 # Per-layer weights stacked on a leading n_layer axis, so one compiled function can walk the
