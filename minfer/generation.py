@@ -91,7 +91,7 @@ def prompt_ids(model: Model, prompt: str | Sequence[int]) -> list[int]:
         if model.tokenizer is None:
             raise InvalidInputError(
                 f"model {model.name!r} has no tokenizer (vocabulary of {model.config.n_vocab}); "
-                "pass the prompt as a list of token ids"
+                "pass the prompt as a list of token ids (from Python; the command line needs a model with a tokenizer)"
             )
         tok = model.tokenizer
         ids = ([] if tok.bos_id is None else [tok.bos_id]) + tok.encode(prompt)

@@ -142,7 +142,7 @@ class Model:
             raise InvalidInputError(f"backend {backend!r} is not available; choose one of {', '.join(BACKENDS)}")
         if quantize is not None and backend != "numba":
             raise InvalidInputError(
-                f"quantize={quantize!r} runs on the Numba backend: pass backend='numba' "
+                f"quantize={quantize!r} runs on the Numba backend: pass backend='numba' (--backend numba) "
                 "(the NumPy reference computes with the float32 weights)"
             )
         self.config = config

@@ -171,8 +171,9 @@ def download(name: str) -> Path:
         ) from None
     except Exception as e:  # network, auth, missing repo: all mean "cannot get it from here"
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        which = repr(name) if repo_id == name else f"{name!r} ({repo_id})"
         raise ModelLoadError(
-            f"could not download {name!r} ({repo_id}) from the Hugging Face Hub ({reason}). "
+            f"could not download {which} from the Hugging Face Hub ({reason}). "
             "Without network access, pass a local directory in Hugging Face format instead: "
             "load_model('path/to/dir') or --model path/to/dir"
         ) from None
