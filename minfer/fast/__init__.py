@@ -10,6 +10,7 @@ their twins (`TWINS`). The backend's public names are importable from here.
 from minfer.fast.backend import (
     FEW_ROWS,
     QUANTIZE,
+    CompiledBackend,
     FastModel,
     RunState,
     StackedWeights,
@@ -40,6 +41,7 @@ def fast_backend(config, weights, quantize: str | None = None):
 __all__ = [
     "FEW_ROWS",
     "QUANTIZE",
+    "CompiledBackend",
     "FastModel",
     "NumbaBackend",
     "RunState",

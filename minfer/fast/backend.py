@@ -219,34 +219,32 @@ def decode_step(tokens, positions, slots, w, k_cache, v_cache, s, n_head, eps):
 drop_stale_compiled_code(compiled_code_dir())
 
 
-class FastModel:
-    """The Numba backend's weights for one model: stacked (maybe int8) and read-only once built.
+class CompiledBackend:
+    """What both families' Numba backends share: the Backend protocol (minfer.model) around a
+    family's compiled decode `step` and its BLAS `prefill_layers`, which a subclass supplies
+    with its stacked weights (`FastModel` for GPT-2, `minfer.fast.llama.LlamaFastModel`).
 
     Nothing here changes during a call: scratch buffers belong to the call and keys and values
-    to the caller's cache, so threads may share one FastModel. The compiled kernels trust their
+    to the caller's cache, so threads may share one backend. The compiled kernels trust their
     arguments (Numba does not check bounds), so `decode` and `prefill` check the cache and the
     token ids against the config first: a wrong-shaped cache is an error, never a write past a
     buffer's end.
     """
 
-    def __init__(self, config: Config, weights: GPT2Weights, quantize: str | None = None):
-        if quantize not in QUANTIZE:
-            raise InvalidInputError(f"quantize={quantize!r} is not supported; choose None or 'int8'")
-        self.config, self.quantize = config, quantize
-        self.w = stack_weights(weights, quantize)
-        start_threads()
+    config: Any  # the family's config (Config or LlamaConfig)
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
         """Every position's logits, through a throwaway cache (the prefill kernels attend through one)."""
-        cache = KVCache.empty(self.config.n_layer, self.config.n_head, len(ids), self.config.d_head)
+        c = self.config
+        cache = KVCache.empty(c.n_layer, c.n_kv_head, len(ids), c.d_head)
         return self.prefill(ids, cache, all_logits=True)  # [n_seq, n_vocab]
 
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
-        """One token at cache.length -> float32 [n_vocab]: `decode_step` with one row."""
+        """One token at cache.length -> float32 [n_vocab]: the compiled step with one row."""
         ids = np.array([token])  # [1]
         with in_use(cache):
             self.check(ids, cache)
-            k, v = cache.k[:, None], cache.v[:, None]  # [n_layer, 1, n_head, max_seq, d_head], views
+            k, v = cache.k[:, None], cache.v[:, None]  # [n_layer, 1, n_kv_head, max_seq, d_head], views
             logits = self.step(ids, np.array([cache.length]), np.zeros(1, np.int64), k, v)
             cache.advance(1)
         return logits[0]  # [n_vocab], this call's own buffer
@@ -262,15 +260,6 @@ class FastModel:
             cache.lengths[rows] += 1
         return logits
 
-    def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
-        """Run `decode_step` on checked arguments. -> logits [n_rows, n_vocab]"""
-        c = self.config
-        state = new_run_state(c, k_cache.shape[3], len(tokens))
-        with compiled_calls():
-            eps = np.float32(c.layer_norm_eps)
-            decode_step(tokens, positions, slots, self.w, k_cache, v_cache, state, c.n_head, eps)
-        return state.logits
-
     def check(self, ids: np.ndarray, cache: KVCache) -> None:
         """What the kernels index by must fit the buffers: the cache's shape and length against
         the config, the ids against the vocabulary, the positions against n_ctx. (Model has
@@ -285,14 +274,44 @@ class FastModel:
             and ids.max() < c.n_vocab
         ):
             raise InvalidInputError(f"token ids must be a non-empty 1-D integer array in [0, {c.n_vocab})")
-        check_cache(cache, c.n_layer, c.n_head, c.d_head, len(ids), c.n_ctx)
+        check_cache(cache, c.n_layer, c.n_kv_head, c.d_head, len(ids), c.n_ctx)
 
     def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
-        """The prompt in one pass: BLAS matmuls, Numba norms, GELU and tiled causal attention."""
+        """The prompt in one pass: BLAS matmuls and Numba kernels (`prefill_layers`)."""
         with in_use(cache):
             self.check(ids, cache)
             with compiled_calls(), blas_on_one_thread():
                 return self.prefill_layers(ids, cache, all_logits)
+
+    def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
+        """The family's compiled decode step on checked arguments. -> logits [n_rows, n_vocab]"""
+        raise NotImplementedError
+
+    def prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
+        """The family's prefill block loop on checked arguments."""
+        raise NotImplementedError
+
+
+class FastModel(CompiledBackend):
+    """GPT-2's Numba backend: its weights stacked (maybe int8) and read-only once built, and
+    `decode_step` compiled for one or several rows (see CompiledBackend for what it shares)."""
+
+    def __init__(self, config: Config, weights: GPT2Weights, quantize: str | None = None):
+        if quantize not in QUANTIZE:
+            raise InvalidInputError(f"quantize={quantize!r} is not supported; choose None or 'int8'")
+        self.config: Config = config
+        self.quantize = quantize
+        self.w = stack_weights(weights, quantize)
+        start_threads()
+
+    def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
+        """Run `decode_step` on checked arguments. -> logits [n_rows, n_vocab]"""
+        c = self.config
+        state = new_run_state(c, k_cache.shape[3], len(tokens))
+        with compiled_calls():
+            eps = np.float32(c.layer_norm_eps)
+            decode_step(tokens, positions, slots, self.w, k_cache, v_cache, state, c.n_head, eps)
+        return state.logits
 
     def prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
         """The Numba backend's prefill block loop (a Python loop: its time is in BLAS's matmuls)."""

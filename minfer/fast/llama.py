@@ -37,14 +37,14 @@ from minfer.fast import kernels as K
 from minfer.fast.backend import (
     FEW_ROWS,
     QUANTIZE,
-    blas_on_one_thread,
+    CompiledBackend,
     compiled_calls,
     compiled_code_dir,
     drop_stale_compiled_code,
     linear_any,
     start_threads,
 )
-from minfer.kvcache import BatchKVCache, KVCache, check_cache, in_use
+from minfer.kvcache import KVCache
 from minfer.rope import inverse_frequencies
 from minfer.weights import LinearWeights, LlamaWeights
 
@@ -247,45 +247,18 @@ def llama_decode_step(tokens, positions, slots, w, k_cache, v_cache, s, eps):
 drop_stale_compiled_code(compiled_code_dir(), "llama", also=("backend.py",))  # it calls backend's linear_any
 
 
-class LlamaFastModel:
-    """The Numba backend's weights for one Llama-family model: stacked (maybe int8) and read-only
-    once built. Implements the Backend protocol (minfer.model) as GPT-2's FastModel does, method
-    for method: scratch belongs to the call and keys and values to the caller's cache, so threads
-    may share one model, and the cache and ids are checked before any kernel indexes by them."""
+class LlamaFastModel(CompiledBackend):
+    """The Llama family's Numba backend: its weights stacked (maybe int8) and read-only once
+    built, and `llama_decode_step` compiled for one or several rows; the Backend protocol around
+    them (checks, decode, batched decode, prefill) is CompiledBackend's, shared with GPT-2's."""
 
     def __init__(self, config: LlamaConfig, weights: LlamaWeights, quantize: str | None = None):
         if quantize not in QUANTIZE:
             raise InvalidInputError(f"quantize={quantize!r} is not supported; choose None or 'int8'")
-        self.config, self.quantize = config, quantize
+        self.config: LlamaConfig = config
+        self.quantize = quantize
         self.w = stack_llama_weights(config, weights, quantize)
         start_threads()
-
-    def forward(self, ids: np.ndarray) -> np.ndarray:
-        """Every position's logits, through a throwaway cache (prefill attends through one)."""
-        c = self.config
-        cache = KVCache.empty(c.n_layer, c.n_kv_head, len(ids), c.d_head)
-        return self.prefill(ids, cache, all_logits=True)  # [n_seq, n_vocab]
-
-    def decode(self, token: int, cache: KVCache) -> np.ndarray:
-        """One token at cache.length -> float32 [n_vocab]: `llama_decode_step` with one row."""
-        ids = np.array([token])  # [1]
-        with in_use(cache):
-            self.check(ids, cache)
-            k, v = cache.k[:, None], cache.v[:, None]  # [n_layer, 1, n_kv_head, max_seq, d_head], views
-            logits = self.step(ids, np.array([cache.length]), np.zeros(1, np.int64), k, v)  # [1, n_vocab]
-            cache.advance(1)
-        return logits[0]  # [n_vocab]
-
-    def decode_batch(self, tokens: np.ndarray, cache: BatchKVCache, rows: np.ndarray) -> np.ndarray:
-        """One compiled step for the rows of a BatchKVCache: tokens[i] into slot rows[i] at its
-        length. tokens, rows: [n_rows] -> [n_rows, n_vocab]"""
-        from minfer.batch import check_batch_step
-
-        with in_use(cache):
-            tokens, rows = check_batch_step(self.config, tokens, cache, rows)  # [n_rows], [n_rows]
-            logits = self.step(tokens, cache.lengths[rows], rows, cache.k, cache.v)  # [n_rows, n_vocab]
-            cache.lengths[rows] += 1
-        return logits
 
     def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
         """Run `llama_decode_step` on checked arguments. -> logits [n_rows, n_vocab]"""
@@ -294,28 +267,6 @@ class LlamaFastModel:
         with compiled_calls():
             llama_decode_step(tokens, positions, slots, self.w, k_cache, v_cache, state, np.float32(c.norm_eps))
         return state.logits
-
-    def check(self, ids: np.ndarray, cache: KVCache) -> None:
-        """What the kernels index by must fit the buffers (as FastModel.check): the cache's shape
-        and length against the config, the ids against the vocabulary, positions against n_ctx."""
-        c = self.config
-        if not (
-            isinstance(ids, np.ndarray)
-            and ids.ndim == 1
-            and np.issubdtype(ids.dtype, np.integer)
-            and len(ids)
-            and 0 <= ids.min()
-            and ids.max() < c.n_vocab
-        ):
-            raise InvalidInputError(f"token ids must be a non-empty 1-D integer array in [0, {c.n_vocab})")
-        check_cache(cache, c.n_layer, c.n_kv_head, c.d_head, len(ids), c.n_ctx)
-
-    def prefill(self, ids: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
-        """The prompt in one pass: BLAS matmuls, Numba norms, RoPE, SwiGLU and tiled causal attention."""
-        with in_use(cache):
-            self.check(ids, cache)
-            with compiled_calls(), blas_on_one_thread():
-                return self.prefill_layers(ids, cache, all_logits)
 
     def prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
         """The prefill block loop, minfer.llama's in this backend's kernels (a Python loop: its
