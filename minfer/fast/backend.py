@@ -232,6 +232,9 @@ class CompiledBackend:
     """
 
     config: Any  # the family's config (Config or LlamaConfig)
+    w: Any  # the family's stacked weights (a namedtuple of arrays)
+    quantize: str | None
+    head = "wte"  # the field of `w` holding the LM head's table (scale: f"{head}_scale")
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
         """Every position's logits, through a throwaway cache (the prefill kernels attend through one)."""
@@ -283,6 +286,35 @@ class CompiledBackend:
             with compiled_calls(), blas_on_one_thread():
                 return self.prefill_layers(ids, cache, all_logits)
 
+    def lm_head(self, x: np.ndarray) -> np.ndarray:
+        """Logits of a few rows by the streaming kernel, of many by BLAS. x: [n_rows, n_embd] -> [n_rows, n_vocab]"""
+        if len(x) > FEW_ROWS:
+            return x @ self.dequantized(self.head).T  # [n_rows, n_vocab]
+        out = np.empty((len(x), self.config.n_vocab), np.float32)  # [n_rows, n_vocab]
+        K.lm_head(np.ascontiguousarray(x), getattr(self.w, self.head), getattr(self.w, f"{self.head}_scale"), out)
+        return out
+
+    def matmul(self, x: np.ndarray, layer: int, name: str) -> np.ndarray:
+        """x @ W + b for a stacked matrix. Many rows: BLAS, the fastest matrix-matrix product
+        (int8 weights dequantized first, paid once for all rows). A few rows: the streaming
+        kernel, which reads W once and starts no BLAS threads (they spin for ~100 ms after a
+        call and would slow the decode kernels that follow a short prompt)."""
+        b = getattr(self.w, f"{name}_b")[layer]  # [n_out]
+        if len(x) > FEW_ROWS:
+            return x @ self.dequantized(name, layer) + b  # [n_seq, n_out]
+        w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
+        out = np.empty((len(x), w.shape[1]), np.float32)  # [n_seq, n_out]
+        linear_any(np.ascontiguousarray(x), w, scale, b, out)
+        return out
+
+    def dequantized(self, name: str, layer: int | None = None) -> np.ndarray:
+        """A weight matrix as float32 (itself, if it is not quantized)."""
+        if layer is None:  # the LM head's table, a scale per row
+            table = getattr(self.w, name)  # [n_vocab, n_embd]
+            return table if self.quantize is None else table * getattr(self.w, f"{name}_scale")[:, None]
+        w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
+        return w if self.quantize is None else w * scale[None, :]  # [n_in, n_out]
+
     def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
         """The family's compiled decode step on checked arguments. -> logits [n_rows, n_vocab]"""
         raise NotImplementedError
@@ -330,14 +362,6 @@ class FastModel(CompiledBackend):
         logits = self.lm_head(x)  # [n_rows, n_vocab]
         return logits if all_logits else logits[0]
 
-    def lm_head(self, x: np.ndarray) -> np.ndarray:
-        """Logits of a few rows by the streaming kernel, of many by BLAS. x: [n_rows, n_embd] -> [n_rows, n_vocab]"""
-        if len(x) > FEW_ROWS:
-            return x @ self.dequantized("wte").T  # [n_rows, n_vocab]
-        out = np.empty((len(x), self.config.n_vocab), np.float32)  # [n_rows, n_vocab]
-        K.lm_head(np.ascontiguousarray(x), self.w.wte, self.w.wte_scale, out)
-        return out
-
     def attention(self, qkv: np.ndarray, cache: KVCache, layer: int) -> np.ndarray:
         """Write the new keys and values into the cache, attend causally. qkv: [n_seq, 3 n_embd] -> [n_seq, n_embd]"""
         n_seq, c = qkv.shape[0], self.config
@@ -349,26 +373,6 @@ class FastModel(CompiledBackend):
         out = np.empty_like(q)  # [n_head, n_seq, d_head]
         K.prefill_attention(q, np.ascontiguousarray(keys), np.ascontiguousarray(values), out, 64)
         return self.matmul(out.transpose(1, 0, 2).reshape(n_seq, c.n_embd), layer, "proj")
-
-    def matmul(self, x: np.ndarray, layer: int, name: str) -> np.ndarray:
-        """x @ W + b for a stacked matrix. Many rows: BLAS, the fastest matrix-matrix product
-        (int8 weights dequantized first, paid once for all rows). A few rows: the streaming
-        kernel, which reads W once and starts no BLAS threads (they spin for ~100 ms after a
-        call and would slow the decode kernels that follow a short prompt)."""
-        b = getattr(self.w, f"{name}_b")[layer]  # [n_out]
-        if len(x) > FEW_ROWS:
-            return x @ self.dequantized(name, layer) + b  # [n_seq, n_out]
-        w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
-        out = np.empty((len(x), w.shape[1]), np.float32)  # [n_seq, n_out]
-        linear_any(np.ascontiguousarray(x), w, scale, b, out)
-        return out
-
-    def dequantized(self, name: str, layer: int | None = None) -> np.ndarray:
-        """A weight matrix as float32 (itself, if it is not quantized)."""
-        if name == "wte":
-            return self.w.wte if self.quantize is None else self.w.wte * self.w.wte_scale[:, None]
-        w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
-        return w if self.quantize is None else w * scale[None, :]  # [n_in, n_out]
 
 
 _COMPILED_LOCK = threading.Lock()

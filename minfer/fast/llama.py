@@ -35,7 +35,6 @@ from minfer.config import LlamaConfig
 from minfer.errors import InvalidInputError
 from minfer.fast import kernels as K
 from minfer.fast.backend import (
-    FEW_ROWS,
     QUANTIZE,
     CompiledBackend,
     compiled_calls,
@@ -252,6 +251,8 @@ class LlamaFastModel(CompiledBackend):
     built, and `llama_decode_step` compiled for one or several rows; the Backend protocol around
     them (checks, decode, batched decode, prefill) is CompiledBackend's, shared with GPT-2's."""
 
+    head = "head"  # the LM head's table in LlamaStackedWeights (the embedding's, when tied)
+
     def __init__(self, config: LlamaConfig, weights: LlamaWeights, quantize: str | None = None):
         if quantize not in QUANTIZE:
             raise InvalidInputError(f"quantize={quantize!r} is not supported; choose None or 'int8'")
@@ -309,32 +310,6 @@ class LlamaFastModel(CompiledBackend):
         out = np.empty((c.n_head, n_seq, c.d_head), np.float32)  # [n_head, n_seq, d_head]
         K.prefill_attention(np.ascontiguousarray(q.transpose(1, 0, 2)), keys, values, out, 64)
         return self.matmul(out.transpose(1, 0, 2).reshape(n_seq, -1), layer, "o")  # [n_seq, n_embd]
-
-    def lm_head(self, x: np.ndarray) -> np.ndarray:
-        """Logits of a few rows by the streaming kernel, of many by BLAS. x: [n_rows, n_embd] -> [n_rows, n_vocab]"""
-        if len(x) > FEW_ROWS:
-            return x @ self.dequantized("head").T  # [n_rows, n_vocab]
-        out = np.empty((len(x), self.config.n_vocab), np.float32)  # [n_rows, n_vocab]
-        K.lm_head(np.ascontiguousarray(x), self.w.head, self.w.head_scale, out)
-        return out
-
-    def matmul(self, x: np.ndarray, layer: int, name: str) -> np.ndarray:
-        """x @ W + b for a stacked matrix: BLAS for many rows (int8 dequantized first), the
-        streaming kernel for a few (see FastModel.matmul for why)."""
-        b = getattr(self.w, f"{name}_b")[layer]  # [n_out]
-        if len(x) > FEW_ROWS:
-            return x @ self.dequantized(name, layer) + b  # [n_seq, n_out]
-        w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
-        out = np.empty((len(x), w.shape[1]), np.float32)  # [n_seq, n_out]
-        linear_any(np.ascontiguousarray(x), w, scale, b, out)
-        return out
-
-    def dequantized(self, name: str, layer: int | None = None) -> np.ndarray:
-        """A weight matrix as float32 (itself, if it is not quantized)."""
-        if name == "head":
-            return self.w.head if self.quantize is None else self.w.head * self.w.head_scale[:, None]
-        w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
-        return w if self.quantize is None else w * scale[None, :]  # [n_in, n_out]
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import minfer
-from minfer.kvcache import kv_bytes_per_token
+from minfer.model import kv_bytes_per_position
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "weights" / "classroom"
@@ -38,22 +38,33 @@ def bible_version() -> str:
         return "unknown"
 
 
+def write_checks(out: Path, names: list[str]) -> None:
+    """Copy the held-out text in (small, so the loss check runs anywhere) and write SHA256SUMS."""
+    shutil.copy(DATA / "heldout.txt", out / "heldout.txt")
+    (out / "SHA256SUMS").write_text("".join(f"{sha256(out / n)}  {n}\n" for n in names))
+
+
+def sampled(model) -> list[str]:
+    """The card's seeded samples, as markdown blocks."""
+    samples = []
+    for prompt, temperature, seed in SAMPLES:
+        g = minfer.generate(model, prompt, 60, temperature=temperature, seed=seed)
+        samples.append(f"**`{prompt!r}`**, temperature {temperature}, seed {seed}:\n\n```text\n{prompt}{g.text}\n```\n")
+    return samples
+
+
 def main() -> None:
     import sys
 
     if sys.argv[1:] == ["classroom-llama"]:
         llama_card(ROOT / "weights" / "classroom-llama")
         return
-    shutil.copy(DATA / "heldout.txt", OUT / "heldout.txt")  # small, so the loss check runs anywhere
-    (OUT / "SHA256SUMS").write_text("".join(f"{sha256(OUT / n)}  {n}\n" for n in CHECKED))
+    write_checks(OUT, CHECKED)
     t = json.loads((OUT / "training.json").read_text())
     model = minfer.load_model(OUT)
     c = model.config
     held = minfer.perplexity(model, (OUT / "heldout.txt").read_text())
-    samples = []
-    for prompt, temperature, seed in SAMPLES:
-        g = minfer.generate(model, prompt, 60, temperature=temperature, seed=seed)
-        samples.append(f"**`{prompt!r}`**, temperature {temperature}, seed {seed}:\n\n```text\n{prompt}{g.text}\n```\n")
+    samples = sampled(model)
     greedy = minfer.generate(model, "And the king said", 40)
     size_mb = (OUT / "model.safetensors").stat().st_size / 1e6
     card = f"""# minfer classroom model: a small GPT-2 trained on the King James Bible
@@ -139,23 +150,19 @@ the Crown's letters patent apply); the weights and tokenizer are released with m
 
 def llama_card(out: Path) -> None:
     """classroom-llama's card, with its held-out loss beside the GPT-2 classroom model's."""
-    shutil.copy(DATA / "heldout.txt", out / "heldout.txt")
     checked = [*CHECKED, "generation_config.json"]  # the stop ids are read from it
-    (out / "SHA256SUMS").write_text("".join(f"{sha256(out / n)}  {n}\n" for n in checked))
+    write_checks(out, checked)
     t = json.loads((out / "training.json").read_text())
     args = t["args"]
     model, gpt2 = minfer.load_model(out), minfer.load_model("classroom")
     c = model.config
     text = (out / "heldout.txt").read_text()
     held, held_gpt2 = minfer.perplexity(model, text), minfer.perplexity(gpt2, text)
-    samples = []
-    for prompt, temperature, seed in SAMPLES:
-        g = minfer.generate(model, prompt, 60, temperature=temperature, seed=seed)
-        samples.append(f"**`{prompt!r}`**, temperature {temperature}, seed {seed}:\n\n```text\n{prompt}{g.text}\n```\n")
+    samples = sampled(model)
     greedy = minfer.generate(model, "And the king said", 40)
     size_mb = (out / "model.safetensors").stat().st_size / 1e6
     group = f"{c.n_kv_head} (each KV head serves {c.n_head // c.n_kv_head} query heads)"
-    kv, kv_gpt2 = (kv_bytes_per_token(m.config.n_layer, m.config.n_kv_head, m.config.d_head) for m in (model, gpt2))
+    kv, kv_gpt2 = kv_bytes_per_position(model.config), kv_bytes_per_position(gpt2.config)  # float32
     loss = f"{held.loss:.4f} (perplexity {held.perplexity:.1f})"
     loss_gpt2 = f"{held_gpt2.loss:.4f} (perplexity {held_gpt2.perplexity:.1f})"
     status = (
