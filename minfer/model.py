@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from minfer.layers import layer_norm
 from minfer.llama import llama_hidden_states
 from minfer.tokenizer import Tokenizer
 from minfer.weights import GPT2Weights, LlamaWeights
+
+if TYPE_CHECKING:  # minfer.serving imports this module
+    from minfer.serving.paged import PagedKVCache, PagedSequence
 
 BACKENDS = ("numpy", "numba")  # the readable reference, and compiled kernels (minfer.fast)
 DEFAULT_CACHE_BYTES = 1 << 30  # new_cache() keeps all n_ctx positions while they fit in 1 GiB
@@ -55,7 +58,7 @@ def hidden_states(
     into the cache, whose length advances by n_seq. For a batch, pass positions [n_batch, n_q]
     and a batch cache (`minfer.kvcache.BatchSlots`); its lengths are then the caller's to move.
     """
-    own = cache if positions is None and isinstance(cache, KVCache) else None  # a batch's lengths are its caller's
+    own = cache if positions is None else None  # one sequence's cache moves its own length; a batch's is its caller's
     if positions is None:
         start = 0 if own is None else own.length
         positions = np.arange(start, start + len(ids))  # [n_seq]
@@ -87,6 +90,14 @@ class Backend(Protocol):
         self, tokens: np.ndarray, cache: BatchKVCache, rows: np.ndarray
     ) -> np.ndarray: ...  # tokens[i] into slot rows[i] at that slot's length: [n_rows] -> [n_rows, n_vocab]
 
+    def prefill_paged(
+        self, ids: np.ndarray, seq: PagedSequence
+    ) -> np.ndarray: ...  # a chunk after seq.length, through its block table -> [n_vocab] (its last position)
+
+    def decode_paged(
+        self, tokens: np.ndarray, positions: np.ndarray, cache: PagedKVCache, tables: np.ndarray
+    ) -> np.ndarray: ...  # tokens[i] at positions[i] through tables[i]: [n_rows] -> [n_rows, n_vocab]
+
 
 # Each family's block loop (`config.family` -> function): GPT-2's above, Llama's in minfer.llama.
 HIDDEN_STATES: dict[str, Callable[..., np.ndarray]] = {"gpt2": hidden_states, "llama": llama_hidden_states}
@@ -114,6 +125,19 @@ class NumpyBackend:
         positions = cache.lengths[rows][:, None]  # [n_rows, 1]: one new token per sequence, at its length
         x = self.hidden_states(tokens, self.weights, self.config, cache.select(rows), positions)  # [n_rows, n_embd]
         cache.lengths[rows] += 1
+        return lm_head(x, self.weights.lm_head)  # [n_rows, n_vocab]
+
+    def prefill_paged(self, ids: np.ndarray, seq: PagedSequence) -> np.ndarray:
+        x = self.hidden_states(ids, self.weights, self.config, seq)  # [n_seq, n_embd]
+        return lm_head(x[-1:], self.weights.lm_head)[0]  # [n_vocab]
+
+    def decode_paged(
+        self, tokens: np.ndarray, positions: np.ndarray, cache: PagedKVCache, tables: np.ndarray
+    ) -> np.ndarray:
+        from minfer.serving.paged import PagedBatch
+
+        view = PagedBatch(cache, tables)  # gathers each row's blocks: the readable reference
+        x = self.hidden_states(tokens, self.weights, self.config, view, positions[:, None])  # [n_rows, n_embd]
         return lm_head(x, self.weights.lm_head)  # [n_rows, n_vocab]
 
 
