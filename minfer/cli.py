@@ -130,11 +130,43 @@ def build_parser() -> argparse.ArgumentParser:
             "whatif", help="roofline bounds of a model on other hardware: TTFT, tok/s, tok/s per W, $ per M tokens"
         )
     )
+    from minfer.serving.loadtest import add_loadtest_arguments
+
+    add_loadtest_arguments(
+        commands.add_parser("loadtest", help="load an OpenAI-compatible server: TTFT, TPOT, throughput, goodput")
+    )
     ev = commands.add_parser("eval", help="mean loss and perplexity of a model over a text file")
     ev.add_argument("file", help="a UTF-8 text file")
     ev.add_argument("--model", default=None)
     ev.add_argument("--json", action="store_true")
+    add_serve_arguments(
+        commands.add_parser("serve", help="an OpenAI-compatible HTTP server, with metrics and a live playground")
+    )
     return parser
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """`minfer serve`'s options (see docs/serving.md)."""
+    parser.add_argument("--model", default=None, help="as for generate (default: minfer's default model)")
+    add_backend_arguments(parser)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network; then use --api-key)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--max-batch", type=int, default=16, metavar="N", help="sequences decoded together")
+    parser.add_argument(
+        "--kv-blocks", type=int, default=None, metavar="N", help="KV cache blocks (default: max-batch full contexts)"
+    )
+    parser.add_argument("--block-size", type=int, default=16, metavar="N", help="positions per KV block")
+    parser.add_argument(
+        "--max-waiting", type=int, default=128, metavar="N", help="queued requests beyond which new ones get 503"
+    )
+    parser.add_argument(
+        "--api-key", default=None, metavar="KEY", help="require 'Authorization: Bearer KEY' (default: $MINFER_API_KEY)"
+    )
+    parser.add_argument(
+        "--max-per-client", type=int, default=0, metavar="N", help="requests in flight per client address (0: no limit)"
+    )
 
 
 def sampling_params(args: argparse.Namespace):
@@ -378,6 +410,24 @@ def run_calibrate(args: argparse.Namespace) -> None:
     print(f"saved to {path} ({c.cpu}, {c.measured_at})")
 
 
+def run_serve(args: argparse.Namespace) -> None:
+    from minfer.serving.server import serve
+
+    serve(
+        args.model,
+        backend=args.backend,
+        quantize=args.quantize,
+        host=args.host,
+        port=args.port,
+        max_batch=args.max_batch,
+        kv_blocks=args.kv_blocks,
+        block_size=args.block_size,
+        max_waiting=args.max_waiting,
+        api_key=args.api_key or os.environ.get("MINFER_API_KEY") or None,
+        max_per_client=args.max_per_client,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -391,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
             run_profile(args)
         elif args.command == "calibrate":
             run_calibrate(args)
+        elif args.command == "serve":
+            run_serve(args)
         elif args.command == "bench":
             run_bench(args)
         elif args.command == "exercises":
@@ -401,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
             from minfer.perf.whatif import run_whatif
 
             run_whatif(args)
+        elif args.command == "loadtest":
+            from minfer.serving.loadtest import run_loadtest_command
+
+            run_loadtest_command(args)
     except MinferError as e:
         print(f"minfer: error: {e}", file=sys.stderr)
         return 2

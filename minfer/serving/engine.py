@@ -24,6 +24,7 @@ whole prompt, a chunk of it, one token (decode), or after a preemption everythin
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import threading
@@ -101,6 +102,7 @@ class EngineStats:
     kv_blocks_cached: int  # free, but holding a cached prefix
     kv_blocks_free: int  # free and empty
     kv_blocks_total: int
+    kv_slots_empty: int  # positions in used blocks holding no token (the tails of the last blocks)
     block_size: int
     prefix_cache_queries: int  # prompt tokens looked up (full blocks only)
     prefix_cache_hits: int  # of those, tokens found already computed
@@ -407,15 +409,20 @@ class Engine:
     # -- what it is doing -------------------------------------------------------------------
 
     def _step_stats(self, decodes, chunks, preempted: int, seconds: float) -> StepStats:
-        from minfer.perf.counts import Arch, decode_cost, step_costs, total
-
-        arch = Arch.from_model(self.model)
-        cost = decode_cost(arch, int(np.mean([r.n_cached - 1 for r in decodes])), len(decodes)) if decodes else None
-        for r, n in chunks:
-            chunk = total(step_costs(arch, n, r.n_cached - n))
-            cost = chunk if cost is None else cost + chunk
-        flops, nbytes = (cost.flops, cost.bytes) if cost is not None else (0, 0)
+        """The step's shape, time and counts: one decode call over the batch (counted at the rows'
+        mean length), then one call per chunk, each reading every weight."""
+        calls = [(1, int(np.mean([r.n_cached - 1 for r in decodes])), len(decodes))] if decodes else []
+        calls += [(n, r.n_cached - n, 1) for r, n in chunks]  # (n_new, n_past, n_batch)
+        costs = [self._count(*call) for call in calls]
+        flops, nbytes = sum(c.flops for c in costs), sum(c.bytes for c in costs)
         return StepStats(len(decodes), sum(n for _, n in chunks), preempted, seconds, flops, nbytes)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one engine per model: the cache dies with it)
+    def _count(self, n_new: int, n_past: int, n_batch: int):
+        """minfer.perf.counts' FLOPs and bytes of one model call (remembered: steps repeat shapes)."""
+        from minfer.perf.counts import Arch, step_costs, total
+
+        return total(step_costs(Arch.from_model(self.model), n_new, n_past, n_batch))
 
     def stats(self) -> EngineStats:
         """Counts and the block map, now."""
@@ -428,6 +435,7 @@ class Engine:
             kv_blocks_cached=block_map.count("cached"),
             kv_blocks_free=block_map.count("free"),
             kv_blocks_total=b.n_blocks,
+            kv_slots_empty=sum(len(r.table) * self.block_size - r.n_cached for r in self.running),
             block_size=self.block_size,
             prefix_cache_queries=b.queries,
             prefix_cache_hits=b.hits,
