@@ -85,7 +85,8 @@ def llama_hidden_states(
     The family's one block loop, with `cache` and `positions` exactly as in GPT-2's
     `minfer.model.hidden_states`. The rotation tables are made once here for every layer.
     """
-    own = cache if positions is None else None  # one sequence's cache moves its own length; a batch's is its caller's
+    # one sequence's cache (a KVCache, or a paged sequence's view) moves its own length; a batch's is its caller's
+    own = cache if positions is None and not isinstance(cache, BatchSlots) else None
     if positions is None:
         start = 0 if own is None else own.length
         positions = np.arange(start, start + len(ids))  # [n_seq]

@@ -58,7 +58,8 @@ def hidden_states(
     into the cache, whose length advances by n_seq. For a batch, pass positions [n_batch, n_q]
     and a batch cache (`minfer.kvcache.BatchSlots`); its lengths are then the caller's to move.
     """
-    own = cache if positions is None else None  # one sequence's cache moves its own length; a batch's is its caller's
+    # one sequence's cache (a KVCache, or a paged sequence's view) moves its own length; a batch's is its caller's
+    own = cache if positions is None and not isinstance(cache, BatchSlots) else None
     if positions is None:
         start = 0 if own is None else own.length
         positions = np.arange(start, start + len(ids))  # [n_seq]

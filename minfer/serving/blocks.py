@@ -66,8 +66,8 @@ class BlockManager:
         if not self.free:
             raise InvalidInputError("no free KV block: the engine should have preempted a sequence first")
         block, _ = self.free.popitem(last=False)
-        if self.hash_of[block] is not None:
-            del self.cached[self.hash_of[block]]
+        if (h := self.hash_of[block]) is not None:
+            del self.cached[h]
             self.hash_of[block], self.tokens_of[block] = None, ()
         self.ref_count[block] = 1
         return block

@@ -363,9 +363,9 @@ class Engine:
         if decodes:
             width = max(len(r.table) for r in decodes)
             tables = np.array([r.table + [0] * (width - len(r.table)) for r in decodes], np.int32)  # [n_rows, width]
-            tokens = [r.ids[r.n_cached] for r in decodes]  # each one's last token, at its next position
-            positions = [r.n_cached for r in decodes]
-            tokens, positions, tables = check_paged_step(self.model.config, tokens, positions, self.cache, tables)
+            last = [r.ids[r.n_cached] for r in decodes]  # each one's last token, at its next position
+            at = [r.n_cached for r in decodes]
+            tokens, positions, tables = check_paged_step(self.model.config, last, at, self.cache, tables)
             logits = runner.decode_paged(tokens, positions, self.cache, tables)  # [n_rows, n_vocab]
             for r, row in zip(decodes, logits):
                 r.n_cached += 1
