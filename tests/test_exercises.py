@@ -18,8 +18,8 @@ def run(argv: list[str]) -> int:
     return run_exercises(parser.parse_args(argv))
 
 
-def test_registry_has_seven_exercises_with_stub_solution_and_task():
-    assert list(EXERCISES) == ["01", "02", "03", "04", "05", "06", "07"]
+def test_registry_has_nine_exercises_with_stub_solution_and_task():
+    assert list(EXERCISES) == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
     for e in EXERCISES.values():
         assert e.stub.is_file() and e.solution.is_file() and e.stub.name == e.solution.name
         assert len(e.task) > 200 and f"check {e.id}" in e.task  # the task, and how to grade it
@@ -202,6 +202,81 @@ MISTAKES = {
         [("k_cache[:, :length], v_cache[:, :length]", "k_cache[:, : length + 1], v_cache[:, : length + 1]")],
         "attended over length + 1 positions",
     ),
+    "slot_of without the table": (
+        "08",
+        [("return int(table[position // block_size]), position % block_size", "return position // block_size, 0")],
+        "returned the logical block",
+    ),
+    "slot_of offset and block swapped": (
+        "08",
+        [
+            (
+                "return int(table[position // block_size]), position % block_size",
+                "return position % block_size, int(table[position // block_size])",
+            )
+        ],
+        "return (block, offset)",
+    ),
+    "write_kv indexes the heads with the offset": (
+        "08",
+        [
+            ("k_pool[block, :, offset] = k", "k_pool[block, offset] = k"),
+            ("v_pool[block, :, offset] = v", "v_pool[block, offset] = v"),
+        ],
+        "the offset indexes axis 2",
+    ),
+    "write_kv into a copy": (
+        "08",
+        [
+            (
+                "    block, offset = slot_of(",
+                "    k_pool, v_pool = k_pool.copy(), v_pool.copy()\n    block, offset = slot_of(",
+            )
+        ],
+        "the pools are unchanged",
+    ),
+    "read_kv ignores the table": (
+        "08",
+        [("blocks = pool[table[:used]]", "blocks = pool[:used]")],
+        "read blocks 0, 1, 2",
+    ),
+    "read_kv keeps the unfilled tail": (
+        "08",
+        [("return keys[:, :n_keys]", "return keys")],
+        "expected shape [3, 1, 5], got [3, 4, 5]",
+    ),
+    "read_kv without moving the heads": (
+        "08",
+        [("blocks.transpose(1, 0, 2, 3).reshape(", "blocks.reshape(")],
+        "without moving the heads first",
+    ),
+    "scheduler preempts the oldest": ("09", [("preempt(running[-1])", "preempt(running[0])")], "preempted the OLDEST"),
+    "scheduler budget ignores decodes": (
+        "09",
+        [("budget = max_step_tokens - len(plan.decodes)", "budget = max_step_tokens")],
+        "max_step_tokens - len(decodes)",
+    ),
+    "scheduler sends the preempted to the back": (
+        "09",
+        [("queue.appendleft(s)", "queue.append(s)")],
+        "FRONT of the waiting queue",
+    ),
+    "scheduler keeps a preempted cache": (
+        "09",
+        [("free, s.n_blocks, s.n_cached = free + s.n_blocks, 0, 0", "free, s.n_blocks = free + s.n_blocks, 0")],
+        "loses its cache",
+    ),
+    "scheduler ignores max_batch": ("09", [(" and len(running) < max_batch", "")], "fewer than max_batch"),
+    "scheduler rounds blocks down": (
+        "09",
+        [("-(-n_positions // block_size)", "n_positions // block_size")],
+        "ceil(p / block_size)",
+    ),
+    "scheduler changes its arguments": (
+        "09",
+        [("running = [replace(s) for s in running]", "running = list(running)")],
+        "changed its arguments",
+    ),
 }
 
 
@@ -225,12 +300,14 @@ def test_missing_function_and_broken_file_are_clear_errors(tmp_path):
         grade("02", tmp_path / "nothing.py")
 
 
-def test_cli_list_prints_the_seven_exercises(capsys):
+def test_cli_list_prints_the_nine_exercises(capsys):
     assert run(["exercises", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line[:2] for line in lines[:7]] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert [line[:2] for line in lines[:9]] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
     assert "causal_attention" in lines[0] and "lesson 08" in lines[4]
     assert "apply_rope" in lines[5] and "grouped_decode_attention" in lines[6] and "lesson 13" in lines[6]
+    assert "slot_of, write_kv, read_kv" in lines[7] and "lesson 14" in lines[7]
+    assert "schedule_step" in lines[8] and "lesson 15" in lines[8]
 
 
 def test_cli_start_copies_the_stub_and_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
@@ -270,7 +347,22 @@ def test_cli_solution_prints_the_path(capsys):
 
 def test_cli_unknown_id_and_missing_file_raise_invalid_input(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InvalidInputError, match="no exercise '9'.*01, 02, 03, 04, 05"):
-        run(["exercises", "check", "9"])
+    with pytest.raises(InvalidInputError, match="no exercise '99'.*01, 02, 03, 04, 05"):
+        run(["exercises", "check", "99"])
     with pytest.raises(InvalidInputError, match="no file .*ex01_attention.py.*exercises start 01"):
         run(["exercises", "check", "01"])
+
+
+def test_the_scheduler_check_reads_the_engine_and_its_rules_agree():
+    """Exercise 09 grades against minfer's Engine: the hand-worked plans are the Engine's, and
+    the rules the hints are built from (`_model_plan`) decide as the Engine does, on states that
+    preempt, re-admit, chunk and fill the batch."""
+    from minfer.exercises.checks import _HAND_CASES, _engine_plan, _model_plan, _scheduler_scenarios
+
+    for what, scenario, plan in _HAND_CASES:
+        assert _engine_plan(scenario) == plan, what
+    scenarios = _scheduler_scenarios(51, 150, tight=True) + _scheduler_scenarios(52, 150, tight=False)
+    plans = [_engine_plan(s) for s in scenarios]
+    assert [_model_plan(s) for s in scenarios] == plans
+    readmitted = [p for p in plans if set(p[2]) & set(p[3])]
+    assert sum(bool(p[2]) for p in plans) > 50 and readmitted and sum(bool(p[3]) for p in plans) > 50

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 class Exercise:
     """One exercise: what to write, in which file, which lesson it goes with, how it is graded."""
 
-    id: str  # "01" .. "07"
+    id: str  # "01" .. "09"
     title: str
     lesson: str  # the lesson it goes with
     functions: tuple[str, ...]  # what the student writes
@@ -90,6 +90,20 @@ EXERCISES: dict[str, Exercise] = {
             "13 from GPT-2 to Llama",
             ("grouped_decode_attention",),
             "ex07_gqa.py",
+        ),
+        Exercise(
+            "08",
+            "the block table (paged cache)",
+            "14 paged attention and prefix caching",
+            ("slot_of", "write_kv", "read_kv"),
+            "ex08_block_table.py",
+        ),
+        Exercise(
+            "09",
+            "one scheduler step",
+            "15 continuous batching",
+            ("schedule_step",),
+            "ex09_scheduler.py",
         ),
     ]
 }

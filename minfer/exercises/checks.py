@@ -15,6 +15,7 @@ import copy
 import math
 import numbers
 import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,11 +27,18 @@ from minfer.config import Config
 from minfer.kvcache import KVCache
 from minfer.layers import layer_norm as ref_layer_norm
 from minfer.layers import softmax as ref_softmax
+from minfer.model import Model
 from minfer.perf.counts import Arch, decode_cost
 from minfer.rope import apply_rope as ref_rope
 from minfer.rope import inverse_frequencies, rope_tables, rotate_half
 from minfer.sampling import top_k_filter as ref_top_k
 from minfer.sampling import top_p_filter as ref_top_p
+from minfer.serving.engine import Engine
+from minfer.serving.paged import PagedKVCache
+from minfer.serving.paged import gather as ref_gather
+from minfer.serving.paged import slot_of as ref_slot_of
+from minfer.serving.paged import write as ref_paged_write
+from minfer.weights import random_weights
 
 RTOL, ATOL = 1e-4, 1e-5  # float32 arithmetic done in another order (or in float64) stays within this
 COUNT_RTOL = 0.02  # exercise 05 counts main terms only; minfer's full count adds ~0.2-1.2% here
@@ -861,6 +869,515 @@ def _check_gqa_decode_loop(f: Funcs) -> None:
         )
 
 
+# ---- 08: the block table ----------------------------------------------------------------------
+
+
+def _slot_mistakes(table: np.ndarray, position: int, block_size: int) -> list[tuple[tuple[int, int], str]]:
+    logical, offset = position // block_size, position % block_size
+    mistakes = [
+        (
+            (logical, offset),
+            "returned the logical block, position // block_size: look it up in the table, "
+            "table[position // block_size] is the physical block",
+        ),
+        ((offset, int(table[logical])), "returned (offset, block): return (block, offset)"),
+        ((int(table[logical]), logical), "the offset is position % block_size, not position // block_size"),
+    ]
+    if logical + 1 < len(table):
+        mistakes.append(
+            (
+                (int(table[logical + 1]), offset),
+                "one logical block too far: block i holds positions "
+                "i * block_size .. (i + 1) * block_size - 1, so position p is in block p // block_size",
+            )
+        )
+    if offset < len(table):
+        mistakes.append(
+            (
+                (int(table[offset]), logical),
+                "block and offset mixed up: the physical block is "
+                "table[position // block_size], the offset position % block_size",
+            )
+        )
+    return mistakes
+
+
+def _slot_check(cases: list[tuple[list[int], int, list[int]]]) -> Callable[[Funcs], None]:
+    """cases: (table, block_size, positions)."""
+
+    def check(f: Funcs) -> None:
+        for table_list, block_size, positions in cases:
+            table = np.array(table_list)  # [n_table]
+            for position in positions:
+                where = f" (table {table_list}, block_size={block_size}, position={position})"
+                got = _call(f["slot_of"], table.copy(), position, block_size, where=where)
+                want = ref_slot_of(table, position, block_size)
+                try:
+                    pair = (int(got[0]), int(got[1]))
+                    if len(got) != 2:
+                        raise ValueError
+                except (TypeError, ValueError, IndexError):
+                    raise _Fail(f"slot_of returned {got!r}{where}: return a pair (block, offset)") from None
+                if pair == want:
+                    continue
+                hint = next((h for alt, h in _slot_mistakes(table, position, block_size) if alt == pair), "")
+                raise _Fail(f"{hint or f'got {pair}, expected {want}'}{where}")
+
+    return check
+
+
+def _ref_write(k_pool: np.ndarray, v_pool: np.ndarray, table: np.ndarray, position: int, k, v):
+    """minfer's paged write of one position into a one-layer pool -> (k_pool, v_pool) after it."""
+    cache = PagedKVCache(k_pool[None].copy(), v_pool[None].copy())  # [1, n_blocks, n_kv_head, block_size, d_head]
+    ref_paged_write(cache, 0, table, k[:, None], v[:, None], np.array([position]))
+    return cache.k[0], cache.v[0]
+
+
+def _write_hint(k_pool, v_pool, before_k, before_v, want_k, want_v, table, position, k, v) -> str:
+    """Which mistake leaves the pools as the student's write_kv left them."""
+    block_size = before_k.shape[2]
+    block, offset = ref_slot_of(table, position, block_size)
+
+    def written(b: int, index, k_new, v_new):
+        ks, vs = before_k.copy(), before_v.copy()
+        ks[(b, *index)], vs[(b, *index)] = k_new, v_new
+        return ks, vs
+
+    mistakes = [
+        (
+            lambda: (before_k, before_v),
+            "the pools are unchanged: write into k_pool and v_pool in place "
+            "(k_pool[block, :, offset] = k); a new array does not reach the caller",
+        ),
+        (
+            lambda: written(position // block_size, (slice(None), offset), k, v),
+            "wrote into block "
+            "position // block_size, the logical block: the physical block is table[position // block_size]",
+        ),
+        (
+            lambda: written(block, (offset,), k, v),
+            "wrote at k_pool[block, offset]: the pool's axes are [n_blocks, "
+            "n_kv_head, block_size, d_head], so the offset indexes axis 2: k_pool[block, :, offset] = k",
+        ),
+        (
+            lambda: written(block, (slice(None), slice(None)), k[:, None], v[:, None]),
+            "wrote the whole block: write only the position's slot, k_pool[block, :, offset]",
+        ),
+        (
+            lambda: written(block, (slice(None), offset), v, k),
+            "keys and values are swapped: k into k_pool, v into v_pool",
+        ),
+        (lambda: (want_k, before_v), "only the keys were written: write v into v_pool too"),
+        (lambda: (before_k, want_v), "only the values were written: write k into k_pool too (in place)"),
+    ]
+    for mistaken, hint in mistakes:
+        try:
+            alt_k, alt_v = mistaken()
+        except (ValueError, IndexError):  # the mistake cannot happen on these shapes
+            continue
+        if np.array_equal(k_pool, alt_k) and np.array_equal(v_pool, alt_v):
+            return hint
+    return "the pools differ from the reference after the write"
+
+
+def _write_check(cases: list[tuple[int, int, int, int, int, list[int]]], seed: int) -> Callable[[Funcs], None]:
+    """cases: (n_blocks, n_kv_head, block_size, d_head, n_table, positions); pools full of stale values."""
+
+    def check(f: Funcs) -> None:
+        rng = _rng(seed)
+        for n_blocks, n_kv_head, block_size, d_head, n_table, positions in cases:
+            k_pool, v_pool = (
+                _randn(rng, n_blocks, n_kv_head, block_size, d_head),
+                _randn(rng, n_blocks, n_kv_head, block_size, d_head),
+            )
+            table = rng.permutation(n_blocks)[:n_table]  # [n_table]: a shuffled table
+            for position in positions:
+                k, v = _randn(rng, n_kv_head, d_head), _randn(rng, n_kv_head, d_head)
+                want_k, want_v = _ref_write(k_pool, v_pool, table, position, k, v)
+                before_k, before_v = k_pool.copy(), v_pool.copy()
+                where = f" (pools {_fmt(k_pool.shape)}, table {table.tolist()}, position={position})"
+                _call(
+                    f["write_kv"],
+                    k_pool,
+                    v_pool,
+                    table.copy(),
+                    position,
+                    k.copy(),
+                    v.copy(),
+                    where=where,
+                    mutable=(0, 1),
+                )
+                if not (np.array_equal(k_pool, want_k) and np.array_equal(v_pool, want_v)):
+                    hint = _write_hint(k_pool, v_pool, before_k, before_v, want_k, want_v, table, position, k, v)
+                    raise _Fail(hint + where)
+
+    return check
+
+
+def _read_mistakes(pool: np.ndarray, table: np.ndarray, n_keys: int) -> list[tuple[Callable[[], np.ndarray], str]]:
+    n_kv_head, block_size, d_head = pool.shape[1:]
+    used = -(-n_keys // block_size)
+    return [
+        (
+            lambda: ref_gather(pool, np.arange(used), n_keys),
+            "read blocks 0, 1, 2, ... of the pool: read the "
+            "sequence's own blocks, pool[table[i]] for logical block i, in table order",
+        ),
+        (
+            lambda: ref_gather(pool, np.sort(table[:used]), n_keys),
+            "read the sequence's blocks in the pool's order: "
+            "read them in the table's order (logical block 0 first), whatever their numbers",
+        ),
+        (
+            lambda: pool[table[:used]].reshape(n_kv_head, used * block_size, d_head)[:, :n_keys],
+            "reshaped "
+            "[blocks, n_kv_head, block_size, d_head] without moving the heads first: transpose to [n_kv_head, blocks, "
+            "block_size, d_head], then reshape to [n_kv_head, blocks * block_size, d_head]",
+        ),
+    ]
+
+
+def _read_check(cases: list[tuple[int, int, int, int, int, int]], seed: int) -> Callable[[Funcs], None]:
+    """cases: (n_blocks, n_kv_head, block_size, d_head, n_table, n_keys)."""
+
+    def check(f: Funcs) -> None:
+        rng = _rng(seed)
+        for n_blocks, n_kv_head, block_size, d_head, n_table, n_keys in cases:
+            pool = _randn(rng, n_blocks, n_kv_head, block_size, d_head)
+            table = rng.permutation(n_blocks)[:n_table]  # [n_table]
+            where = f" (pool {_fmt(pool.shape)}, table {table.tolist()}, n_keys={n_keys})"
+            got = _call(f["read_kv"], pool.copy(), table.copy(), n_keys, where=where)
+            want = ref_gather(pool, table, n_keys)  # [n_kv_head, n_keys, d_head]
+            _compare(got, want, "read_kv", where, _read_mistakes(pool, table, n_keys))
+
+    return check
+
+
+def _check_block_round_trip(f: Funcs) -> None:
+    """Write 23 positions one by one through a shuffled table of blocks of 4 into pools that
+    hold other sequences' values, then read back the first n: the keys and values written, in
+    order; the blocks the table does not name stay untouched."""
+    rng = _rng(41)
+    n_blocks, n_kv_head, block_size, d_head, n_seq = 12, 2, 4, 6, 23
+    k_all, v_all = _randn(rng, n_kv_head, n_seq, d_head), _randn(rng, n_kv_head, n_seq, d_head)
+    k_pool, v_pool = (
+        _randn(rng, n_blocks, n_kv_head, block_size, d_head),
+        _randn(rng, n_blocks, n_kv_head, block_size, d_head),
+    )
+    others_k, others_v = k_pool.copy(), v_pool.copy()
+    table = np.array([9, 2, 11, 0, 5, 7])  # [6]: 24 positions' worth
+    for p in range(n_seq):
+        where = f" (round trip, table {table.tolist()}, writing position {p})"
+        _call(
+            f["write_kv"],
+            k_pool,
+            v_pool,
+            table.copy(),
+            p,
+            k_all[:, p].copy(),
+            v_all[:, p].copy(),
+            where=where,
+            mutable=(0, 1),
+        )
+    untouched = np.setdiff1d(np.arange(n_blocks), table)  # blocks of other sequences
+    if not (
+        np.array_equal(k_pool[untouched], others_k[untouched])
+        and np.array_equal(v_pool[untouched], others_v[untouched])
+    ):
+        raise _Fail(f"blocks {untouched.tolist()} are not in the table but changed: write only through the table")
+    for n_keys in (1, 4, 5, 12, 23):
+        where = f" (round trip: table {table.tolist()}, {n_seq} positions written one by one, n_keys={n_keys})"
+        for pool, want, name in ((k_pool, k_all, "keys"), (v_pool, v_all, "values")):
+            got = _call(f["read_kv"], pool.copy(), table.copy(), n_keys, where=where)
+            _compare(
+                got,
+                want[:, :n_keys],
+                "read_kv",
+                f"{where}: read_kv must give back the {name} written, in order",
+                _read_mistakes(pool, table, n_keys),
+            )
+
+
+# ---- 09: one scheduler step ----------------------------------------------------------------------
+
+
+@dataclass
+class _Seq:
+    """The stub's Seq, for a student file that lost its own."""
+
+    id: int
+    n_tokens: int
+    n_cached: int = 0
+    n_blocks: int = 0
+
+
+@dataclass(frozen=True)
+class _Scenario:
+    """An engine's state at the start of a step."""
+
+    running: tuple[tuple[int, int, int, int], ...]  # (id, n_tokens, n_cached, n_blocks), oldest first
+    waiting: tuple[tuple[int, int], ...]  # (id, n_tokens), front first
+    free_blocks: int
+    block_size: int
+    max_batch: int
+    max_step_tokens: int
+
+    def __str__(self) -> str:
+        running = ", ".join(f"{i}: {n}/{c}/{b}" for i, n, c, b in self.running)
+        waiting = ", ".join(f"{i}: {n}" for i, n in self.waiting)
+        return (
+            f"running [id: n_tokens/n_cached/n_blocks {running}], waiting [id: n_tokens {waiting}], "
+            f"free_blocks={self.free_blocks}, block_size={self.block_size}, max_batch={self.max_batch}, "
+            f"max_step_tokens={self.max_step_tokens}"
+        )
+
+
+_Plan = tuple[list[int], list[tuple[int, int]], list[int], list[int]]  # decodes, prefills, preempted, admitted
+_PLAN_FIELDS = ("decodes", "prefills", "preempted", "admitted")
+
+
+def _tiny_engine_model():
+    """A random-weight model too small to matter: the engine needs one, its scheduler never runs it."""
+    cfg = Config(n_layer=1, n_head=1, n_embd=4, n_ctx=4096, n_vocab=8)
+    return Model(cfg, random_weights(cfg, seed=0), name="scheduler check")
+
+
+def _engine_plan(sc: _Scenario) -> _Plan:
+    """What minfer's Engine decides in this state: its `_schedule`, read back."""
+    total = sum(b for *_, b in sc.running) + sc.free_blocks
+    spare = max(0, 2 - total)  # add_request below needs 2 blocks when a block holds 1 position
+    engine = Engine(
+        _tiny_engine_model(), sc.max_batch, total + spare, sc.block_size, sc.max_step_tokens, prefix_caching=False
+    )
+    for _ in range(spare):
+        engine.blocks.allocate()  # held by nobody: the free count is the scenario's
+    entries = [*sc.running, *((i, n, 0, 0) for i, n in sc.waiting)]
+    for _ in entries:
+        engine.add_request([1], 1, stop_tokens=())
+    engine._take_inbox()
+    requests = list(engine.waiting)
+    for r, (i, n, c, b) in zip(requests, entries):
+        r.id, r.ids, r.n_cached, r.table = i, [1] * n, c, [engine.blocks.allocate() for _ in range(b)]
+    engine.running, engine.waiting = requests[: len(sc.running)], deque(requests[len(sc.running) :])
+    preempted: list[int] = []
+    preempt = engine._preempt
+    engine._preempt = lambda r: (preempted.append(r.id), preempt(r))  # record who, in order
+    decodes, chunks, _ = engine._schedule()
+    admitted = engine.running[len(sc.running) - len(preempted) :]  # appended after the survivors
+    return [r.id for r in decodes], [(r.id, n) for r, n in chunks], preempted, [r.id for r in admitted]
+
+
+def _model_plan(sc: _Scenario, mistake: str = "") -> _Plan:
+    """The engine's rules written out (tests/test_exercises.py checks they equal `_engine_plan`),
+    or with one `mistake`, to recognise it in a student's plan."""
+    bs = sc.block_size
+    running = [_Seq(*s) for s in sc.running]
+    queue = deque(_Seq(i, n) for i, n in sc.waiting)
+    free = sc.free_blocks
+    decodes, prefills, preempted, admitted = [], [], [], []
+
+    def blocks(n_positions: int) -> int:
+        return n_positions // bs if mistake == "floor blocks" else -(-n_positions // bs)
+
+    def reserve(s: _Seq, n_positions: int) -> bool:
+        nonlocal free
+        missing = blocks(n_positions) - s.n_blocks
+        if missing > free:
+            return False
+        free, s.n_blocks = free - max(0, missing), s.n_blocks + max(0, missing)
+        return True
+
+    def preempt(s: _Seq) -> None:
+        nonlocal free
+        free, s.n_blocks = free + s.n_blocks, 0
+        s.n_cached = s.n_cached if mistake == "cache kept" else 0
+        running.remove(s)
+        if mistake == "to the back":
+            queue.append(s)
+        elif mistake != "no readmission":  # that mistake forgets it until the next step
+            queue.appendleft(s)
+        preempted.append(s.id)
+
+    for s in list(running):
+        if s not in running or s.n_tokens - s.n_cached != 1:
+            continue
+        while not reserve(s, s.n_cached + 1):
+            victim = running[0] if mistake == "oldest" else running[-1]
+            if mistake == "never itself" and victim is s:
+                others = [r for r in running if r is not s]
+                if not others:
+                    break
+                victim = others[-1]
+            preempt(victim)
+            if s not in running:
+                break
+        else:
+            decodes.append(s.id)
+    budget = sc.max_step_tokens - (0 if mistake == "budget" else len(decodes))
+    for s in [s for s in running if s.n_tokens - s.n_cached > 1]:
+        n = min(s.n_tokens - s.n_cached, budget)
+        whole = s.n_tokens if mistake == "whole prompt" else s.n_cached + n
+        if n == 0 or not reserve(s, whole):
+            if mistake == "prefills go on" and n > 0:
+                continue
+            break
+        prefills.append((s.id, n))
+        budget -= n
+    while queue and budget > 0 and (len(running) < sc.max_batch or mistake == "max_batch"):
+        s = queue.popleft()
+        n = min(s.n_tokens - s.n_cached, budget)
+        if not reserve(s, s.n_tokens if mistake == "whole prompt" else s.n_cached + n):
+            if mistake == "queue jumped":
+                continue
+            break
+        running.append(s)
+        prefills.append((s.id, n))
+        admitted.append(s.id)
+        budget -= n
+    return decodes, prefills, preempted, admitted
+
+
+_SCHEDULER_MISTAKES = {
+    "oldest": "preempted the OLDEST running sequence: preempt the newest, the last of `running` (it has "
+    "done the least work; the oldest keeps its place)",
+    "never itself": "when the sequence that needs a block is itself the newest running, it preempts "
+    "ITSELF (it leaves running for the front of the queue and does not decode)",
+    "to the back": "a preempted sequence goes to the FRONT of the waiting queue (appendleft), ahead of "
+    "requests that never ran",
+    "cache kept": "a preempted sequence loses its cache: n_cached = 0 and n_blocks = 0, so when it comes "
+    "back its chunk starts from its first token",
+    "no readmission": "a sequence preempted in this step goes to the front of the waiting queue, so it may be "
+    "admitted again in the same step, if its chunk's blocks are free",
+    "budget": "each decode uses one token of the step: the prefill budget is max_step_tokens - len(decodes)",
+    "prefills go on": "when a running prefill cannot get its blocks, stop giving chunks to running prefills "
+    "(break, do not skip to the next one)",
+    "queue jumped": "the queue is first come, first served: when the front request's blocks are not free, "
+    "stop admitting; nobody behind it jumps the queue",
+    "max_batch": "admit only while fewer than max_batch sequences are running",
+    "whole prompt": "reserve blocks for the chunk only (n_cached + n positions), not for the whole prompt",
+    "floor blocks": "positions 0 .. p - 1 need ceil(p / block_size) blocks: a partly filled block counts",
+}
+
+
+def _student_plan(fn: Callable, sc: _Scenario) -> _Plan:
+    """Run the student's schedule_step on a scenario, with the student's own Seq class, and read the plan."""
+    seq = getattr(fn, "__globals__", {}).get("Seq", _Seq)  # the student's dataclass, as the stub defines it
+    try:
+        running = [seq(i, n, c, b) for i, n, c, b in sc.running]
+        waiting = [seq(i, n, 0, 0) for i, n in sc.waiting]
+    except TypeError as e:
+        raise _Fail(f"Seq(id, n_tokens, n_cached, n_blocks) fails ({e}): keep the stub's Seq dataclass") from None
+
+    def fields(seqs: list) -> list[tuple]:
+        return [(s.id, s.n_tokens, s.n_cached, s.n_blocks) for s in seqs]
+
+    before = fields(running), fields(waiting)
+    where = f" ({sc})"
+    got = _call(fn, running, waiting, sc.free_blocks, sc.block_size, sc.max_batch, sc.max_step_tokens, where=where)
+    if (fields(running), fields(waiting)) != before:
+        raise _Fail(f"schedule_step changed its arguments{where}: copy the Seqs you change (dataclasses.replace)")
+    try:
+        return (
+            [int(i) for i in got.decodes],
+            [(int(i), int(n)) for i, n in got.prefills],
+            [int(i) for i in got.preempted],
+            [int(i) for i in got.admitted],
+        )
+    except (AttributeError, TypeError, ValueError):
+        raise _Fail(
+            f"schedule_step returned {got!r}{where}: return a Plan (the stub's dataclass) whose decodes, "
+            "preempted and admitted are lists of ids and prefills a list of (id, n_tokens)"
+        ) from None
+
+
+def _plan_text(plan: _Plan) -> str:
+    return ", ".join(f"{name}={value}" for name, value in zip(_PLAN_FIELDS, plan))
+
+
+def _compare_plans(fn: Callable, cases: list[tuple[str, _Scenario, _Plan]]) -> None:
+    """Fail on the first case where the student's plan differs from the expected one. The hint
+    names the mistake that reproduces the student's plans on every case (one scenario alone
+    can fit two mistakes), else one that reproduces this case, else the first difference."""
+    gots = [_student_plan(fn, sc) for _, sc, _ in cases]
+    wrong = [(source, sc, want, got) for (source, sc, want), got in zip(cases, gots) if got != want]
+    if not wrong:
+        return
+    source, sc, want, got = wrong[0]
+    everywhere = [m for m in _SCHEDULER_MISTAKES if all(_model_plan(s, m) == g for (_, s, _), g in zip(cases, gots))]
+    here = [m for m in _SCHEDULER_MISTAKES if _model_plan(sc, m) == got]
+    if everywhere or here:
+        hint = _SCHEDULER_MISTAKES[(everywhere or here)[0]]
+        raise _Fail(f"{hint} ({sc}: {source} {_plan_text(want)}; yours {_plan_text(got)})")
+    first = next(name for name, a, b in zip(_PLAN_FIELDS, got, want) if a != b)
+    raise _Fail(f"{source} {_plan_text(want)}, yours {_plan_text(got)}: first difference in {first} ({sc})")
+
+
+# the hand-worked cases: (what it shows, scenario, the plan worked out from the rules in the stub)
+_HAND_CASES: list[tuple[str, _Scenario, _Plan]] = [
+    ("everyone decodes", _Scenario(((0, 6, 5, 2), (1, 3, 2, 1)), (), 0, 4, 4, 16), ([0, 1], [], [], [])),
+    (
+        "a decode needs a block, none is free: the newest is preempted",
+        _Scenario(((0, 9, 8, 2), (1, 3, 2, 1), (2, 7, 6, 2)), (), 0, 4, 4, 16),
+        ([0, 1], [], [2], []),
+    ),
+    ("the newest preempts itself", _Scenario(((0, 3, 2, 1), (1, 5, 4, 1)), (), 0, 4, 4, 16), ([0], [], [1], [])),
+    (
+        "preempted, then admitted again with a smaller chunk",
+        _Scenario(((0, 9, 8, 2), (1, 6, 5, 2)), (), 0, 4, 4, 5),
+        ([0], [(1, 4)], [1], [1]),
+    ),
+    (
+        "a chunk of what is left of the budget",
+        _Scenario(((0, 3, 2, 1),), ((1, 30), (2, 5)), 10, 4, 4, 12),
+        ([0], [(1, 11)], [], [1]),
+    ),
+    (
+        "a running prefill goes before the queue",
+        _Scenario(((0, 3, 2, 1), (1, 30, 11, 3)), ((2, 5),), 10, 4, 4, 12),
+        ([0], [(1, 11)], [], []),
+    ),
+    (
+        "a preempted sequence waits at the front of the queue",
+        _Scenario(((0, 5, 4, 1), (1, 6, 5, 2)), ((2, 3),), 0, 4, 4, 8),
+        ([0], [], [1], []),
+    ),
+    ("the front of the queue blocks the rest", _Scenario((), ((0, 20), (1, 2)), 3, 4, 4, 32), ([], [], [], [])),
+    ("max_batch is full", _Scenario(((0, 3, 2, 1), (1, 3, 2, 1)), ((2, 4),), 10, 4, 2, 8), ([0, 1], [], [], [])),
+]
+
+
+def _check_scheduler_hand_cases(f: Funcs) -> None:
+    _compare_plans(f["schedule_step"], [(f"{what}: the plan is", sc, want) for what, sc, want in _HAND_CASES])
+
+
+def _scheduler_scenarios(seed: int, n: int, tight: bool) -> list[_Scenario]:
+    """Random engine states. tight: few free blocks and decodes at block edges (preemption);
+    otherwise long queues and small budgets (chunks, admissions, max_batch)."""
+    rng = _rng(seed)
+    out = []
+    for _ in range(n):
+        bs = int(rng.choice([1, 2, 4, 8, 16]))
+        max_batch = int(rng.integers(1, 7))
+        max_step_tokens = int(rng.integers(max_batch + 1, max_batch + (12 if tight else 40)))
+        running, ids = [], iter(range(100))
+        for _ in range(int(rng.integers(0 if not tight else 1, max_batch + 1))):
+            n_cached = int(rng.integers(1, 6) * bs if tight and rng.random() < 0.6 else rng.integers(1, 60))
+            todo = 1 if rng.random() < (0.8 if tight else 0.5) else int(rng.integers(2, 60))
+            running.append((next(ids), n_cached + todo, n_cached, -(-n_cached // bs)))
+        waiting = [(next(ids), int(rng.integers(1, 80))) for _ in range(int(rng.integers(0, 3 if tight else 6)))]
+        free = int(rng.integers(0, 3) if tight else rng.integers(0, 12))
+        out.append(_Scenario(tuple(running), tuple(waiting), free, bs, max_batch, max_step_tokens))
+    return out
+
+
+def _scheduler_check(seed: int, n: int, tight: bool) -> Callable[[Funcs], None]:
+    def check(f: Funcs) -> None:
+        cases = [("minfer's Engine decides", sc, _engine_plan(sc)) for sc in _scheduler_scenarios(seed, n, tight)]
+        _compare_plans(f["schedule_step"], cases)
+
+    return check
+
+
 CHECKS: dict[str, list[Check]] = {
     "01": [
         ("softmax: values on several shapes", _check_softmax_values),
@@ -937,5 +1454,41 @@ CHECKS: dict[str, list[Check]] = {
             _gqa_check([(6, 3, 8, 12, 1), (9, 3, 11, 64, 11)], seed=27),
         ),
         ("grouped_decode_attention: decode steps equal causal attention", _check_gqa_decode_loop),
+    ],
+    "08": [
+        (
+            "slot_of: a shuffled table, positions at the edges of blocks",
+            _slot_check([([7, 2, 9], 16, [0, 15, 16, 20, 31, 32, 47]), ([4, 0, 8, 3, 6], 4, list(range(20)))]),
+        ),
+        ("slot_of: block size 1", _slot_check([([5, 3, 0, 6, 1, 2], 1, list(range(6)))])),
+        (
+            "write_kv: one position at a time, in place, through the table",
+            _write_check(
+                [(6, 4, 4, 8, 3, [2, 7, 8, 11]), (10, 3, 4, 5, 4, [0, 3, 4, 9, 15]), (5, 2, 1, 3, 5, [0, 1, 4])], 42
+            ),
+        ),
+        (
+            "read_kv: gather through a shuffled table",
+            _read_check(
+                [
+                    (10, 3, 4, 5, 4, 1),
+                    (10, 3, 4, 5, 4, 4),
+                    (10, 3, 4, 5, 4, 5),
+                    (10, 3, 4, 5, 4, 16),
+                    (8, 2, 16, 8, 3, 33),
+                    (7, 2, 1, 4, 6, 6),
+                ],
+                43,
+            ),
+        ),
+        ("block table: written position by position, read back in order", _check_block_round_trip),
+    ],
+    "09": [
+        ("schedule_step: the hand-worked cases", _check_scheduler_hand_cases),
+        ("schedule_step: decodes and preemption, against minfer's Engine", _scheduler_check(51, 150, tight=True)),
+        (
+            "schedule_step: chunks, admissions and max_batch, against minfer's Engine",
+            _scheduler_check(52, 150, tight=False),
+        ),
     ],
 }
