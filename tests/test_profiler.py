@@ -166,6 +166,7 @@ NOT_ON_THE_MODEL_PATH = {
     "minfer.fast.kernels.rope",
     "minfer.exercises.checks",
     "minfer.sampling",
+    "minfer.serving.engine",  # runs the backend directly and times its own steps (StepStats), not under Profiler
 }
 
 

@@ -1214,13 +1214,20 @@ def _model_plan(sc: _Scenario, mistake: str = "") -> _Plan:
         else:
             decodes.append(s.id)
     budget = sc.max_step_tokens - (0 if mistake == "budget" else len(decodes))
+
+    def room(s: _Seq) -> int:  # positions s can take: the rest of its blocks and every free one
+        return (s.n_blocks + free) * bs - s.n_cached
+
     for s in [s for s in running if s.n_tokens - s.n_cached > 1]:
-        n = min(s.n_tokens - s.n_cached, budget)
-        whole = s.n_tokens if mistake == "whole prompt" else s.n_cached + n
-        if n == 0 or not reserve(s, whole):
-            if mistake == "prefills go on" and n > 0:
-                continue
+        if budget == 0:
             break
+        while s in running and room(s) == 0 and mistake != "prefills wait":
+            preempt([p for p in running if p.n_tokens - p.n_cached > 1][-1])  # the newest prefill
+        if s not in running or room(s) == 0:
+            continue
+        n = min(s.n_tokens - s.n_cached, budget, room(s))
+        if not reserve(s, s.n_tokens if mistake == "whole prompt" else s.n_cached + n):
+            continue
         prefills.append((s.id, n))
         budget -= n
     while queue and budget > 0 and (len(running) < sc.max_batch or mistake == "max_batch"):
@@ -1249,8 +1256,9 @@ _SCHEDULER_MISTAKES = {
     "no readmission": "a sequence preempted in this step goes to the front of the waiting queue, so it may be "
     "admitted again in the same step, if its chunk's blocks are free",
     "budget": "each decode uses one token of the step: the prefill budget is max_step_tokens - len(decodes)",
-    "prefills go on": "when a running prefill cannot get its blocks, stop giving chunks to running prefills "
-    "(break, do not skip to the next one)",
+    "prefills wait": "a running prefill that cannot fit one more position preempts the newest running "
+    "sequence still prefilling (possibly itself); without that, prompts holding blocks can wait on each other "
+    "forever",
     "queue jumped": "the queue is first come, first served: when the front request's blocks are not free, "
     "stop admitting; nobody behind it jumps the queue",
     "max_batch": "admit only while fewer than max_batch sequences are running",

@@ -149,7 +149,7 @@ class Engine:
         >>> rid = engine.add_request("And the king said", max_new_tokens=20)
         >>> while engine.has_work():
         ...     for out in engine.step():
-        ...         print(out.request_id, out.text, end="")
+        ...         print(out.text, end="")  # out.request_id says whose
 
     `add_request` and `abort` may be called from any thread; `step` from one thread at a time.
     """
@@ -174,6 +174,11 @@ class Engine:
             raise InvalidInputError(
                 f"max_step_tokens={max_step_tokens} must exceed max_batch={max_batch}: "
                 "a step's decodes take one token each and prefill needs what is left"
+            )
+        if self.block_size > c.n_ctx:
+            raise InvalidInputError(
+                f"block_size={block_size} is larger than the context window n_ctx={c.n_ctx}: "
+                f"a block would never fill; use at most {c.n_ctx} (16 is usual)"
             )
         blocks_per_seq = math.ceil(c.n_ctx / self.block_size)
         if kv_blocks is None:  # every sequence at full context, within the default cache memory
@@ -218,6 +223,7 @@ class Engine:
             raise ContextOverflowError(
                 f"the prompt has {len(ids)} tokens, more than the context window n_ctx={n_ctx}; shorten it"
             )
+        model._check_ids(ids)  # token ids from a caller: non-empty and in the vocabulary, as generate() checks
         needed = math.ceil(min(n_ctx, len(ids) + max_new_tokens) / self.block_size)
         if needed > self.blocks.n_blocks:
             raise InvalidInputError(
@@ -273,26 +279,35 @@ class Engine:
     def _schedule(self) -> tuple[list[Request], list[tuple[Request, int]], int]:
         """Choose this step's work. -> (decoding requests, prefill chunks (request, n_tokens), preemptions)
 
-        Running requests come first, oldest first: a decode takes one token of the budget, a
-        prompt part-way through prefill the next chunk that fits. One that needs a block when
-        none is free preempts the newest running request (itself, if it is the newest), so
-        the oldest always progress. What is left goes to waiting requests, in arrival order."""
+        1. Decodes first, oldest first, one token each: one that needs a block when none is
+           free preempts the newest running request (itself, if it is the newest).
+        2. Then prompts part-way through prefill, oldest first: the next chunk that fits the
+           budget and the free blocks; one that cannot take a single position preempts the
+           newest request still prefilling (perhaps itself), never a decode already planned.
+        3. What is left of the budget goes to waiting requests, in arrival order, each needing
+           the blocks of its whole first chunk (or everyone behind it waits too)."""
         decodes, chunks, preempted = [], [], 0
-        budget = self.max_step_tokens
         for r in list(self.running):
-            if r not in self.running or budget == 0:  # preempted meanwhile, or the step is full
+            if r not in self.running or r.n_todo != 1:  # preempted meanwhile, or still prefilling
                 continue
-            while (n := min(r.n_todo, budget, self._room(r))) == 0:  # not one position fits: free some
+            while not self._reserve(r, r.n_cached + 1):  # its next position needs a block, none free
                 self._preempt(self.running[-1])
                 preempted += 1
                 if r not in self.running:  # it was the newest itself
                     break
             else:
+                decodes.append(r)
+        budget = self.max_step_tokens - len(decodes)
+        for r in [r for r in self.running if r.n_todo > 1]:
+            if budget == 0:
+                break
+            while r in self.running and self._room(r) == 0:  # not one more position fits
+                self._preempt([p for p in self.running if p.n_todo > 1][-1])  # the newest prefill
+                preempted += 1
+            if r in self.running:
+                n = min(r.n_todo, budget, self._room(r))
                 self._reserve(r, r.n_cached + n)
-                if r.n_todo == 1:
-                    decodes.append(r)
-                else:
-                    chunks.append((r, n))
+                chunks.append((r, n))
                 budget -= n
         while self.waiting and budget > 0 and len(self.running) < self.max_batch:
             r = self.waiting[0]

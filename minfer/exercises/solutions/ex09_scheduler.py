@@ -62,12 +62,20 @@ def schedule_step(
         else:
             plan.decodes.append(s.id)
     budget = max_step_tokens - len(plan.decodes)  # 2.
+
+    def room(s: Seq) -> int:  # positions s can take now: the rest of its blocks and every free one
+        return (s.n_blocks + free) * block_size - s.n_cached
+
     for s in [s for s in running if s.n_tokens - s.n_cached > 1]:  # 3. prefills already running
-        n = min(s.n_tokens - s.n_cached, budget)
-        if n == 0 or not reserve(s, s.n_cached + n):
+        if budget == 0:
             break
-        plan.prefills.append((s.id, n))
-        budget -= n
+        while s in running and room(s) == 0:
+            preempt([p for p in running if p.n_tokens - p.n_cached > 1][-1])  # the newest prefill
+        if s in running:
+            n = min(s.n_tokens - s.n_cached, budget, room(s))
+            reserve(s, s.n_cached + n)
+            plan.prefills.append((s.id, n))
+            budget -= n
     while queue and budget > 0 and len(running) < max_batch:  # 4. admissions, first come first served
         s = queue[0]
         n = min(s.n_tokens - s.n_cached, budget)

@@ -27,9 +27,12 @@ Return the `Plan` minfer's `Engine` makes (its `_schedule`), by these rules, in 
    preempted itself, it does not decode; otherwise it decodes once its block is reserved.
    A sequence preempted earlier in this loop is skipped.
 2. The budget: max_step_tokens minus one token per decode.
-3. Prefills already running, oldest first (n_todo > 1): a chunk of n = min(n_todo, budget)
-   tokens, needing blocks for n_cached + n positions. If n is 0 or the blocks are not free,
-   stop this loop (no later running prefill gets a chunk).
+3. Prefills already running, oldest first (n_todo > 1), while budget > 0: a chunk of
+   n = min(n_todo, budget, room) tokens, where room = (n_blocks + free_blocks) * block_size
+   - n_cached is how many positions fit in its blocks and the free ones (it takes the blocks
+   for n_cached + n positions). While room is 0, PREEMPT the newest running sequence that is
+   still prefilling (n_todo > 1; possibly itself: then it gets no chunk). A decode planned in
+   step 1 is never preempted here.
 4. Admissions: while the queue is not empty, budget > 0 and fewer than max_batch sequences run:
    the FRONT request (first come, first served) gets a chunk of n = min(n_todo, budget); if
    its blocks are not free, stop (nobody behind it is admitted either). Otherwise it leaves the
