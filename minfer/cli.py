@@ -145,6 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def port_number(text: str) -> int:
+    """--port's type: a TCP port, 0 to 65535 (argparse prints the message and exits with status 2)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535 (0: any free port), got {text!r}")
+    return port
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """`minfer serve`'s options (see docs/serving.md)."""
     parser.add_argument("--model", default=None, help="as for generate (default: minfer's default model)")
@@ -152,7 +163,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network; then use --api-key)"
     )
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--port", type=port_number, default=8000, help="0 picks a free port")
     parser.add_argument("--max-batch", type=int, default=16, metavar="N", help="sequences decoded together")
     parser.add_argument(
         "--kv-blocks", type=int, default=None, metavar="N", help="KV cache blocks (default: max-batch full contexts)"

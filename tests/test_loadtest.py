@@ -29,6 +29,7 @@ from minfer.serving.loadtest import (
     RequestSpec,
     StreamReader,
     arrival_times,
+    base_url,
     closed_loop,
     draw_lengths,
     meets_slo,
@@ -249,6 +250,24 @@ def test_bad_options_are_one_line_errors(args, message, capsys):
     assert main(["loadtest", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000", "http://127.0.0.1:8000/", "http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1/"]
+)
+def test_the_url_may_be_the_openai_clients_base_url(url):
+    assert base_url(url) == "http://127.0.0.1:8000"
+
+
+def test_the_key_comes_from_the_flag_or_the_environment_and_stays_out_of_the_config_repr(monkeypatch):
+    from minfer.cli import build_parser
+    from minfer.serving.loadtest import config_from_args
+
+    monkeypatch.setenv("MINFER_API_KEY", "from-env")
+    args = build_parser().parse_args(["loadtest", "--url", "http://h:1/v1"])
+    config = config_from_args(args)
+    assert (config.api_key, config.url) == ("from-env", "http://h:1") and "from-env" not in repr(config)
+    assert config_from_args(build_parser().parse_args(["loadtest", "--api-key", "k2"])).api_key == "k2"
 
 
 # ---------------------------------------------------------------- the two loops

@@ -5,7 +5,10 @@ client frees its request at once, and /metrics counts what the answers' usage re
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import re
 import socket
 import time
 
@@ -18,8 +21,11 @@ from server_helpers import running
 
 import minfer
 from minfer.cli import main
+from minfer.errors import InvalidInputError
 from minfer.generation import prompt_ids
 from minfer.sampling import SamplingParams
+from minfer.serving.engine import Engine
+from minfer.serving.server import banner, flag_names, listen
 
 CHAT_MODEL = "tests/fixtures/tiny-llama-chat"  # a tiny Llama with a chat template and generation_config.json
 PROMPT = "And the king said"
@@ -100,7 +106,9 @@ def test_stream_gives_the_same_text_piece_by_piece_then_usage_then_done(server, 
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 10
     assert all(c.usage is None for c in chunks[:-1])
-    raw = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "stream": True}).text
+    raw = post(
+        server, "/v1/completions", {"model": "classroom", "prompt": PROMPT, "max_tokens": 2, "stream": True}
+    ).text
     assert raw.startswith("data: {") and raw.endswith("data: [DONE]\n\n")
 
 
@@ -143,6 +151,33 @@ def test_logprobs_are_the_models_log_softmax_and_its_top_tokens(client, model):
         assert lp.top_logprobs[i] == pytest.approx(want, abs=1e-4)
 
 
+def test_with_a_stop_string_logprobs_cover_only_the_text_returned(client, model):
+    """A stop string that begins inside a token: the text ends mid-token, and the logprobs end with
+    that token, whole or streamed (never the tokens after it, whose text was not returned)."""
+    want = minfer.generate(model, PROMPT, 24)
+    pieces = [model.tokenizer.decode([t]) for t in want.tokens]  # [24] each token's text
+    ends = list(itertools.accumulate(map(len, pieces)))  # [24] where each token's text ends
+    # a stop string that begins at the last character of a token of 2+ characters (and nowhere before)
+    start = next(
+        e - 1
+        for e, p in zip(ends[4:20], pieces[4:20])
+        if len(p) >= 2 and want.text.index(want.text[e - 1 : e + 2]) == e - 1
+    )
+    stop = want.text[start : start + 3]
+    text = want.text[:start]
+    options = dict(model="classroom", prompt=PROMPT, max_tokens=24, temperature=0, stop=stop, logprobs=1)
+    whole = client.completions.create(**options).choices[0]
+    chunks = [c.choices[0] for c in client.completions.create(stream=True, **options) if c.choices]
+    streamed = [t for c in chunks if c.logprobs for t in c.logprobs.tokens]
+    offsets = [o for c in chunks if c.logprobs for o in c.logprobs.text_offset]
+    n = sum(e - len(p) < len(text) for e, p in zip(ends, pieces))  # tokens that start inside the text
+    assert ends[n - 1] > len(text)  # the last of them is cut by the stop string
+    assert whole.text == "".join(c.text for c in chunks) == text and whole.finish_reason == "stop"
+    assert whole.logprobs.tokens == streamed == pieces[:n] and "".join(streamed).startswith(text)
+    assert whole.logprobs.text_offset == offsets == [sum(map(len, pieces[:k])) for k in range(n)]
+    assert max(offsets) < len(text)
+
+
 def test_a_special_tokens_text_in_a_prompt_stays_text(client, model):
     c = client.completions.create(model="classroom", prompt="<|endoftext|>", max_tokens=1, temperature=0)
     as_text = model.tokenizer.encode("<|endoftext|>")  # several tokens: <, |, ...
@@ -164,6 +199,14 @@ def test_a_special_tokens_text_in_a_prompt_stays_text(client, model):
         ({"stop": ["ok", ""]}, "stop"),
         ({"stream": "yes"}, "stream"),
         ({"prompt": [1, 2, 99999]}, "prompt"),
+        ({"bogus_field": 1}, "bogus_field"),
+        ({"top_k": 5, "ignore_eos": True}, "ignore_eos"),  # vLLM's, not implemented: refused, not ignored
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"functions": [{"name": "f", "parameters": {}}]}, "functions"),
+        ({"function_call": "auto"}, "function_call"),
+        ({"model": None}, "model"),
     ],
 )
 def test_a_bad_parameter_is_a_400_that_names_it(server, body, param):
@@ -171,6 +214,20 @@ def test_a_bad_parameter_is_a_400_that_names_it(server, body, param):
     error = r.json()["error"]
     assert r.status_code == 400 and error["param"] == param and param in error["message"]
     assert error["type"] == "invalid_request_error"
+
+
+def test_an_unknown_field_is_refused_as_openai_words_it_and_harmless_ones_pass(server, model):
+    r = post(server, "/v1/completions", {"model": "classroom", "prompt": PROMPT, "bogus_field": 1})
+    assert (
+        r.status_code == 400 and "Unrecognized request argument supplied: bogus_field" in r.json()["error"]["message"]
+    )
+    r = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 1})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+    harmless = {"user": "student-7", "metadata": {"lesson": "15"}, "n": 1, "logit_bias": {}, "response_format": None}
+    extras = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}  # vLLM-style, at their "off" values
+    body = {"model": "classroom", "prompt": PROMPT, "max_tokens": 6, "temperature": 0} | harmless | extras
+    r = post(server, "/v1/completions", body)
+    assert r.status_code == 200 and r.json()["choices"][0]["text"] == minfer.generate(model, PROMPT, 6).text
 
 
 def test_a_prompt_longer_than_the_context_is_a_400_naming_the_limit(client, model):
@@ -215,7 +272,7 @@ def test_a_closed_stream_aborts_its_request_and_frees_its_blocks(server, client)
 def test_a_client_that_gives_up_on_a_whole_answer_aborts_it_too(server):
     before = engine(server)["generated_tokens"]
     with pytest.raises(httpx.ReadTimeout):
-        post_body = {"prompt": PROMPT, "max_tokens": 200, "temperature": 0}
+        post_body = {"model": "classroom", "prompt": PROMPT, "max_tokens": 200, "temperature": 0}
         httpx.post(f"{server.url}/v1/completions", json=post_body, timeout=httpx.Timeout(10, read=0.5))
     state = wait_idle(server)
     assert (state["running"], state["kv_blocks_used"]) == (0, 0)
@@ -313,6 +370,19 @@ def test_without_a_temperature_chat_samples_with_the_checkpoints_generation_conf
     assert c.choices[0].message.content == minfer.generate(chat_model, ids, 12, params=params).text
 
 
+@pytest.mark.parametrize(
+    "extra, param",
+    [
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"reasoning_effort": "low"}, "reasoning_effort"),
+    ],
+)
+def test_chat_refuses_what_it_cannot_honour(chat_server, extra, param):
+    body = {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": 2} | extra
+    r = httpx.post(f"{chat_server.url}/v1/chat/completions", json=body, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == param and param in r.json()["error"]["message"]
+
+
 def test_chat_logprobs_give_every_token_its_bytes_and_alternatives(chat_client, chat_model):
     c = chat_client.chat.completions.create(
         model=CHAT_MODEL, messages=MESSAGES, max_tokens=6, temperature=0, logprobs=True, top_logprobs=2
@@ -365,6 +435,27 @@ def test_an_api_key_is_required_on_the_api_but_not_on_the_page_or_metrics(class_
     assert httpx.get(f"{class_server.url}/", timeout=10).status_code == 200
 
 
+def test_the_banner_says_whether_a_key_is_needed(server, class_server, model):
+    assert "an API key is required" in class_server.log() and "no API key needed" in server.log()
+    line = banner(model, "numba", "int8", 4, 64, 16, "http://127.0.0.1:1", key=False)
+    assert "numba, int8 weights; batch 4, 64 KV blocks of 16" in line
+
+
+def test_loadtest_takes_the_key_and_the_v1_url(class_server, monkeypatch, capsys):
+    args = ["loadtest", "--url", f"{class_server.url}/v1/", "--requests", "2", "--prompt-len", "8"]
+    args += ["--output-len", "2", "--json"]
+    monkeypatch.delenv("MINFER_API_KEY", raising=False)
+    assert main(args) == 2  # no key: a one-line error at once, not 2 failed requests
+    assert "needs an API key: pass --api-key" in capsys.readouterr().err
+    monkeypatch.setenv("MINFER_API_KEY", KEY)
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["completed"] == 2 and report["config"]["api_key"] is True
+    assert KEY not in json.dumps(report)  # the key itself stays out of the report
+    monkeypatch.delenv("MINFER_API_KEY")
+    assert main([*args, "--api-key", KEY]) == 0
+
+
 def test_a_second_request_per_client_is_a_429_and_a_full_queue_a_503(class_server):
     long = dict(model="classroom", prompt=PROMPT, max_tokens=250, temperature=0, stream=True)
     first = local_client(class_server.url, "127.0.0.1").completions.create(**long)
@@ -401,8 +492,15 @@ def test_sigterm_ends_the_requests_in_flight_and_exits_0():
 
 
 def test_bad_options_and_a_taken_port_are_one_line_errors(capsys):
-    assert main(["serve", "--max-waiting", "0"]) == 2
-    assert "--max-waiting must be at least 1" in capsys.readouterr().err
+    for flag, value in (("--max-waiting", "0"), ("--max-batch", "-1"), ("--kv-blocks", "0"), ("--block-size", "0")):
+        assert main(["serve", flag, value]) == 2
+        assert f"{flag} must be at least 1, got {value}" in capsys.readouterr().err
+    for port in ("99999", "-1"):
+        with pytest.raises(SystemExit) as e:
+            main(["serve", "--port", port])
+        assert e.value.code == 2 and "--port: must be a port from 0 to 65535" in capsys.readouterr().err
+    with pytest.raises(InvalidInputError, match="--host '256.1.1.1' is not an address"):
+        listen("256.1.1.1", 0)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -410,3 +508,12 @@ def test_bad_options_and_a_taken_port_are_one_line_errors(capsys):
         assert main(["serve", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_engines_messages_name_serves_flags(model):
+    engine = Engine(model, max_batch=2, kv_blocks=2, block_size=16)
+    with pytest.raises(InvalidInputError) as e:
+        engine.add_request(prompt_ids(model, PROMPT), 100)  # needs 8 blocks of 16
+    message = flag_names(str(e.value))
+    assert "--kv-blocks" in message and "start the server" in message
+    assert re.search(r"(?<!-)\bkv_blocks\b", message) is None

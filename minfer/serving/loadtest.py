@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -75,6 +76,7 @@ class LoadConfig:
     slo_ttft: float | None = None  # seconds; a request meets the objective at or below it
     slo_tpot: float | None = None  # seconds per output token after the first
     timeout: float = 600.0  # seconds one request may take before it counts as failed
+    api_key: str | None = field(default=None, repr=False)  # sent as a bearer token; never in the report
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,22 @@ def payload(config: LoadConfig, spec: RequestSpec) -> dict:
     if config.model is not None:
         body["model"] = config.model
     return body
+
+
+def base_url(url: str) -> str:
+    """The server's address without a trailing / or /v1: the openai client's base_url form
+    (http://host:8000/v1) and the bare one (http://host:8000) name the same server.
+
+    >>> base_url("http://127.0.0.1:8000/v1/")
+    'http://127.0.0.1:8000'
+    """
+    url = url.rstrip("/")
+    return url.removesuffix("/v1")
+
+
+def auth_headers(api_key: str | None) -> dict:
+    """'Authorization: Bearer KEY' when there is a key (as `minfer serve --api-key` checks)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 # ---------------------------------------------------------------- one request's numbers
@@ -426,11 +444,12 @@ async def run_async(config: LoadConfig, specs: list[RequestSpec], on_done=None) 
 
     results: list[RequestResult] = []
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)  # never queue in the client
-    async with httpx.AsyncClient(timeout=config.timeout, limits=limits) as client:
+    headers = auth_headers(config.api_key)
+    async with httpx.AsyncClient(timeout=config.timeout, limits=limits, headers=headers) as client:
         t0 = time.perf_counter()
 
         async def send(spec: RequestSpec) -> None:
-            results.append(await send_one(client, config.url.rstrip("/"), config, spec, t0))
+            results.append(await send_one(client, base_url(config.url), config, spec, t0))
             if on_done is not None:
                 on_done(results[-1])
 
@@ -442,16 +461,24 @@ async def run_async(config: LoadConfig, specs: list[RequestSpec], on_done=None) 
     return sorted(results, key=lambda r: r.index), duration
 
 
-def server_model(url: str, timeout: float = 10.0) -> str | None:
+def server_model(url: str, timeout: float = 10.0, api_key: str | None = None) -> str | None:
     """The first model id the server lists at GET /v1/models, or None if it lists none."""
     import httpx
 
     try:
-        response = httpx.get(f"{url.rstrip('/')}/v1/models", timeout=timeout)
-        response.raise_for_status()
-        return response.json()["data"][0]["id"]
+        response = httpx.get(f"{base_url(url)}/v1/models", timeout=timeout, headers=auth_headers(api_key))
     except httpx.ConnectError:
         raise InvalidInputError(f"no server answers at {url}; start one with `minfer serve` or pass --url") from None
+    except httpx.HTTPError:
+        return None
+    if response.status_code == 401:  # every request would fail the same way: say so once
+        raise InvalidInputError(
+            f"the server at {url} {'refused the API key given' if api_key else 'needs an API key'}: "
+            "pass --api-key KEY or set MINFER_API_KEY"
+        )
+    try:
+        response.raise_for_status()
+        return response.json()["data"][0]["id"]
     except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
         return None
 
@@ -484,7 +511,7 @@ class LoadReport:
 
     def to_dict(self) -> dict:
         return {
-            "config": asdict(self.config) | {"tokenizer": self.tokenizer},
+            "config": asdict(self.config) | {"tokenizer": self.tokenizer, "api_key": self.config.api_key is not None},
             "summary": self.summary,
             "requests": [r.to_dict() for r in self.results],
         }
@@ -494,7 +521,7 @@ def run_loadtest(config: LoadConfig, on_done=None) -> LoadReport:
     """Plan the requests, send them, and summarize. `on_done(result)` is called as each finishes
     (the progress bar)."""
     if config.model is None:
-        config = LoadConfig(**(asdict(config) | {"model": server_model(config.url)}))
+        config = LoadConfig(**(asdict(config) | {"model": server_model(config.url, api_key=config.api_key)}))
     tokenizer = local_tokenizer(config.model)
     specs = plan_requests(config, tokenizer)
     results, duration = asyncio.run(run_async(config, specs, on_done))
@@ -544,7 +571,15 @@ def slo_text(config: LoadConfig) -> str:
 
 def add_loadtest_arguments(parser) -> None:
     """The `minfer loadtest` options (an argparse parser)."""
-    parser.add_argument("--url", default=LoadConfig.url, help=f"the server (default {LoadConfig.url})")
+    parser.add_argument(
+        "--url", default=LoadConfig.url, help=f"the server, with or without /v1 (default {LoadConfig.url})"
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="sent as 'Authorization: Bearer KEY', for `minfer serve --api-key` (default: $MINFER_API_KEY)",
+    )
     parser.add_argument(
         "--model",
         default=None,
@@ -599,7 +634,8 @@ def config_from_args(args) -> LoadConfig:
     if args.plot and not args.plot.lower().endswith((".png", ".svg")):
         raise InvalidInputError(f"--plot must end in .png or .svg, got {args.plot!r}")
     return LoadConfig(
-        url=args.url,
+        url=base_url(args.url),
+        api_key=args.api_key or os.environ.get("MINFER_API_KEY") or None,
         model=args.model,
         rate=args.rate,
         concurrency=args.concurrency or 1,

@@ -104,9 +104,29 @@ SAMPLING_FIELDS = {
     "min_p": (lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1) (0 = off)"),
     "repetition_penalty": (lambda v: is_number(v) and 0 < v <= 10, "a number in (0, 10] (1 = off)"),
 }
-# Fields minfer does not implement, with the value that means "not used": any other value is a 400
+# Fields minfer does not implement, with the values that mean "not used": any other value is a 400
 # (answering as if they had been applied would mislead the client).
-UNSUPPORTED = {"n": 1, "best_of": 1, "echo": False, "suffix": None, "logit_bias": None, "tools": None}
+UNSUPPORTED: dict[str, tuple[Any, ...]] = {
+    "n": (1,),
+    "best_of": (1,),
+    "echo": (False,),
+    "suffix": (None,),
+    "logit_bias": ({},),
+    "tools": ([],),
+    "tool_choice": ("none",),  # with no tools, "none" is what happens anyway
+    "functions": ([],),  # the legacy form of tools
+    "function_call": ("none",),
+    "response_format": ({"type": "text"},),  # json_object, json_schema: constrained decoding, not here
+}
+# Every field an endpoint knows: the ones it implements, the unsupported ones above (refused by
+# value), and OpenAI's fields that cannot change the answer (`user`, `metadata`, ...). Any other
+# field is a 400, as OpenAI answers it: a misspelled or unimplemented option must not pass silently.
+HARMLESS = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"}
+COMMON_FIELDS = {"model", "max_tokens", "stop", "stream", "stream_options", "logprobs"} | set(SAMPLING_FIELDS)
+KNOWN_FIELDS = {
+    "completions": COMMON_FIELDS | {"prompt"} | set(UNSUPPORTED) | HARMLESS,
+    "chat": COMMON_FIELDS | {"messages", "max_completion_tokens", "top_logprobs"} | set(UNSUPPORTED) | HARMLESS,
+}
 
 
 def sampling_params(body: dict, defaults: dict) -> SamplingParams:
@@ -128,15 +148,21 @@ def stop_strings(value) -> tuple[str, ...]:
     return tuple(stops)
 
 
-def check_common(body: dict, model_name: str) -> None:
-    """The model asked for (404 if another; absent means this one) and no unsupported field in use."""
+def check_common(body: dict, model_name: str, endpoint: str) -> None:
+    """The model asked for (required, as OpenAI requires it; 404 if another), no unknown field and
+    no unsupported one in use. `endpoint`: "completions" or "chat"."""
+    for key in body:
+        if key not in KNOWN_FIELDS[endpoint]:
+            raise ApiError(400, f"Unrecognized request argument supplied: {key} (minfer serve does not know it)", key)
     name = body.get("model")
-    if name is not None and name != model_name:
+    if name is None:
+        raise ApiError(400, f"model is required: this server runs {model_name!r} (GET /v1/models lists it)", "model")
+    if name != model_name:
         raise ApiError(
             404, f"the model {name!r} does not exist here; this server runs {model_name!r}", "model", "model_not_found"
         )
     for key, unused in UNSUPPORTED.items():
-        if body.get(key, unused) not in (unused, {}, []):
+        if body.get(key) is not None and body[key] not in unused:
             raise ApiError(400, f"{key}={json.dumps(body[key])[:60]} is not supported by minfer serve", key)
 
 
@@ -221,7 +247,7 @@ def positive_int(v) -> bool:
 
 def completion_request(body: dict, model: Model, defaults: dict) -> EngineRequest:
     """A /v1/completions body -> engine arguments (OpenAI's default max_tokens is 16)."""
-    check_common(body, model.name)
+    check_common(body, model.name, "completions")
     prompt = completion_prompt(body.get("prompt"), model)
     check_fits(prompt, model.config.n_ctx, "prompt")
     max_new = field_value(body, "max_tokens", 16, positive_int, "an integer >= 1")
@@ -234,7 +260,7 @@ def completion_request(body: dict, model: Model, defaults: dict) -> EngineReques
 def chat_request(body: dict, model: Model, defaults: dict) -> EngineRequest:
     """A /v1/chat/completions body -> engine arguments. Without max_completion_tokens (or the older
     max_tokens) the reply may fill the context window, as OpenAI's and vLLM's do."""
-    check_common(body, model.name)
+    check_common(body, model.name, "chat")
     prompt = chat_prompt(body.get("messages"), model)
     check_fits(prompt, model.config.n_ctx, "messages")
     room = max(model.config.n_ctx - len(prompt), 1)
@@ -318,7 +344,9 @@ class Reply:
     request: EngineRequest
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: int = field(default_factory=lambda: int(time.time()))
-    offset: int = 0  # characters of completion text so far, for text_offset
+    offset: int = 0  # characters of the tokens whose logprobs were sent, for text_offset
+    released: int = 0  # characters of text sent
+    pending: list[TokenLogprob] = field(default_factory=list)  # logprobs of tokens whose text is held back
     started: bool = False  # a chat stream's first chunk carries the role
 
     def head(self, chunk: bool) -> dict:
@@ -326,14 +354,33 @@ class Reply:
         name = ("chatcmpl-" if self.chat else "cmpl-") + self.id
         return {"id": name, "object": kind, "created": self.created, "model": self.model}
 
+    def release(self, outs: list[RequestOutput]) -> list[TokenLogprob]:
+        """The logprobs to send with this text: those of the tokens that start inside the text
+        sent so far. The engine holds back text that may begin a stop string, so their logprobs
+        wait too; a stop string's tokens, never sent as text, are dropped at the end. After any
+        other ending (end-of-text, length) every token's logprobs go out, the stop token's too."""
+        self.pending += [lp for out in outs for lp in out.logprobs]
+        self.released += sum(len(out.text) for out in outs)
+        last = outs[-1]
+        if last.finished and last.finish_reason != "stop_string":
+            ready, self.pending = self.pending, []
+            return ready
+        n = 0
+        while n < len(self.pending) and self.offset < self.released:
+            self.offset += len(token_text(self.tokenizer, self.pending[n].token))
+            n += 1
+        ready, self.pending = self.pending[:n], ([] if last.finished else self.pending[n:])
+        return ready
+
     def logprobs(self, outs: list[RequestOutput]) -> dict | None:
         if self.request.logprobs is None:
             return None
-        lps = [lp for out in outs for lp in out.logprobs]
+        start = self.offset
+        lps = self.release(outs)
         if self.chat:
             return chat_logprobs(self.tokenizer, lps)
-        data = completion_logprobs(self.tokenizer, lps, self.offset)
-        self.offset += sum(len(t) for t in data["tokens"])
+        data = completion_logprobs(self.tokenizer, lps, start)
+        self.offset = start + sum(len(t) for t in data["tokens"])
         return data
 
     def choice(self, outs: list[RequestOutput], chunk: bool) -> dict:

@@ -45,6 +45,7 @@ function requestBody() {
 }
 
 async function generate() {
+  if (modelName === null) await poll(); // the request names the model, learnt from /v1/engine
   $("output-prompt").textContent = $("prompt").value;
   $("output-text").textContent = "";
   $("output-text").classList.remove("error");
@@ -125,7 +126,9 @@ async function poll() {
   try {
     const response = await fetch("v1/engine", { headers: headers() });
     if (response.status === 401) {
-      $("model-line").textContent = "this server needs an API key: type it in the API key box";
+      $("model-line").textContent = $("api-key").value.trim()
+        ? "this is not the server's API key: check the API key box"
+        : "this server needs an API key: type it in the API key box";
       return;
     }
     if (!response.ok) throw new Error(await errorText(response));
@@ -142,6 +145,7 @@ function show(s) {
   samples.push({ time: s.time, generated: s.generated_tokens, batch: step.batch_size || 0 });
   while (samples.length && samples[0].time < s.time - HISTORY_S) samples.shift();
   $("batch-size").textContent = step.batch_size || 0;
+  $("batch-noun").textContent = step.batch_size === 1 ? "sequence" : "sequences";
   $("running").textContent = s.running;
   $("waiting").textContent = s.waiting;
   $("steps").textContent = s.steps;
@@ -206,6 +210,7 @@ function human(n) {
 }
 
 $("generate").addEventListener("click", generate);
+$("api-key").addEventListener("input", poll); // the header follows the key at once, not at the next poll
 $("stop").addEventListener("click", () => running && running.abort());
 poll();
 setInterval(poll, POLL_MS);

@@ -23,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import functools
 import hmac
 import json
 import logging
+import os
+import re
 import signal
 import socket
 import sys
@@ -167,7 +170,7 @@ class EngineLoop:
                 r.prompt, r.max_new_tokens, r.params, stop_strings=r.stop_strings, logprobs=r.logprobs
             )
         except MinferError as e:  # checked at once by the engine: too long for the cache, ...
-            ticket.put(ApiError(400, str(e)))
+            ticket.put(ApiError(400, flag_names(str(e))))
             return
         self.tickets[ticket.request_id] = ticket
         ticket.put(ACCEPTED)
@@ -197,6 +200,17 @@ class EngineLoop:
         self.snapshot = engine_json(stats)
         with self.wake:
             self.waiting = len(self.arriving) + stats.waiting
+
+
+# The engine's arguments -> `minfer serve`'s flags, so that its messages name what a user can change.
+FLAGS = {"max_batch": "--max-batch", "kv_blocks": "--kv-blocks", "block_size": "--block-size"}
+
+
+def flag_names(message: str) -> str:
+    """An engine message with its argument names as serve's flags ("start the engine with more
+    kv_blocks" -> "start the server with more --kv-blocks")."""
+    message = message.replace("start the engine", "start the server")
+    return re.sub(r"\b(" + "|".join(FLAGS) + r")\b", lambda m: FLAGS[m.group(1)], message)
 
 
 def engine_json(stats: EngineStats) -> dict:
@@ -587,16 +601,61 @@ def quiet_signals():
             signal.signal(s, handler)
 
 
+# errno -> what to do about it, for the errors a wrong --host or --port gives
+LISTEN_FIXES = {
+    errno.EADDRINUSE: "pick another --port, or stop the program using it",
+    errno.EACCES: "ports below 1024 need root: pick one from 1024 up",
+    errno.EADDRNOTAVAIL: "--host must be an address of this machine (127.0.0.1, 0.0.0.0 for every network)",
+}
+
+
 def listen(host: str, port: int) -> socket.socket:
-    """A listening socket, or a one-line error naming the address (port 0: any free port)."""
+    """A listening socket, or a one-line error naming the address and the fix (port 0: any free port)."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family)
-    except (OSError, OverflowError) as e:
+    except (OSError, UnicodeError) as e:  # socket.gaierror: not an address, and no name that resolves
         raise InvalidInputError(
-            f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}): "
-            "pick another --port, or stop the program using it"
+            f"cannot listen on {host}:{port}: --host {host!r} is not an address or a name this machine resolves "
+            f"({getattr(e, 'strerror', None) or e}); use 127.0.0.1, or 0.0.0.0 for every network"
         ) from None
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as e:
+        fix = LISTEN_FIXES.get(e.errno or 0, "check --host and --port")
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise InvalidInputError(f"cannot listen on {host}:{port} ({reason}): {fix}") from None
+
+
+def check_options(max_batch, kv_blocks, block_size, max_waiting, max_per_client) -> None:
+    """serve's numeric options, each named by its flag (before the model loads)."""
+    at_least = {"--max-batch": (max_batch, 1), "--block-size": (block_size, 1), "--max-waiting": (max_waiting, 1)}
+    at_least |= {"--max-per-client": (max_per_client, 0)} | (
+        {} if kv_blocks is None else {"--kv-blocks": (kv_blocks, 1)}
+    )
+    for flag, (value, low) in at_least.items():
+        if not (is_int(value) and value >= low):
+            what = "0 (no limit) or more" if flag == "--max-per-client" else f"at least {low}"
+            raise InvalidInputError(f"{flag} must be {what}, got {value}")
+
+
+def banner(
+    model: Model,
+    backend: str,
+    quantize: str | None,
+    max_batch: int,
+    n_blocks: int,
+    block_size: int,
+    url: str,
+    key: bool,
+) -> str:
+    """The startup lines: the model and how it runs, where to reach it, and whether a key is needed."""
+    runs = backend + (f", {quantize} weights" if quantize else "")
+    access = "an API key is required (--api-key or MINFER_API_KEY)" if key else "no API key needed"
+    return (
+        f"minfer serve: {model.name} ({model.config.family}, {runs}; batch {max_batch}, "
+        f"{n_blocks} KV blocks of {block_size}) on {url}\n"
+        f"  playground {url}/   OpenAI API {url}/v1   metrics {url}/metrics   ({access}; Ctrl-C stops)"
+    )
 
 
 def serve(
@@ -615,29 +674,26 @@ def serve(
     """Serve a model over HTTP until SIGTERM or Ctrl-C (`minfer serve`; see docs/serving.md)."""
     from minfer.checkpoints.loading import DEFAULT_MODEL, load_model, resolve_model_dir
 
-    if not (is_int(max_waiting) and max_waiting >= 1):
-        raise InvalidInputError(f"--max-waiting must be at least 1, got {max_waiting}")
-    if not (is_int(max_per_client) and max_per_client >= 0):
-        raise InvalidInputError(f"--max-per-client must be 0 (no limit) or more, got {max_per_client}")
+    check_options(max_batch, kv_blocks, block_size, max_waiting, max_per_client)
+    if not (is_int(port) and 0 <= port <= 65535):
+        raise InvalidInputError(f"--port must be from 0 to 65535 (0: any free port), got {port}")
     name = model or DEFAULT_MODEL
     loaded = load_model(name, backend=backend, quantize=quantize)
     if loaded.tokenizer is None:
         raise InvalidInputError(f"model {name!r} has no tokenizer; minfer serve answers in text and needs one")
-    engine = Engine(loaded, max_batch=max_batch, kv_blocks=kv_blocks, block_size=block_size)
+    try:
+        engine = Engine(loaded, max_batch=max_batch, kv_blocks=kv_blocks, block_size=block_size)
+    except MinferError as e:  # e.g. a block larger than the context: named by the flag to change
+        raise type(e)(flag_names(str(e))) from None
     metrics = Metrics()
     loop = EngineLoop(engine, metrics)
     defaults = sampling_defaults(resolve_model_dir(name))
     state = ServerState(loaded, defaults, loop, metrics, api_key or None, max_waiting, max_per_client)
     sock = listen(host, port)
     url = f"http://{host}:{sock.getsockname()[1]}"
-    print(
-        f"minfer serve: {loaded.name} ({loaded.config.family}, {backend}; batch {max_batch}, "
-        f"{engine.blocks.n_blocks} KV blocks of {block_size}) on {url}\n"
-        f"  playground {url}/   OpenAI API {url}/v1   metrics {url}/metrics   (Ctrl-C stops)",
-        file=sys.stderr,
-        flush=True,
-    )
-    if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+    lines = banner(loaded, backend, quantize, max_batch, engine.blocks.n_blocks, block_size, url, bool(api_key))
+    print(lines, file=sys.stderr, flush=True)
+    if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"minfer serve: warning: anyone who reaches {host} can use this server; pass --api-key", file=sys.stderr)
     config = uvicorn.Config(
         build_app(state), host=host, port=sock.getsockname()[1], timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS
