@@ -386,3 +386,48 @@ def test_kernels_can_be_called_from_njit_code():
     )
     assert rel_diff(x, want_x) <= RTOL  # x was updated in place
     assert rel_diff(logits, want) <= RTOL
+
+
+# --- attention through block tables ---------------------------------------------------------
+
+
+def paged_copy(k: np.ndarray, lengths: np.ndarray, block_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first lengths[r] keys of a contiguous k [n_rows, n_kv_head, max_seq, d_head]
+    copied position by position into blocks of a pool, in a shuffled order. Everything else
+    in the pool is NaN: a spare block (which pads every table past its row's last block) and
+    the unfilled tail of each row's last block, so a read of either shows in the output.
+    -> (pool [n_blocks, n_kv_head, block_size, d_head], tables [n_rows, n_table] int32)"""
+    n_rows, n_kv_head, _, d_head = k.shape
+    n_used = [-(-int(n) // block_size) for n in lengths]  # blocks each row fills
+    order = np.random.default_rng(seed).permutation(sum(n_used) + 1)  # + 1: the spare
+    spare, order = order[-1], order[:-1]
+    tables = np.full((n_rows, max(n_used) + 1), spare, np.int32)  # [n_rows, n_table], padded with the spare
+    pool = np.full((len(order) + 1, n_kv_head, block_size, d_head), np.nan, np.float32)
+    for r, n in enumerate(lengths):
+        tables[r, : n_used[r]], order = order[: n_used[r]], order[n_used[r] :]
+        for p in range(n):  # the lookup written out, independent of minfer.serving.paged
+            pool[tables[r, p // block_size], :, p % block_size] = k[r, :, p]
+    return pool, tables
+
+
+@pytest.mark.parametrize(
+    "block_size, n_head, n_kv_head, d_head, lengths",
+    [
+        (1, 3, 3, 20, [1, 5, 3]),  # one position per block; groups of one (GPT-2's case)
+        (3, 8, 2, 24, [7, 9, 1]),  # a part-filled last block, exactly full blocks, one key
+        (16, 8, 4, 20, [16, 33, 48, 5]),  # vLLM's block size; groups of two
+        (4, 4, 1, 48, [13]),  # multi-query attention, one row
+        (16, 8, 2, 64, [200, 150, 177, 64]),  # past the parallel threshold
+    ],
+)
+def test_paged_decode_attention(block_size, n_head, n_kv_head, d_head, lengths):
+    n_rows, lengths = len(lengths), np.array(lengths)
+    k = randn(n_rows, n_kv_head, int(lengths.max()), d_head, seed=1)  # each row's own contiguous cache
+    v = randn(n_rows, n_kv_head, int(lengths.max()), d_head, seed=2)
+    (k_pool, tables), (v_pool, _) = paged_copy(k, lengths, block_size, 3), paged_copy(v, lengths, block_size, 3)
+    q, scores = randn(n_rows, n_head, d_head) * 3, np.empty((n_rows, n_head, int(lengths.max())), np.float32)
+    out = check_twin("paged_decode_attention", (q, k_pool, v_pool, tables, lengths), (n_rows, n_head, d_head), scores)
+    # no NaN came through (check_twin), so neither a table's padding nor a block's tail was read; and
+    # it is attention over the same keys held contiguously
+    contiguous = TWINS["grouped_decode_attention"].reference(q, k, v, np.arange(n_rows), lengths)
+    assert rel_diff(out, contiguous) <= RTOL

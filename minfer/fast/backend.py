@@ -26,17 +26,21 @@ from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
 from numba import njit
 
+from minfer.checks import token_id_array
 from minfer.config import Config
 from minfer.errors import InvalidInputError
 from minfer.fast import kernels as K
 from minfer.kvcache import KVCache, check_cache, in_use
 from minfer.weights import GPT2Weights
+
+if TYPE_CHECKING:  # minfer.serving imports this module (its engine runs the compiled backend)
+    from minfer.serving.paged import PagedKVCache, PagedSequence
 
 QUANTIZE = (None, "int8")
 FEW_ROWS = 8  # up to this many rows, the streaming kernels beat BLAS (benchmarks/kernels.py)
@@ -118,7 +122,7 @@ RunState = namedtuple(
         "att",  # [n_rows, n_embd] attention output, heads side by side
         "fc",  # [n_rows, 4 n_embd]
         "q",  # [n_rows, n_head, d_head] the queries
-        "scores",  # [n_rows, n_head, max_seq] attention scratch (the cache's capacity)
+        "scores",  # [n_rows, n_head, n_keys] attention scratch (the longest row's keys)
         "logits",  # [n_rows, n_vocab]
     ],
 )
@@ -159,7 +163,7 @@ def stack_weights(w: GPT2Weights, quantize: str | None = None) -> StackedWeights
 
 
 def new_run_state(c: Config, max_seq: int, n_rows: int = 1) -> RunState:
-    """Scratch for one decode step of `n_rows` sequences against caches of `max_seq` positions.
+    """Scratch for one decode step of `n_rows` sequences attending over up to `max_seq` positions.
     Every buffer is written before it is read, so it need not be zeroed."""
     d = c.n_embd
     empty = lambda *shape: np.empty(shape, np.float32)  # noqa: E731
@@ -185,26 +189,28 @@ def linear_any(x, w, scale, b, out):  # x: [n, n_in], w: [n_in, n_out] f32 or in
 
 
 @njit(cache=True)
-def decode_step(tokens, positions, slots, w, k_cache, v_cache, s, n_head, eps):
+def decode_step(tokens, positions, tables, w, k_cache, v_cache, s, n_head, eps):
     """One token per row through every layer: row r is token tokens[r] at position positions[r]
-    of sequence slots[r]. k_cache, v_cache: [n_layer, n_batch, n_head, max_seq, d_head] (one
-    sequence: n_batch = 1), written at each row's position; the logits land in s.logits
-    [n_rows, n_vocab]. The weights are read once per step for all rows."""
+    of the sequence whose block table is tables[r]. k_cache, v_cache: [n_layer, n_blocks, n_head,
+    block_size, d_head], a pool of blocks (minfer.serving.paged): position p of row r is written
+    and read at block tables[r, p // block_size], offset p % block_size. A contiguous cache is
+    one block of max_seq positions per sequence (tables = slots[:, None]). The logits land in
+    s.logits [n_rows, n_vocab]. The weights are read once per step for all rows."""
     n_rows, d = s.x.shape
-    d_head = d // n_head
+    d_head, block_size = d // n_head, k_cache.shape[3]
     K.embed(tokens, w.wte, w.wte_scale, w.wpe, positions, s.x)
     for layer in range(w.ln_1_w.shape[0]):
         K.layer_norm(s.x, w.ln_1_w[layer], w.ln_1_b[layer], eps, s.h)
         linear_any(s.h, w.attn_w[layer], w.attn_scale[layer], w.attn_b[layer], s.qkv)
-        for r in range(n_rows):  # q to its buffer; k and v straight into the row's sequence at its position
-            b, pos = slots[r], positions[r]
+        for r in range(n_rows):  # q to its buffer; k and v straight into the row's block at its offset
+            b, at = tables[r, positions[r] // block_size], positions[r] % block_size
             for head in range(n_head):
                 for i in range(d_head):
                     s.q[r, head, i] = s.qkv[r, head * d_head + i]
-                    k_cache[layer, b, head, pos, i] = s.qkv[r, d + head * d_head + i]
-                    v_cache[layer, b, head, pos, i] = s.qkv[r, 2 * d + head * d_head + i]
+                    k_cache[layer, b, head, at, i] = s.qkv[r, d + head * d_head + i]
+                    v_cache[layer, b, head, at, i] = s.qkv[r, 2 * d + head * d_head + i]
         att = s.att.reshape(n_rows, n_head, d_head)  # [n_rows, n_head, d_head], a view
-        K.batch_decode_attention(s.q, k_cache[layer], v_cache[layer], slots, positions + 1, att, s.scores)
+        K.paged_decode_attention(s.q, k_cache[layer], v_cache[layer], tables, positions + 1, att, s.scores)
         linear_any(s.att, w.proj_w[layer], w.proj_scale[layer], w.proj_b[layer], s.h)
         K.add(s.x, s.h, s.x)
         K.layer_norm(s.x, w.ln_2_w[layer], w.ln_2_b[layer], eps, s.h)
@@ -224,11 +230,16 @@ class CompiledBackend:
     family's compiled decode `step` and its BLAS `prefill_layers`, which a subclass supplies
     with its stacked weights (`FastModel` for GPT-2, `minfer.fast.llama.LlamaFastModel`).
 
+    One compiled step serves every cache: it writes and reads keys and values through block
+    tables (minfer.serving.paged), and a contiguous cache is a pool of one block of max_seq
+    positions per sequence, so `decode` (a KVCache), `decode_batch` (a BatchKVCache) and
+    `decode_paged` (a PagedKVCache) differ only in the tables they pass.
+
     Nothing here changes during a call: scratch buffers belong to the call and keys and values
     to the caller's cache, so threads may share one backend. The compiled kernels trust their
-    arguments (Numba does not check bounds), so `decode` and `prefill` check the cache and the
-    token ids against the config first: a wrong-shaped cache is an error, never a write past a
-    buffer's end.
+    arguments (Numba does not check bounds), so every method checks the cache, the positions,
+    the block tables and the token ids against the config first: a wrong-shaped cache or a bad
+    table is an error, never a write past a buffer's end.
     """
 
     config: Any  # the family's config (Config or LlamaConfig)
@@ -243,25 +254,55 @@ class CompiledBackend:
         return self.prefill(ids, cache, all_logits=True)  # [n_seq, n_vocab]
 
     def decode(self, token: int, cache: KVCache) -> np.ndarray:
-        """One token at cache.length -> float32 [n_vocab]: the compiled step with one row."""
+        """One token at cache.length -> float32 [n_vocab]: the compiled step with one row, the
+        cache seen as a pool of one block of max_seq positions."""
         ids = np.array([token])  # [1]
         with in_use(cache):
             self.check(ids, cache)
             k, v = cache.k[:, None], cache.v[:, None]  # [n_layer, 1, n_kv_head, max_seq, d_head], views
-            logits = self.step(ids, np.array([cache.length]), np.zeros(1, np.int64), k, v)
+            table = np.zeros((1, 1), np.int32)  # [1, 1]: the sequence is block 0 of that pool
+            logits = self.step(ids, np.array([cache.length], np.int64), table, k, v)
             cache.advance(1)
         return logits[0]  # [n_vocab], this call's own buffer
 
     def decode_batch(self, tokens: np.ndarray, cache, rows: np.ndarray) -> np.ndarray:
         """One compiled step for the rows of a BatchKVCache: tokens[i] into slot rows[i] at its
-        length. tokens, rows: [n_rows] -> [n_rows, n_vocab]"""
+        length. Slot b is block b of max_seq positions, so row i's table is [rows[i]].
+        tokens, rows: [n_rows] -> [n_rows, n_vocab]"""
         from minfer.batch import check_batch_step
 
         with in_use(cache):
             tokens, rows = check_batch_step(self.config, tokens, cache, rows)  # [n_rows], [n_rows]
-            logits = self.step(tokens, cache.lengths[rows], rows, cache.k, cache.v)  # [n_rows, n_vocab]
+            tables = rows.astype(np.int32)[:, None]  # [n_rows, 1]
+            logits = self.step(tokens, cache.lengths[rows].astype(np.int64), tables, cache.k, cache.v)
             cache.lengths[rows] += 1
-        return logits
+        return logits  # [n_rows, n_vocab]
+
+    def decode_paged(self, tokens, positions, cache: PagedKVCache, tables) -> np.ndarray:
+        """One compiled step through block tables: tokens[i] at positions[i] of the sequence
+        whose table is tables[i], its key and value written into the pool, its attention read
+        from the blocks in place. tokens, positions: [n_rows], tables: [n_rows, n_table]
+        -> [n_rows, n_vocab]. The caller moves its sequences' lengths."""
+        from minfer.serving.paged import check_paged_step
+
+        tokens, positions, tables = check_paged_step(self.config, tokens, positions, cache, tables)
+        if not len(tokens):  # no rows this step
+            return np.empty((0, self.config.n_vocab), np.float32)  # [0, n_vocab]
+        return self.step(tokens, positions, tables, cache.k, cache.v)  # [n_rows, n_vocab]
+
+    def prefill_paged(self, ids: np.ndarray, seq: PagedSequence) -> np.ndarray:
+        """A chunk of one sequence after seq.length, through its block table: the family's BLAS
+        prefill loop, its keys gathered by `seq` (PagedSequence). -> [n_vocab], the last position's"""
+        from minfer.serving.paged import check_paged_step
+
+        ids, n_vocab = token_id_array(ids), self.config.n_vocab  # [n_seq]
+        if not len(ids) or ids.min() < 0 or ids.max() >= n_vocab:
+            raise InvalidInputError(f"prefill_paged takes a non-empty chunk of token ids in [0, {n_vocab})")
+        last = seq.length + len(ids) - 1  # the chunk's last position: checked as a step's row, it must
+        # be within n_ctx and the table, and every block up to its own must be a block of the pool
+        check_paged_step(self.config, ids[-1:], [last], seq.cache, np.asarray(seq.table)[None, :])
+        with compiled_calls(), blas_on_one_thread():
+            return self.prefill_layers(ids, seq, all_logits=False)  # [n_vocab]
 
     def check(self, ids: np.ndarray, cache: KVCache) -> None:
         """What the kernels index by must fit the buffers: the cache's shape and length against
@@ -315,12 +356,15 @@ class CompiledBackend:
         w, scale = getattr(self.w, f"{name}_w")[layer], getattr(self.w, f"{name}_scale")[layer]
         return w if self.quantize is None else w * scale[None, :]  # [n_in, n_out]
 
-    def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
-        """The family's compiled decode step on checked arguments. -> logits [n_rows, n_vocab]"""
+    def step(self, tokens, positions, tables, k_cache, v_cache) -> np.ndarray:
+        """The family's compiled decode step on checked arguments: tokens, positions int64 [n_rows],
+        tables int32 [n_rows, n_table], k_cache, v_cache [n_layer, n_blocks, n_kv_head, block_size,
+        d_head]. -> logits [n_rows, n_vocab]"""
         raise NotImplementedError
 
-    def prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
-        """The family's prefill block loop on checked arguments."""
+    def prefill_layers(self, ids: np.ndarray, cache: KVCache | PagedSequence, all_logits: bool) -> np.ndarray:
+        """The family's prefill block loop on checked arguments. It uses only the cache's
+        length, update and advance, so a PagedSequence serves as well as a KVCache."""
         raise NotImplementedError
 
 
@@ -336,16 +380,16 @@ class FastModel(CompiledBackend):
         self.w = stack_weights(weights, quantize)
         start_threads()
 
-    def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
+    def step(self, tokens, positions, tables, k_cache, v_cache) -> np.ndarray:
         """Run `decode_step` on checked arguments. -> logits [n_rows, n_vocab]"""
         c = self.config
-        state = new_run_state(c, k_cache.shape[3], len(tokens))
+        state = new_run_state(c, int(positions.max()) + 1, len(tokens))
         with compiled_calls():
             eps = np.float32(c.layer_norm_eps)
-            decode_step(tokens, positions, slots, self.w, k_cache, v_cache, state, c.n_head, eps)
+            decode_step(tokens, positions, tables, self.w, k_cache, v_cache, state, c.n_head, eps)
         return state.logits
 
-    def prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
+    def prefill_layers(self, ids: np.ndarray, cache: KVCache | PagedSequence, all_logits: bool) -> np.ndarray:
         """The Numba backend's prefill block loop (a Python loop: its time is in BLAS's matmuls)."""
         c, w = self.config, self.w
         x = np.empty((len(ids), c.n_embd), np.float32)  # [n_seq, n_embd]
@@ -362,7 +406,7 @@ class FastModel(CompiledBackend):
         logits = self.lm_head(x)  # [n_rows, n_vocab]
         return logits if all_logits else logits[0]
 
-    def attention(self, qkv: np.ndarray, cache: KVCache, layer: int) -> np.ndarray:
+    def attention(self, qkv: np.ndarray, cache: KVCache | PagedSequence, layer: int) -> np.ndarray:
         """Write the new keys and values into the cache, attend causally. qkv: [n_seq, 3 n_embd] -> [n_seq, n_embd]"""
         n_seq, c = qkv.shape[0], self.config
         q, k, v = (

@@ -17,8 +17,8 @@ matmuls, int8 weights with a scale per output column) and so are its tools, impo
 - RoPE: the step computes cos and sin of each row's position once (`K.rope_table`, see
   minfer.fast.kernels.rope for why not a table of every position) and rotates q and k by them
   (`K.rope`); the cache holds keys already rotated, as the reference's does;
-- attention is `K.grouped_decode_attention`, which reads each KV head once for its whole group
-  of query heads; the cache has n_kv_head heads.
+- attention is `K.paged_decode_attention` (GPT-2's too), which reads each KV head once for its
+  whole group of query heads, through the rows' block tables; the cache has n_kv_head heads.
 
 Every kernel has a NumPy twin (minfer.fast.kernels.TWINS); the backend as a whole is tested
 against transformers by tests/test_fidelity.py, like the reference.
@@ -27,6 +27,7 @@ against transformers by tests/test_fidelity.py, like the reference.
 from __future__ import annotations
 
 from collections import namedtuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
@@ -46,6 +47,9 @@ from minfer.fast.backend import (
 from minfer.kvcache import KVCache
 from minfer.rope import inverse_frequencies
 from minfer.weights import LinearWeights, LlamaWeights
+
+if TYPE_CHECKING:  # minfer.serving imports the compiled backend
+    from minfer.serving.paged import PagedSequence
 
 # Per-layer weights stacked on a leading n_layer axis, as GPT-2's StackedWeights. A matrix's
 # `*_scale` is [n_layer, n_out] for int8 weights, or [n_layer, 0] for float32.
@@ -92,7 +96,7 @@ LlamaRunState = namedtuple(
         "gate_up",  # [n_rows, 2 n_hidden]
         "mlp",  # [n_rows, n_hidden] silu(gate) * up
         "rope",  # [2, n_rows, d_head] cos and sin of each row's position
-        "scores",  # [n_rows, n_head, max_seq] attention scratch (the cache's capacity)
+        "scores",  # [n_rows, n_head, n_keys] attention scratch (the longest row's keys)
         "logits",  # [n_rows, n_vocab]
     ],
 )
@@ -156,7 +160,7 @@ def read_only(a: np.ndarray) -> np.ndarray:
 
 
 def new_llama_run_state(c: LlamaConfig, max_seq: int, n_rows: int = 1) -> LlamaRunState:
-    """Scratch for one decode step of `n_rows` sequences against caches of `max_seq` positions.
+    """Scratch for one decode step of `n_rows` sequences attending over up to `max_seq` positions.
     Every buffer is written before it is read, so it need not be zeroed."""
     empty = lambda *shape: np.empty(shape, np.float32)  # noqa: E731
     return LlamaRunState(
@@ -202,23 +206,26 @@ def head_norms(q, k, q_norm, k_norm, eps):  # q: [n_rows, n_head, d_head], k: [n
 
 
 @njit(cache=True)
-def store_kv(k, v, k_cache, v_cache, slots, positions):  # k, v: [n_rows, n_kv_head, d_head]
-    """Write row r's keys and values into slot slots[r] at positions[r].
-    k_cache, v_cache: [n_batch, n_kv_head, max_seq, d_head], one layer's."""
+def store_kv(k, v, k_cache, v_cache, tables, positions):  # k, v: [n_rows, n_kv_head, d_head]
+    """Write row r's keys and values at positions[r] through its block table: block
+    tables[r, positions[r] // block_size], offset positions[r] % block_size.
+    k_cache, v_cache: [n_blocks, n_kv_head, block_size, d_head], one layer's pool."""
+    block_size = k_cache.shape[2]
     for r in range(k.shape[0]):
-        b, pos = slots[r], positions[r]
+        b, at = tables[r, positions[r] // block_size], positions[r] % block_size
         for h in range(k.shape[1]):
             for i in range(k.shape[2]):
-                k_cache[b, h, pos, i] = k[r, h, i]
-                v_cache[b, h, pos, i] = v[r, h, i]
+                k_cache[b, h, at, i] = k[r, h, i]
+                v_cache[b, h, at, i] = v[r, h, i]
 
 
 @njit(cache=True)
-def llama_decode_step(tokens, positions, slots, w, k_cache, v_cache, s, eps):
+def llama_decode_step(tokens, positions, tables, w, k_cache, v_cache, s, eps):
     """One token per row through every layer: row r is token tokens[r] at position positions[r]
-    of sequence slots[r]. k_cache, v_cache: [n_layer, n_batch, n_kv_head, max_seq, d_head] (one
-    sequence: n_batch = 1), written at each row's position; the logits land in s.logits
-    [n_rows, n_vocab]. The weights are read once per step for all rows."""
+    of the sequence whose block table is tables[r]. k_cache, v_cache: [n_layer, n_blocks,
+    n_kv_head, block_size, d_head], a pool of blocks written and read through the tables, as
+    GPT-2's decode_step (a contiguous cache: one block of max_seq positions per sequence). The
+    logits land in s.logits [n_rows, n_vocab]. The weights are read once per step for all rows."""
     n_rows, n_head, d_head = s.q.shape
     K.embed(tokens, w.embed, w.embed_scale, w.no_positions, np.zeros_like(tokens), s.x)
     K.rope_table(positions, w.inv_freq, s.rope)  # once for every layer
@@ -230,8 +237,8 @@ def llama_decode_step(tokens, positions, slots, w, k_cache, v_cache, s, eps):
         head_norms(s.q, s.k, w.q_norm[layer], w.k_norm[layer], eps)
         K.rope(s.q, s.rope, s.q)
         K.rope(s.k, s.rope, s.k)
-        store_kv(s.k, s.v, k_cache[layer], v_cache[layer], slots, positions)
-        K.grouped_decode_attention(s.q, k_cache[layer], v_cache[layer], slots, positions + 1, att, s.scores)
+        store_kv(s.k, s.v, k_cache[layer], v_cache[layer], tables, positions)
+        K.paged_decode_attention(s.q, k_cache[layer], v_cache[layer], tables, positions + 1, att, s.scores)
         linear_any(s.att, w.o_w[layer], w.o_scale[layer], w.o_b[layer], s.h)
         K.add(s.x, s.h, s.x)
         K.rms_norm(s.x, w.mlp_norm[layer], eps, s.h)
@@ -249,7 +256,7 @@ drop_stale_compiled_code(compiled_code_dir(), "llama", also=("backend.py",))  # 
 class LlamaFastModel(CompiledBackend):
     """The Llama family's Numba backend: its weights stacked (maybe int8) and read-only once
     built, and `llama_decode_step` compiled for one or several rows; the Backend protocol around
-    them (checks, decode, batched decode, prefill) is CompiledBackend's, shared with GPT-2's."""
+    them (checks, decode, batched and paged decode, prefill) is CompiledBackend's, shared with GPT-2's."""
 
     head = "head"  # the LM head's table in LlamaStackedWeights (the embedding's, when tied)
 
@@ -261,15 +268,15 @@ class LlamaFastModel(CompiledBackend):
         self.w = stack_llama_weights(config, weights, quantize)
         start_threads()
 
-    def step(self, tokens, positions, slots, k_cache, v_cache) -> np.ndarray:
+    def step(self, tokens, positions, tables, k_cache, v_cache) -> np.ndarray:
         """Run `llama_decode_step` on checked arguments. -> logits [n_rows, n_vocab]"""
         c = self.config
-        state = new_llama_run_state(c, k_cache.shape[3], len(tokens))
+        state = new_llama_run_state(c, int(positions.max()) + 1, len(tokens))
         with compiled_calls():
-            llama_decode_step(tokens, positions, slots, self.w, k_cache, v_cache, state, np.float32(c.norm_eps))
+            llama_decode_step(tokens, positions, tables, self.w, k_cache, v_cache, state, np.float32(c.norm_eps))
         return state.logits
 
-    def prefill_layers(self, ids: np.ndarray, cache: KVCache, all_logits: bool) -> np.ndarray:
+    def prefill_layers(self, ids: np.ndarray, cache: KVCache | PagedSequence, all_logits: bool) -> np.ndarray:
         """The prefill block loop, minfer.llama's in this backend's kernels (a Python loop: its
         time is in BLAS's matmuls)."""
         c, w = self.config, self.w
@@ -290,7 +297,7 @@ class LlamaFastModel(CompiledBackend):
         logits = self.lm_head(x)  # [n_rows, n_vocab]
         return logits if all_logits else logits[0]
 
-    def attention(self, qkv: np.ndarray, rope: np.ndarray, cache: KVCache, layer: int) -> np.ndarray:
+    def attention(self, qkv: np.ndarray, rope: np.ndarray, cache: KVCache | PagedSequence, layer: int) -> np.ndarray:
         """Split heads, norm (Qwen3) and rotate q and k, write k and v into the cache, attend
         causally. qkv: [n_seq, (n_head + 2 n_kv_head) d_head], rope: [2, n_seq, d_head] -> [n_seq, n_embd]
 

@@ -45,6 +45,8 @@ from minfer.fast.kernels.attention import (
     decode_attention_numpy,
     grouped_decode_attention,
     grouped_decode_attention_numpy,
+    paged_decode_attention,
+    paged_decode_attention_numpy,
     prefill_attention,
 )
 from minfer.fast.kernels.elementwise import add, add_numpy, gelu, layer_norm, rms_norm, swiglu, swiglu_numpy
@@ -80,6 +82,8 @@ TWINS: dict[str, Twin] = {
     "rope_table": Twin(rope_table, rope_table_numpy),
     "rope": Twin(rope, rope_numpy),
     "grouped_decode_attention": Twin(grouped_decode_attention, grouped_decode_attention_numpy),
+    # both families' decode steps (minfer.serving.paged's block tables)
+    "paged_decode_attention": Twin(paged_decode_attention, paged_decode_attention_numpy),
 }
 
 __all__ = [
@@ -96,6 +100,7 @@ __all__ = [
     "linear",
     "linear_int8",
     "lm_head",
+    "paged_decode_attention",
     "prefill_attention",
     "quantize_int8",
     "rms_norm",
