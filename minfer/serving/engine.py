@@ -50,7 +50,7 @@ from minfer.generation import (
 from minfer.model import DEFAULT_CACHE_BYTES, Model, kv_bytes_per_position
 from minfer.sampling import SamplingParams, sample
 from minfer.serving.blocks import BlockManager
-from minfer.serving.paged import BLOCK_SIZE, PagedKVCache, PagedSequence, check_paged_step
+from minfer.serving.paged import BLOCK_SIZE, PagedKVCache, PagedSequence
 
 MAX_BATCH = 16  # sequences decoding together
 MAX_STEP_TOKENS = 256  # tokens one step feeds the model: the decodes' one each, then prefill chunks
@@ -378,9 +378,8 @@ class Engine:
         if decodes:
             width = max(len(r.table) for r in decodes)
             tables = np.array([r.table + [0] * (width - len(r.table)) for r in decodes], np.int32)  # [n_rows, width]
-            last = [r.ids[r.n_cached] for r in decodes]  # each one's last token, at its next position
-            at = [r.n_cached for r in decodes]
-            tokens, positions, tables = check_paged_step(self.model.config, last, at, self.cache, tables)
+            tokens = np.array([r.ids[r.n_cached] for r in decodes])  # [n_rows] each one's last token,
+            positions = np.array([r.n_cached for r in decodes])  # [n_rows] at its next position
             logits = runner.decode_paged(tokens, positions, self.cache, tables)  # [n_rows, n_vocab]
             for r, row in zip(decodes, logits):
                 r.n_cached += 1

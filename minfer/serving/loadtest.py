@@ -272,19 +272,15 @@ def meets_slo(result: RequestResult, slo_ttft: float | None, slo_tpot: float | N
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation between the two nearest ranks, as
-    numpy.percentile's default: position (n - 1) q / 100 in the sorted values.
+    """The q-th percentile (0-100), numpy.percentile's linear interpolation between the two
+    nearest ranks.
 
     >>> percentile([1, 2, 3, 4], 50)
     2.5
     """
-    ordered = sorted(values)
-    if not ordered:
+    if not len(values):
         raise InvalidInputError("a percentile of no values is undefined")
-    pos = (len(ordered) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return float(np.percentile(values, q))
 
 
 def distribution(values: Sequence[float]) -> dict | None:

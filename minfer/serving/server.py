@@ -103,7 +103,7 @@ class EngineLoop:
         self.closed = False
         self.waiting = 0  # requests not yet running: arriving + the engine's queue (for --max-waiting)
         self.tickets: dict[int, Ticket] = {}  # engine id -> ticket, for the requests in the engine
-        self.snapshot: dict = {}  # engine_json of the last step, for GET /v1/engine
+        self.last: tuple[EngineStats, float] | None = None  # the last step's stats and time, for GET /v1/engine
         self.thread = threading.Thread(target=self.run, name="minfer-engine", daemon=True)
 
     def submit(self, ticket: Ticket) -> None:
@@ -197,7 +197,7 @@ class EngineLoop:
     def observe(self, outputs: list[RequestOutput]) -> None:
         stats = self.engine.stats()
         self.metrics.observe(stats, outputs)
-        self.snapshot = engine_json(stats)
+        self.last = (stats, time.monotonic())  # made JSON only when asked: not on the step's path
         with self.wake:
             self.waiting = len(self.arriving) + stats.waiting
 
@@ -213,11 +213,15 @@ def flag_names(message: str) -> str:
     return re.sub(r"\b(" + "|".join(FLAGS) + r")\b", lambda m: FLAGS[m.group(1)], message)
 
 
-def engine_json(stats: EngineStats) -> dict:
-    """The engine's state for the playground: every EngineStats field, the block map, a timestamp."""
+def engine_json(last: tuple[EngineStats, float] | None) -> dict:
+    """The engine's state for the playground: every EngineStats field, the block map, and when
+    it was taken ({} before the first step)."""
+    if last is None:
+        return {}
+    stats, at = last
     data = dataclasses.asdict(stats)
     data.pop("blocks", None)
-    return data | {"block_map": stats.block_map(), "time": time.monotonic()}
+    return data | {"block_map": stats.block_map(), "time": at}
 
 
 # ---------------------------------------------------------------- 2. metrics
@@ -398,7 +402,7 @@ async def list_models(request: Request, state: ServerState) -> Response:
 
 @api
 async def engine_state(request: Request, state: ServerState) -> Response:
-    return JSONResponse(state.engine.snapshot | {"model": state.model.name, "n_ctx": state.model.config.n_ctx})
+    return JSONResponse(engine_json(state.engine.last) | {"model": state.model.name, "n_ctx": state.model.config.n_ctx})
 
 
 @api
