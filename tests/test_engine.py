@@ -222,3 +222,38 @@ def test_block_manager_counts_references_and_evicts_least_recently_freed():
     m.release(a)
     assert [m.allocate() for _ in range(3)] == [2, 1, 0]  # never-used block, then b, then a (evicted last)
     assert m.lookup(None, [1, 2]) is None and block_hash(None, [1, 2]) not in m.cached
+
+
+def test_requests_added_and_aborted_from_other_threads_while_stepping():
+    """add_request and abort from two threads at once while the engine steps: every request is
+    answered exactly once, the kept ones equal generate, and every block comes back."""
+    import threading
+
+    model = load("tiny-gpt2")
+    engine = Engine(model, max_batch=4, kv_blocks=12, block_size=4)
+    ids: dict[int, list[int]] = {}
+    lock = threading.Lock()
+
+    def client(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for _ in range(8):
+            prompt = rng.integers(0, model.config.n_vocab, int(rng.integers(1, 10))).tolist()
+            rid = engine.add_request(prompt, 6, stop_tokens=())
+            with lock:
+                ids[rid] = prompt
+            if rid % 3 == 0:
+                engine.abort(rid)
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    done: dict[int, minfer.serving.RequestOutput] = {}
+    while any(t.is_alive() for t in threads) or engine.has_work():
+        for out in engine.step():
+            assert out.request_id not in done  # answered once
+            if out.finished:
+                done[out.request_id] = out
+    assert sorted(done) == sorted(ids) and engine.stats().kv_blocks_used == 0
+    for rid, out in done.items():
+        if out.finish_reason != "abort":
+            assert out.generation.tokens == minfer.generate(model, ids[rid], 6, stop_tokens=()).tokens
